@@ -1,0 +1,153 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// File access with the guarantees a CA needs: bounded reads, atomic replacement (temp file,
+/// fsync, rename, fsync of the directory) and explicit modes.
+public enum Files {
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// The permission bits of a file, or nil if it does not exist.
+    public static func mode(_ path: String) -> mode_t? {
+        var st = stat()
+        return stat(path, &st) == 0 ? st.st_mode & 0o7777 : nil
+    }
+
+    public static func read(_ path: String, maximumBytes: Int = 1 << 20, what: String = "file") throws(AuthorityError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let e = errno
+            if e == ENOENT { throw AuthorityError(.io, "\(what) \(path) does not exist") }
+            throw AuthorityError(.io, "cannot read \(what) \(path): \(String(cString: strerror(e)))")
+        }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
+            throw AuthorityError(.io, "\(what) \(path) is a directory, not a file")
+        }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw AuthorityError(.io, "cannot read \(what) \(path): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            out.append(contentsOf: buffer[0..<n])
+            if out.count > maximumBytes {
+                throw AuthorityError(.badInput, "\(what) \(path) is larger than \(maximumBytes) bytes; is it the right file?")
+            }
+        }
+        return out
+    }
+
+    public static func readText(_ path: String, maximumBytes: Int = 1 << 20, what: String = "file") throws(AuthorityError) -> String {
+        let bytes = try read(path, maximumBytes: maximumBytes, what: what)
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw AuthorityError(.badInput, "\(what) \(path) is not text (it is not valid UTF-8)")
+        }
+        return text
+    }
+
+    /// Replaces `path` atomically: a reader sees the old file or the new one, never a mix, and
+    /// after a crash the file is one or the other. The temp file is in the same directory.
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t) throws(AuthorityError) {
+        let directory = parentDirectory(of: path)
+        var template = Array("\(directory)/.\(baseName(of: path)).tmp-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            throw AuthorityError(.io, "cannot create a file in \(directory): \(String(cString: strerror(errno)))")
+        }
+        let tempPath = String(cString: template)
+        var committed = false
+        defer {
+            if !committed { unlink(tempPath) }
+        }
+        do {
+            defer { close(fd) }
+            guard fchmod(fd, mode) == 0 else { throw AuthorityError(.io, "cannot set the mode of \(tempPath): \(String(cString: strerror(errno)))") }
+            try writeAll(fd, bytes, path: path)
+            guard fsync(fd) == 0 else { throw AuthorityError(.io, "cannot flush \(path) to disk: \(String(cString: strerror(errno)))") }
+        }
+        guard rename(tempPath, path) == 0 else {
+            throw AuthorityError(.io, "cannot replace \(path): \(String(cString: strerror(errno)))")
+        }
+        committed = true
+        syncDirectory(directory)
+    }
+
+    /// Creates a new file that must not exist yet (O_EXCL), for key material.
+    public static func createExclusive(_ path: String, _ bytes: [UInt8], mode: mode_t) throws(AuthorityError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else {
+            let e = errno
+            if e == EEXIST { throw AuthorityError(.home, "\(path) already exists; refusing to overwrite it") }
+            throw AuthorityError(.io, "cannot create \(path): \(String(cString: strerror(e)))")
+        }
+        do throws(AuthorityError) {
+            defer { close(fd) }
+            guard fchmod(fd, mode) == 0 else { throw AuthorityError(.io, "cannot set the mode of \(path)") }
+            try writeAll(fd, bytes, path: path)
+            guard fsync(fd) == 0 else { throw AuthorityError(.io, "cannot flush \(path) to disk: \(String(cString: strerror(errno)))") }
+        } catch {
+            unlink(path)
+            throw error
+        }
+    }
+
+    public static func makeDirectory(_ path: String, mode: mode_t) throws(AuthorityError) {
+        if isDirectory(path) { return }
+        var partial = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            partial += "/" + component
+            if isDirectory(partial) { continue }
+            guard mkdir(partial, mode) == 0 || errno == EEXIST else {
+                throw AuthorityError(.io, "cannot create directory \(partial): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    public static func remove(_ path: String) {
+        unlink(path)
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(AuthorityError) {
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw AuthorityError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
+            written += n
+        }
+    }
+
+    private static func syncDirectory(_ directory: String) {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    public static func parentDirectory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let parent = String(path[..<slash])
+        return parent.isEmpty ? "/" : parent
+    }
+
+    public static func baseName(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+}

@@ -1,0 +1,144 @@
+public import SSHFormat
+public import SSHCrypto
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
+
+/// What a caller asks the CA to certify.
+public struct CertificateRequest: Sendable, Equatable {
+    public var publicKey: PublicKey
+    public var type: CertificateType
+    public var keyID: String
+    public var principals: [String]
+    /// nil: the configured default validity, backdated by the configured skew margin.
+    public var validity: ValidityWindow?
+    /// nil: a serial chosen by the CA.
+    public var serial: UInt64?
+    public var forceCommand: String?
+    public var sourceAddresses: [String]?
+    public var verifyRequired: Bool
+    /// Extensions asked for on top of (or, without defaults, instead of) the configured ones.
+    public var extensions: [CertificateOption]
+    public var includeDefaultExtensions: Bool
+
+    public init(publicKey: PublicKey, type: CertificateType = .user, keyID: String, principals: [String],
+                validity: ValidityWindow? = nil, serial: UInt64? = nil, forceCommand: String? = nil,
+                sourceAddresses: [String]? = nil, verifyRequired: Bool = false,
+                extensions: [CertificateOption] = [], includeDefaultExtensions: Bool = true) {
+        self.publicKey = publicKey
+        self.type = type
+        self.keyID = keyID
+        self.principals = principals
+        self.validity = validity
+        self.serial = serial
+        self.forceCommand = forceCommand
+        self.sourceAddresses = sourceAddresses
+        self.verifyRequired = verifyRequired
+        self.extensions = extensions
+        self.includeDefaultExtensions = includeDefaultExtensions
+    }
+}
+
+/// Turns requests into signed certificates: rules first, then the body, then one signature.
+public struct Issuer: Sendable {
+    public let signer: any Signer
+    public let configuration: Configuration
+
+    public init(signer: any Signer, configuration: Configuration) {
+        self.signer = signer
+        self.configuration = configuration
+    }
+
+    /// Checks the request against the rules and builds the certificate body, unsigned.
+    public func body(for request: CertificateRequest, now: UInt64, nonce: [UInt8]? = nil) throws(AuthorityError) -> CertificateBody {
+        try Self.body(for: request, configuration: configuration, signatureKey: signer.publicKey, now: now, nonce: nonce)
+    }
+
+    /// The same, for a CA key given by its public half: lets a caller reject bad input before it
+    /// unlocks the CA key (a passphrase prompt, an agent round trip).
+    public static func body(for request: CertificateRequest, configuration: Configuration, signatureKey: PublicKey,
+                            now: UInt64, nonce: [UInt8]? = nil) throws(AuthorityError) -> CertificateBody {
+        try IssuanceRules.checkSubjectKey(request.publicKey, type: request.type, minimumRSABits: configuration.minimumRSABits)
+        try IssuanceRules.checkKeyID(request.keyID)
+        try IssuanceRules.checkPrincipals(request.principals)
+        guard request.type == .user || request.type == .host else {
+            throw AuthorityError(.badInput, "unknown certificate type \(request.type.rawValue)")
+        }
+
+        var critical: [CertificateOption] = []
+        if let command = request.forceCommand {
+            try IssuanceRules.checkForceCommand(command)
+            critical.append(.value(CertificateOption.forceCommand, command))
+        }
+        if let addresses = request.sourceAddresses {
+            try IssuanceRules.checkSourceAddresses(addresses)
+            critical.append(.value(CertificateOption.sourceAddress, addresses.joined(separator: ",")))
+        }
+        if request.verifyRequired { critical.append(.flag(CertificateOption.verifyRequired)) }
+
+        var extensions: [CertificateOption] = []
+        if request.type == .user, request.includeDefaultExtensions {
+            extensions = configuration.userExtensions.map(CertificateOption.flag)
+        }
+        for option in request.extensions {
+            try IssuanceRules.checkExtensionName(option.name, hasValue: !option.data.isEmpty)
+            if let existing = extensions.firstIndex(where: { $0.name == option.name }) {
+                extensions[existing] = option
+            } else {
+                extensions.append(option)
+            }
+        }
+        if request.type == .host {
+            // sshd refuses host certificates with critical options; extensions mean nothing there.
+            guard critical.isEmpty else {
+                throw AuthorityError(.badInput, "host certificates cannot carry critical options (force-command, source-address, verify-required); sshd would reject the certificate")
+            }
+            guard extensions.isEmpty else {
+                throw AuthorityError(.badInput, "host certificates carry no extensions; drop --extension for --host")
+            }
+        }
+
+        let serial = request.serial ?? Self.randomSerial()
+        guard serial != 0 else {
+            throw AuthorityError(.badInput, "serial 0 is not allowed: OpenSSH KRLs cannot revoke it; give a serial from 1 up")
+        }
+        let validity = request.validity ?? ValidityWindow(
+            validAfter: now.subtractingClamped(configuration.backdate),
+            validBefore: now.addingClamped(request.type == .host ? configuration.hostValidity : configuration.userValidity))
+        guard validity.validAfter < validity.validBefore else {
+            throw AuthorityError(.badInput, "the validity window ends before it starts")
+        }
+        return CertificateBody(
+            nonce: Data(nonce ?? SecureRandom.bytes(32)), publicKey: request.publicKey, serial: serial,
+            type: request.type, keyID: request.keyID, principals: request.principals,
+            validAfter: validity.validAfter, validBefore: validity.validBefore,
+            criticalOptions: critical, extensions: extensions, signatureKey: signatureKey)
+    }
+
+    /// Checks, builds and signs. Nothing is written anywhere: the caller decides where it goes.
+    public func issue(_ request: CertificateRequest, now: UInt64) throws(AuthorityError) -> Certificate {
+        try sign(try body(for: request, now: now))
+    }
+
+    public func sign(_ body: CertificateBody) throws(AuthorityError) -> Certificate {
+        guard body.signatureKey == signer.publicKey else {
+            throw AuthorityError(.key, "the certificate names CA key \(body.signatureKey.fingerprint) but the signer holds \(signer.publicKey.fingerprint)")
+        }
+        let signable = body.signableBytes()
+        do {
+            return Certificate(body: body, signableBytes: signable, signature: try signer.sign(signable))
+        } catch {
+            throw AuthorityError(.key, "signing failed: \(error.reason)")
+        }
+    }
+
+    /// A random non-zero 63-bit serial, used until a ledger hands out serials.
+    public static func randomSerial() -> UInt64 {
+        while true {
+            let serial = SecureRandom.uint64() >> 1
+            if serial != 0 { return serial }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+internal import CCryptoShim
+internal import CLibCrypto
+
+/// A failure in key handling or signing: a stable code for tests and scripts, a reason for people.
+public struct CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Hashable, Sendable {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public static let libcrypto = Code(rawValue: "libcrypto")
+        public static let passphraseRequired = Code(rawValue: "passphrase-required")
+        public static let wrongPassphrase = Code(rawValue: "wrong-passphrase")
+        public static let unsupportedKey = Code(rawValue: "unsupported-key")
+        public static let weakKey = Code(rawValue: "weak-key")
+        public static let agent = Code(rawValue: "agent")
+        public static let keyNotInAgent = Code(rawValue: "key-not-in-agent")
+    }
+
+    public var code: Code
+    public var reason: String
+
+    public init(_ code: Code, _ reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+
+    public var description: String { reason }
+
+    /// Turns the OpenSSL error queue into an error naming what was being done.
+    static func libcrypto(_ doing: String) -> CryptoError {
+        var buffer = [CChar](repeating: 0, count: 256)
+        sshca_take_error(&buffer, buffer.count)
+        let detail = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return CryptoError(.libcrypto, detail.isEmpty ? "libcrypto: \(doing) failed" : "libcrypto: \(doing) failed: \(detail)")
+    }
+}
+
+/// Cryptographically secure random bytes from libcrypto.
+public enum SecureRandom {
+    public static func bytes(_ count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        guard count > 0 else { return out }
+        precondition(RAND_bytes(&out, Int32(count)) == 1, "libcrypto RAND_bytes failed")
+        return out
+    }
+
+    public static func uint64() -> UInt64 {
+        bytes(8).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}

@@ -1,0 +1,150 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
+
+/// A public key read from text, with the comment it carried.
+public struct PublicKeyText: Sendable, Equatable {
+    public var key: PublicKey
+    public var comment: String
+
+    public init(key: PublicKey, comment: String) {
+        self.key = key
+        self.comment = comment
+    }
+
+    /// Largest input accepted: an RSA-16384 key in RFC 4716 form is under 4 KiB.
+    public static let maximumLength = 64 * 1024
+
+    /// Parses the content of a public key file: one OpenSSH line ("type base64 [comment]", CRLF
+    /// tolerated, blank and # lines ignored) or one RFC 4716 block as PuTTYgen writes it.
+    public init(parsing text: String) throws(SSHFormatError) {
+        guard text.utf8.count <= Self.maximumLength else {
+            throw .notAKey("input is \(text.utf8.count) bytes; a public key file is a few hundred bytes")
+        }
+        if let kind = Self.privateKeyKind(text) { throw .privateKeyGiven(kind) }
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+            .map { line -> Substring in
+                var l = line
+                while l.last == "\r" { l.removeLast() }
+                return l
+            }
+        if let begin = lines.firstIndex(where: { $0.trimmingWhitespace() == "---- BEGIN SSH2 PUBLIC KEY ----" }) {
+            self = try Self.parseRFC4716(lines[begin...])
+            return
+        }
+        let content = lines.map { $0.trimmingWhitespace() }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        guard let first = content.first else {
+            throw .notAKey("no public key found: the input is empty (a public key is one line like \"ssh-ed25519 AAAA... user@host\")")
+        }
+        if content.count > 1 {
+            let keyLines = content.filter { Self.looksLikeKeyLine($0) }
+            if keyLines.count > 1 {
+                throw .notAKey("found \(keyLines.count) keys; give exactly one public key per file")
+            }
+            throw .notAKey("the key is split over \(content.count) lines; an OpenSSH public key must be on one line (\"type base64 comment\"): join the lines and try again")
+        }
+        self = try Self.parseOpenSSHLine(first)
+    }
+
+    private static func looksLikeKeyLine(_ line: Substring) -> Bool {
+        let word = line.prefix(while: { $0 != " " && $0 != "\t" })
+        return word.hasPrefix("ssh-") || word.hasPrefix("ecdsa-") || word.hasPrefix("sk-")
+    }
+
+    private static func privateKeyKind(_ text: String) -> String? {
+        if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----") { return "OpenSSH format" }
+        if text.contains("PuTTY-User-Key-File-") { return "PuTTY .ppk" }
+        if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") { return "encrypted PKCS#8 PEM" }
+        if text.contains("PRIVATE KEY-----") { return "PEM" }
+        if text.contains("---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----") { return "SSH.COM format" }
+        return nil
+    }
+
+    static func parseOpenSSHLine(_ line: Substring) throws(SSHFormatError) -> PublicKeyText {
+        let fields = line.split(maxSplits: 2, whereSeparator: { $0 == " " || $0 == "\t" })
+        guard fields.count >= 2 else {
+            throw .notAKey("not an OpenSSH public key line: expected \"type base64 [comment]\"")
+        }
+        let typeName = String(fields[0])
+        if typeName.hasSuffix("-cert-v01@openssh.com") { throw .certificateGiven }
+        guard let blob = Data(base64Encoded: String(fields[1])) else {
+            if fields[0].contains("=") || fields[0].contains("\"") {
+                throw .notAKey("authorized_keys options before the key are not accepted here; give only \"type base64 comment\"")
+            }
+            throw .notAKey("the key's base64 text is corrupt or truncated")
+        }
+        let key = try parseBlob(blob, claimedType: typeName)
+        let comment = fields.count > 2 ? String(fields[2]).trimmingWhitespace() : ""
+        return PublicKeyText(key: key, comment: String(comment))
+    }
+
+    private static func parseBlob(_ blob: Data, claimedType: String?) throws(SSHFormatError) -> PublicKey {
+        var r = SSHReader(blob)
+        let inner: String
+        do { inner = try r.readText("key type") } catch {
+            throw .notAKey("the key data is truncated or not an SSH public key")
+        }
+        if let claimedType, inner != claimedType {
+            throw .invalid("the line says \"\(claimedType.prefix(64))\" but the key data is \"\(inner.prefix(64))\"; the file was edited or mixed up")
+        }
+        if inner.hasSuffix("-cert-v01@openssh.com") { throw .certificateGiven }
+        do {
+            return try PublicKey(blob: blob)
+        } catch .truncated(_) {
+            throw .notAKey("the key data is truncated (a part of the base64 text is missing)")
+        }
+    }
+
+    /// RFC 4716: header lines "Tag: value" (a trailing backslash continues a line), then base64.
+    static func parseRFC4716(_ lines: ArraySlice<Substring>) throws(SSHFormatError) -> PublicKeyText {
+        var comment = ""
+        var body = ""
+        var inHeader = true
+        var continuing = false
+        var ended = false
+        for raw in lines.dropFirst() {
+            let line = raw.trimmingWhitespace()
+            if line == "---- END SSH2 PUBLIC KEY ----" { ended = true; break }
+            if line.hasPrefix("---- BEGIN SSH2 PUBLIC KEY ----") {
+                throw .notAKey("found more than one key; give exactly one public key per file")
+            }
+            if inHeader {
+                if continuing {
+                    continuing = line.hasSuffix("\\")
+                    continue
+                }
+                if let colon = line.firstIndex(of: ":"), !line[..<colon].contains(" ") {
+                    let tag = line[..<colon].lowercased()
+                    var value = line[line.index(after: colon)...].trimmingWhitespace()
+                    continuing = value.hasSuffix("\\")
+                    if tag == "comment" {
+                        if continuing { value = value.dropLast() }
+                        if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 {
+                            value = value.dropFirst().dropLast()
+                        }
+                        comment = String(value)
+                    }
+                    continue
+                }
+                inHeader = false
+            }
+            body += line
+        }
+        guard ended else { throw .notAKey("RFC 4716 key has no \"---- END SSH2 PUBLIC KEY ----\" line; the file is truncated") }
+        guard !body.isEmpty, let blob = Data(base64Encoded: body) else {
+            throw .notAKey("the RFC 4716 key's base64 text is corrupt or truncated")
+        }
+        return PublicKeyText(key: try parseBlob(blob, claimedType: nil), comment: comment)
+    }
+}
+
+extension StringProtocol {
+    func trimmingWhitespace() -> SubSequence {
+        var s = self[...]
+        while let c = s.first, c == " " || c == "\t" || c == "\r" || c == "\u{FEFF}" { s = s.dropFirst() }
+        while let c = s.last, c == " " || c == "\t" || c == "\r" { s = s.dropLast() }
+        return s
+    }
+}
