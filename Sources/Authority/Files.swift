@@ -60,9 +60,19 @@ public enum Files {
         return text
     }
 
-    /// Replaces `path` atomically: a reader sees the old file or the new one, never a mix, and
-    /// after a crash the file is one or the other. The temp file is in the same directory.
-    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t) throws(AuthorityError) {
+    /// How much a replacement must survive.
+    public enum Durability: Sendable {
+        /// fsync the file and its directory: after a power loss the file is the old or the new one.
+        /// For what cannot be recreated or must never be seen torn after a crash (keys, KRLs).
+        case synced
+        /// Rename only: readers never see a partial file, but a power loss may lose the write.
+        /// For outputs the user can simply make again (a certificate written next to a key).
+        case renameOnly
+    }
+
+    /// Replaces `path` atomically: a reader sees the old file or the new one, never a mix. The
+    /// temp file is in the same directory.
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t, durability: Durability = .synced) throws(AuthorityError) {
         let directory = parentDirectory(of: path)
         var template = Array("\(directory)/.\(baseName(of: path)).tmp-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
@@ -78,13 +88,15 @@ public enum Files {
             defer { close(fd) }
             guard fchmod(fd, mode) == 0 else { throw AuthorityError(.io, "cannot set the mode of \(tempPath): \(String(cString: strerror(errno)))") }
             try writeAll(fd, bytes, path: path)
-            guard fsync(fd) == 0 else { throw AuthorityError(.io, "cannot flush \(path) to disk: \(String(cString: strerror(errno)))") }
+            if durability == .synced {
+                guard fsync(fd) == 0 else { throw AuthorityError(.io, "cannot flush \(path) to disk: \(String(cString: strerror(errno)))") }
+            }
         }
         guard rename(tempPath, path) == 0 else {
             throw AuthorityError(.io, "cannot replace \(path): \(String(cString: strerror(errno)))")
         }
         committed = true
-        syncDirectory(directory)
+        if durability == .synced { syncDirectory(directory) }
     }
 
     /// Creates a new file that must not exist yet (O_EXCL), for key material.

@@ -40,8 +40,9 @@ public enum KeyFiles {
         certificate.openSSHLine(comment: comment) + "\n"
     }
 
-    /// Writes a certificate atomically, mode 0644 (it is public, like the .pub it certifies).
+    /// Writes a certificate atomically, mode 0644 (it is public, like the .pub it certifies). No
+    /// fsync: a reader never sees a torn file, and a certificate lost to a power cut is re-signed.
     public static func writeCertificate(_ certificate: Certificate, comment: String, to path: String) throws(AuthorityError) {
-        try Files.writeAtomically(path, Array(certificateLine(certificate, comment: comment).utf8), mode: 0o644)
+        try Files.writeAtomically(path, Array(certificateLine(certificate, comment: comment).utf8), mode: 0o644, durability: .renameOnly)
     }
 }

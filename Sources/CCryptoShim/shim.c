@@ -1,6 +1,7 @@
 #include "CCryptoShim.h"
 
 #include <string.h>
+#include <sys/random.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/bn.h>
@@ -232,4 +233,8 @@ int sshca_ecdsa_rs_to_der(const uint8_t *r, size_t r_len, const uint8_t *s, size
     BN_free(bs);
     ECDSA_SIG_free(sig);
     return ok;
+}
+
+long sshca_random_bytes(void *buf, size_t len) {
+    return (long)getrandom(buf, len, 0);
 }

@@ -1,5 +1,8 @@
 internal import CCryptoShim
 internal import CLibCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A failure in key handling or signing: a stable code for tests and scripts, a reason for people.
 public struct CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -34,12 +37,21 @@ public struct CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Cryptographically secure random bytes from libcrypto.
+/// Cryptographically secure random bytes (nonces, serials) from the kernel's CSPRNG, as
+/// OpenSSH's arc4random does; libcrypto's DRBG is not needed for these and costs a seeding
+/// round at start-up.
 public enum SecureRandom {
     public static func bytes(_ count: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        guard count > 0 else { return out }
-        precondition(RAND_bytes(&out, Int32(count)) == 1, "libcrypto RAND_bytes failed")
+        var filled = 0
+        while filled < count {
+            let n = out[filled...].withUnsafeMutableBytes { sshca_random_bytes($0.baseAddress, $0.count) }
+            if n < 0 {
+                precondition(errno == EINTR, "the kernel random generator (getrandom) failed")
+                continue
+            }
+            filled += n
+        }
         return out
     }
 

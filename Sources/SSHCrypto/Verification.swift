@@ -31,6 +31,13 @@ extension PublicKey {
                 throw CryptoError(.weakKey, "the RSA public exponent is invalid (it must be odd and greater than 1)")
             }
         }
+        switch self {
+        case .ed25519, .skEd25519:
+            // 32 opaque bytes: libcrypto has nothing to check before a signature is verified.
+            return
+        default:
+            break
+        }
         let key = try EVPKey.publicKey(self)
         if case .rsa = self, sshca_public_check(key.pointer) != 1 {
             var scratch = [CChar](repeating: 0, count: 8)

@@ -3,6 +3,19 @@ import Authority
 
 @main
 struct SSHCA: ParsableCommand {
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "sign", let sign = SignFastPath.parse(Array(arguments.dropFirst())) {
+            do {
+                try sign.run()
+                exit(withError: nil)
+            } catch {
+                exit(withError: error)
+            }
+        }
+        main(arguments)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "sshca",
         abstract: "An SSH certificate authority: signs short-lived OpenSSH certificates for users and hosts.",

@@ -64,9 +64,40 @@ struct Sign: ParsableCommand {
     @Argument(help: ArgumentHelp("The public key to certify (\"-\" for standard input).", valueName: "pubkey-file"))
     var publicKeyFile: String
 
+    var arguments: SignArguments {
+        SignArguments(
+            home: home.home, passphraseFile: passphrase.passphraseFile, keyId: keyId, principals: principals,
+            host: host, validity: validity, serial: serial, forceCommand: forceCommand, sourceAddress: sourceAddress,
+            verifyRequired: verifyRequired, extensions: `extension`, noDefaultExtensions: noDefaultExtensions,
+            output: output, publicKeyFile: publicKeyFile)
+    }
+
+    func run() throws {
+        try arguments.run()
+    }
+}
+
+/// Everything `sshca sign` was given, as plain values (from ArgumentParser or the fast path).
+struct SignArguments: Equatable {
+    var home: String?
+    var passphraseFile: String?
+    var keyId: String
+    var principals: String
+    var host: Bool
+    var validity: String?
+    var serial: String?
+    var forceCommand: String?
+    var sourceAddress: String?
+    var verifyRequired: Bool
+    var extensions: [String]
+    var noDefaultExtensions: Bool
+    var output: String?
+    var publicKeyFile: String
+
     func run() throws {
         try reportingErrors {
-            let caHome = home.caHome
+            let caHome = CAHome.resolve(home)
+            let passphrase = PassphraseOptions.source(file: passphraseFile)
             let configuration = try caHome.configuration()
             let input = try readInput(publicKeyFile, maximumBytes: PublicKeyText.maximumLength, what: "public key")
             guard let text = String(validating: input, as: UTF8.self) else {
@@ -78,7 +109,7 @@ struct Sign: ParsableCommand {
             // Everything that does not need the CA private key is checked before it is unlocked.
             let now = unixNow()
             let body = try Issuer.body(for: request, configuration: configuration, signatureKey: try caHome.publicKey(kind), now: now)
-            let issuer = Issuer(signer: try caHome.signer(kind, passphrase: passphrase.source, configuration: configuration), configuration: configuration)
+            let issuer = Issuer(signer: try caHome.signer(kind, passphrase: passphrase, configuration: configuration), configuration: configuration)
             let certificate = try issuer.sign(body)
             let destination = output ?? (publicKeyFile == "-" ? "-" : KeyFiles.certificatePath(forKey: publicKeyFile))
             if destination == "-" {
@@ -113,7 +144,7 @@ struct Sign: ParsableCommand {
         request.sourceAddresses = sourceAddress.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
         request.verifyRequired = verifyRequired
         request.includeDefaultExtensions = !noDefaultExtensions
-        request.extensions = `extension`.map { spec in
+        request.extensions = extensions.map { spec in
             if let equals = spec.firstIndex(of: "=") {
                 return .value(String(spec[..<equals]), String(spec[spec.index(after: equals)...]))
             }

@@ -31,8 +31,10 @@ struct PassphraseOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Read the CA key passphrase from the first line of this file (default: $SSHCA_PASSPHRASE_FILE; otherwise asked on the terminal).", valueName: "file"))
     var passphraseFile: String?
 
-    var source: PassphraseSource {
-        if let file = passphraseFile ?? ProcessInfo.processInfo.environment["SSHCA_PASSPHRASE_FILE"], !file.isEmpty {
+    var source: PassphraseSource { Self.source(file: passphraseFile) }
+
+    static func source(file: String?) -> PassphraseSource {
+        if let file = file ?? ProcessInfo.processInfo.environment["SSHCA_PASSPHRASE_FILE"], !file.isEmpty {
             return .file(file)
         }
         return PassphraseSource { () throws(AuthorityError) -> [UInt8] in

@@ -47,4 +47,7 @@ int sshca_ecdsa_der_to_rs(const uint8_t *der, size_t der_len, uint8_t *r, size_t
 int sshca_ecdsa_rs_to_der(const uint8_t *r, size_t r_len, const uint8_t *s, size_t s_len,
                           uint8_t *der, size_t *der_len);
 
+/* getrandom(2): Swift's Glibc module does not export it. */
+long sshca_random_bytes(void *buf, size_t len);
+
 #endif
