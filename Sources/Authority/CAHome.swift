@@ -63,9 +63,11 @@ public struct CAHome: Sendable {
     }
 
     /// `--home`, else `$SSHCA_HOME`, else `./ca-data`.
-    public static func resolve(_ explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> CAHome {
+    public static func resolve(_ explicit: String?, environment: [String: String]? = nil) -> CAHome {
         if let explicit, !explicit.isEmpty { return CAHome(path: explicit) }
-        if let env = environment["SSHCA_HOME"], !env.isEmpty { return CAHome(path: env) }
+        if let env = environment.map({ $0["SSHCA_HOME"] }) ?? Environment.value("SSHCA_HOME"), !env.isEmpty {
+            return CAHome(path: env)
+        }
         return CAHome(path: "./ca-data")
     }
 

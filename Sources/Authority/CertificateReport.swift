@@ -72,12 +72,8 @@ public struct CertificateReport: Encodable, Sendable, Equatable {
         return Option(name: option.name, value: nil, rawHex: option.data.map { String($0, radix: 16).leftPadded(2) }.joined())
     }
 
-    /// ssh-keygen's wording for the validity interval.
     public var validityDescription: String {
-        if validAfter == 0 && validBefore == .max { return "forever" }
-        if validAfter == 0 { return "before \(CertificateTime.format(validBefore))" }
-        if validBefore == .max { return "after \(CertificateTime.format(validAfter))" }
-        return "from \(CertificateTime.format(validAfter)) to \(CertificateTime.format(validBefore))"
+        ValidityWindow(validAfter: validAfter, validBefore: validBefore).description
     }
 
     /// The text `sshca inspect` prints, laid out like `ssh-keygen -L`.

@@ -67,6 +67,14 @@ public struct ValidityWindow: Equatable, Sendable {
 
     public static let forever = ValidityWindow(validAfter: 0, validBefore: .max)
 
+    /// ssh-keygen's wording: "from T1 to T2", "after T1", "before T2" or "forever".
+    public var description: String {
+        if validAfter == 0 && validBefore == .max { return "forever" }
+        if validAfter == 0 { return "before \(CertificateTime.format(validBefore))" }
+        if validBefore == .max { return "after \(CertificateTime.format(validAfter))" }
+        return "from \(CertificateTime.format(validAfter)) to \(CertificateTime.format(validBefore))"
+    }
+
     public init(validAfter: UInt64, validBefore: UInt64) {
         self.validAfter = validAfter
         self.validBefore = validBefore

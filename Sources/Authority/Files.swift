@@ -79,7 +79,7 @@ public enum Files {
         guard fd >= 0 else {
             throw AuthorityError(.io, "cannot create a file in \(directory): \(String(cString: strerror(errno)))")
         }
-        let tempPath = String(cString: template)
+        let tempPath = String(decoding: template.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var committed = false
         defer {
             if !committed { unlink(tempPath) }

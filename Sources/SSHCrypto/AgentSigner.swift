@@ -26,7 +26,7 @@ public struct SSHAgentClient: Sendable {
 
     /// The agent named by $SSH_AUTH_SOCK.
     public static func fromEnvironment() throws(CryptoError) -> SSHAgentClient {
-        guard let path = ProcessInfo.processInfo.environment["SSH_AUTH_SOCK"], !path.isEmpty else {
+        guard let raw = getenv("SSH_AUTH_SOCK"), case let path = String(cString: raw), !path.isEmpty else {
             throw CryptoError(.agent, "no ssh-agent: SSH_AUTH_SOCK is not set (start one with eval \"$(ssh-agent)\" and add the CA key with ssh-add)")
         }
         return SSHAgentClient(socketPath: path)

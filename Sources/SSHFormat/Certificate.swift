@@ -62,7 +62,7 @@ public struct CertificateOption: Hashable, Sendable {
 
 /// Options are written in strcmp order of their names (PROTOCOL.certkeys).
 func sortedByName(_ options: [CertificateOption]) -> [CertificateOption] {
-    options.sorted { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
+    options.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
 }
 
 /// Every field of a certificate up to, not including, the signature.

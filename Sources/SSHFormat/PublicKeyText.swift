@@ -54,12 +54,15 @@ public struct PublicKeyText: Sendable, Equatable {
     }
 
     private static func privateKeyKind(_ text: String) -> String? {
-        if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----") { return "OpenSSH format" }
-        if text.contains("PuTTY-User-Key-File-") { return "PuTTY .ppk" }
-        if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") { return "encrypted PKCS#8 PEM" }
-        if text.contains("PRIVATE KEY-----") { return "PEM" }
-        if text.contains("---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----") { return "SSH.COM format" }
-        return nil
+        let markers = [
+            ("-----BEGIN OPENSSH PRIVATE KEY-----", "OpenSSH format"),
+            ("PuTTY-User-Key-File-", "PuTTY .ppk"),
+            ("-----BEGIN ENCRYPTED PRIVATE KEY-----", "encrypted PKCS#8 PEM"),
+            ("PRIVATE KEY-----", "PEM"),
+            ("---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----", "SSH.COM format"),
+        ]
+        let bytes = Array(text.utf8)
+        return markers.first { bytes.containsSubsequence(Array($0.0.utf8)) }?.1
     }
 
     static func parseOpenSSHLine(_ line: Substring) throws(SSHFormatError) -> PublicKeyText {
@@ -146,5 +149,19 @@ extension StringProtocol {
         while let c = s.first, c == " " || c == "\t" || c == "\r" || c == "\u{FEFF}" { s = s.dropFirst() }
         while let c = s.last, c == " " || c == "\t" || c == "\r" { s = s.dropLast() }
         return s
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Byte-wise substring search (the markers are ASCII, so this is exact for UTF-8 text).
+    func containsSubsequence(_ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, needle.count <= count else { return needle.isEmpty }
+        let first = needle[0]
+        var i = 0
+        while i <= count - needle.count {
+            if self[i] == first, self[i..<(i + needle.count)].elementsEqual(needle) { return true }
+            i += 1
+        }
+        return false
     }
 }

@@ -117,8 +117,8 @@ struct SignArguments: Equatable {
             } else {
                 try KeyFiles.writeCertificate(certificate, comment: subject.comment, to: destination)
             }
-            let report = CertificateReport(certificate)
-            printNote("Signed \(body.type) certificate\(destination == "-" ? "" : " " + destination): key id \"\(body.keyID)\", serial \(body.serial), for \(body.principals.joined(separator: ",")), valid \(report.validityDescription)")
+            let window = ValidityWindow(validAfter: body.validAfter, validBefore: body.validBefore)
+            printNote("Signed \(body.type) certificate\(destination == "-" ? "" : " " + destination): key id \"\(body.keyID)\", serial \(body.serial), for \(body.principals.joined(separator: ",")), valid \(window)")
             if body.validBefore <= now {
                 printNote("warning: this certificate has already expired")
             } else if body.validAfter > now {

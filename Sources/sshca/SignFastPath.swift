@@ -8,15 +8,16 @@ import ArgumentParser
 /// argument) returns nil and goes through ArgumentParser, which gives the usual help and errors.
 /// CLITests checks that both parsers produce the same `Sign` for the forms this one accepts.
 enum SignFastPath {
-    static let flags: Set<String> = ["host", "verify-required", "no-default-extensions"]
-    static let options: Set<String> = [
+    // Arrays, not Sets: hashing's first use costs more than scanning a dozen names.
+    static let flags = ["host", "verify-required", "no-default-extensions"]
+    static let options = [
         "home", "passphrase-file", "key-id", "principals", "validity", "serial", "force-command",
         "source-address", "output",
     ]
 
     static func parse(_ arguments: [String]) -> SignArguments? {
-        var values: [String: String] = [:]
-        var flagsSet: Set<String> = []
+        var values: [(name: String, value: String)] = []
+        var flagsSet: [String] = []
         var positional: [String] = []
         var extensions: [String] = []
         var index = 0
@@ -35,7 +36,8 @@ enum SignFastPath {
                 name = String(name[..<equals])
             }
             if flags.contains(name) {
-                guard value == nil, flagsSet.insert(name).inserted else { return nil }
+                guard value == nil, !flagsSet.contains(name) else { return nil }
+                flagsSet.append(name)
                 continue
             }
             guard name == "extension" || options.contains(name) else { return nil }
@@ -50,17 +52,18 @@ enum SignFastPath {
             if name == "extension" {
                 extensions.append(value)
             } else {
-                guard values[name] == nil else { return nil }
-                values[name] = value
+                guard !values.contains(where: { $0.name == name }) else { return nil }
+                values.append((name, value))
             }
         }
-        guard let keyId = values["key-id"], let principals = values["principals"], positional.count == 1 else { return nil }
+        func value(_ name: String) -> String? { values.first { $0.name == name }?.value }
+        guard let keyId = value("key-id"), let principals = value("principals"), positional.count == 1 else { return nil }
         return SignArguments(
-            home: values["home"], passphraseFile: values["passphrase-file"], keyId: keyId, principals: principals,
-            host: flagsSet.contains("host"), validity: values["validity"], serial: values["serial"],
-            forceCommand: values["force-command"], sourceAddress: values["source-address"],
+            home: value("home"), passphraseFile: value("passphrase-file"), keyId: keyId, principals: principals,
+            host: flagsSet.contains("host"), validity: value("validity"), serial: value("serial"),
+            forceCommand: value("force-command"), sourceAddress: value("source-address"),
             verifyRequired: flagsSet.contains("verify-required"), extensions: extensions,
-            noDefaultExtensions: flagsSet.contains("no-default-extensions"), output: values["output"],
+            noDefaultExtensions: flagsSet.contains("no-default-extensions"), output: value("output"),
             publicKeyFile: positional[0])
     }
 }

@@ -34,7 +34,7 @@ struct PassphraseOptions: ParsableArguments {
     var source: PassphraseSource { Self.source(file: passphraseFile) }
 
     static func source(file: String?) -> PassphraseSource {
-        if let file = file ?? ProcessInfo.processInfo.environment["SSHCA_PASSPHRASE_FILE"], !file.isEmpty {
+        if let file = file ?? Environment.value("SSHCA_PASSPHRASE_FILE"), !file.isEmpty {
             return .file(file)
         }
         return PassphraseSource { () throws(AuthorityError) -> [UInt8] in

@@ -1,0 +1,37 @@
+# Sourced by scripts/test, scripts/sshca and scripts/bench: installs what they need when missing.
+# Debian packages need root (CI and these machines run as root); without root it says what to run.
+
+sshca_apt_install() {
+    local missing=()
+    local pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "sshca: missing Debian packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
+        return 1
+    fi
+    echo "sshca: installing ${missing[*]} ..." >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Build dependencies: libcrypto headers found through pkg-config.
+sshca_build_deps() {
+    command -v swift >/dev/null || { echo "sshca: the Swift toolchain (swift) is not on PATH" >&2; return 1; }
+    sshca_apt_install pkg-config libssl-dev
+}
+
+# The real peers the tests and benchmarks run against.
+sshca_peer_deps() {
+    sshca_apt_install openssh-client openssh-server openssh-tests putty-tools openssl hyperfine
+    # Python cryptography >= 40 verifies OpenSSH certificates (Debian's 38 cannot).
+    if ! python3 -c 'import cryptography, sys; sys.exit(int(cryptography.__version__.split(".")[0]) < 40)' 2>/dev/null; then
+        echo "sshca: installing Python cryptography>=40 from PyPI ..." >&2
+        python3 -m pip install -q 'cryptography>=40' >&2
+    fi
+    # sshd refuses to start as root without its privilege-separation directory.
+    if [ "$(id -u)" -eq 0 ] && [ ! -d /run/sshd ]; then mkdir -p /run/sshd && chmod 0755 /run/sshd; fi
+}
