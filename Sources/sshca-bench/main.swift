@@ -56,6 +56,37 @@ case "sign-rate":
     // A benchmark of signatures that do not verify would measure nothing.
     guard last.verifySignature().isValid else { fail("the last certificate does not verify") }
     print(Int(rate.rounded()))
+case "krl-pattern":
+    // krl-pattern PATTERN CA_PUB_FILE OUT SPEC_OUT: the serial patterns of the KRL benchmark,
+    // written as our KRL and as an ssh-keygen -k spec file.
+    guard arguments.count == 5 else { fail("usage: sshca-bench krl-pattern dense|third|sparse CA_PUB OUT SPEC") }
+    let caKey = try KeyFiles.readPublicKey(arguments[2]).key
+    let serials = try serialPattern(arguments[1])
+    let krl = KRL(version: 1, generatedDate: UInt64(time(nil)), comment: "bench",
+                  certificates: [CertificateRevocations(caKey: caKey, serials: SerialSet(serials: serials))])
+    try Files.writeAtomically(arguments[3], krl.encoded(), mode: 0o644)
+    var spec = "serial: " + serials.map(String.init).joined(separator: "\nserial: ") + "\n"
+    if arguments[1] == "dense" { spec = "serial: \(serials.first!)-\(serials.last!)\n" }
+    try Files.writeAtomically(arguments[4], Array(spec.utf8), mode: 0o644)
 default:
-    fail("usage: sshca-bench sign-rate CA_TYPE SECONDS")
+    fail("usage: sshca-bench sign-rate CA_TYPE SECONDS | krl-pattern ...")
+}
+
+/// The three revocation patterns of the KRL benchmark, 1,000,000 serials each.
+func serialPattern(_ name: String) throws -> [UInt64] {
+    switch name {
+    case "dense": return Array(1...1_000_000)
+    case "third": return (0..<1_000_000).map { 1 + 3 * UInt64($0) }
+    case "sparse":
+        // 1% of 1...100,000,000, from a fixed-seed generator so runs are comparable.
+        var state: UInt64 = 0x9E3779B97F4A7C15
+        var chosen = Set<UInt64>()
+        while chosen.count < 1_000_000 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            chosen.insert(1 + (state >> 11) % 100_000_000)
+        }
+        return chosen.sorted()
+    default:
+        fail("unknown pattern \(name)")
+    }
 }
