@@ -1,8 +1,8 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 // Layers, bottom to top (dependencies point down only):
-//   CLibCrypto/CCryptoShim -> SSHFormat -> SSHCrypto -> Authority -> sshca (CLI)
+//   CLibCrypto/CCryptoShim -> SSHFormat -> SSHCrypto, Ledger -> Authority -> sshca (CLI)
 let package = Package(
     name: "sshca",
     platforms: [.macOS(.v15)],
@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // OpenSSL libcrypto, found through pkg-config (Debian: libssl-dev).
@@ -27,11 +28,15 @@ let package = Package(
         .target(name: "SSHFormat", dependencies: ["CCryptoShim"]),
         // CA keys, the Signer abstraction (OpenSSL and ssh-agent), verification.
         .target(name: "SSHCrypto", dependencies: ["SSHFormat", "CCryptoShim"]),
-        // Configuration, the CA home, validity rules, issuance.
-        .target(name: "Authority", dependencies: ["SSHFormat", "SSHCrypto"]),
+        // sqlite3_db_config is variadic: a two-line C wrapper for the ledger (system libsqlite3).
+        .target(name: "CSQLiteShim", linkerSettings: [.linkedLibrary("sqlite3")]),
+        // Certificates, serials, revocations and the audit chain: a protocol and its SQLite store.
+        .target(name: "Ledger", dependencies: ["SSHFormat", "CSQLiteShim", .product(name: "GRDB", package: "GRDB.swift")]),
+        // Configuration, the CA home, validity rules, issuance, revocation, KRL publishing.
+        .target(name: "Authority", dependencies: ["SSHFormat", "SSHCrypto", "Ledger"]),
         .executableTarget(
             name: "sshca",
-            dependencies: ["Authority", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Authority", "Ledger", "SSHFormat", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "sshca-bench", dependencies: ["Authority"]),
 
@@ -40,5 +45,6 @@ let package = Package(
         .testTarget(name: "SSHCryptoTests", dependencies: ["SSHCrypto", "TestSupport"]),
         .testTarget(name: "AuthorityTests", dependencies: ["Authority", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Authority", "TestSupport", "sshca"]),
+        .testTarget(name: "CLITests", dependencies: ["sshca"]),
     ]
 )

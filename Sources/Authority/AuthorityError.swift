@@ -1,3 +1,5 @@
+import Ledger
+
 /// A failure the CA reports to people and scripts: a stable code and a sentence that says what was
 /// wrong and how to fix it.
 public struct AuthorityError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -16,6 +18,10 @@ public struct AuthorityError: Error, Equatable, Sendable, CustomStringConvertibl
         public static let io = Code(rawValue: "io")
         /// The CA key could not be used (passphrase, agent, libcrypto).
         public static let key = Code(rawValue: "key")
+        /// The ledger refused (a revoked key id or key), or could not be read or written.
+        public static let refused = Code(rawValue: "refused")
+        public static let notFound = Code(rawValue: "not-found")
+        public static let ledger = Code(rawValue: "ledger")
     }
 
     public var code: Code
@@ -30,5 +36,23 @@ public struct AuthorityError: Error, Equatable, Sendable, CustomStringConvertibl
 
     /// Bad input and bad configuration are the caller's to fix (sysexits EX_DATAERR); the rest
     /// are failures of the run.
-    public var isInputError: Bool { code == .badInput || code == .badConfig }
+    public var isInputError: Bool { code == .badInput || code == .badConfig || code == .refused || code == .notFound }
+}
+
+extension AuthorityError {
+    init(ledger error: LedgerError) {
+        switch error.code {
+        case .refused: self.init(.refused, error.reason)
+        case .notFound: self.init(.notFound, error.reason)
+        case .badInput: self.init(.badInput, error.reason)
+        default: self.init(.ledger, error.reason)
+        }
+    }
+
+    /// Maps whatever a ledger call threw.
+    static func from(_ error: any Error) -> AuthorityError {
+        if let error = error as? AuthorityError { return error }
+        if let error = error as? LedgerError { return AuthorityError(ledger: error) }
+        return AuthorityError(.ledger, "\(error)")
+    }
 }

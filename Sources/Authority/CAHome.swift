@@ -1,5 +1,6 @@
 public import SSHFormat
 public import SSHCrypto
+public import Ledger
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -72,10 +73,25 @@ public struct CAHome: Sendable {
     }
 
     public var configurationPath: String { path + "/" + Configuration.fileName }
+    public var ledgerPath: String { path + "/ledger.sqlite" }
+    public var krlPath: String { path + "/revoked.krl" }
+    var krlLockPath: String { path + "/revoked.krl.lock" }
     public func privateKeyPath(_ kind: CAKind) -> String { "\(path)/\(kind.rawValue)_ca.key" }
     public func publicKeyPath(_ kind: CAKind) -> String { "\(path)/\(kind.rawValue)_ca.pub" }
 
     public var isInitialized: Bool { Files.exists(configurationPath) }
+
+    /// Opens the ledger; a CA made before the ledger existed gets an empty one.
+    public func openLedger() throws(AuthorityError) -> SQLiteLedger {
+        guard isInitialized else {
+            throw AuthorityError(.home, "no CA at \(path) (\(Configuration.fileName) is missing); create one with: sshca init --home \(path)")
+        }
+        do {
+            return try SQLiteLedger(path: ledgerPath)
+        } catch {
+            throw AuthorityError(ledger: error)
+        }
+    }
 
     /// What `sshca init` is asked to make.
     public struct Creation: Sendable {
@@ -101,7 +117,7 @@ public struct CAHome: Sendable {
     /// when something fails: keys are made in memory first, then written with O_EXCL.
     public static func create(at path: String, _ creation: Creation) throws(AuthorityError) -> CAHome {
         let home = CAHome(path: path)
-        let ours = [home.configurationPath] + CAKind.allCases.flatMap { [home.privateKeyPath($0), home.publicKeyPath($0)] }
+        let ours = [home.configurationPath, home.ledgerPath, home.krlPath] + CAKind.allCases.flatMap { [home.privateKeyPath($0), home.publicKeyPath($0)] }
         if let existing = ours.first(where: Files.exists) {
             throw AuthorityError(.home, "\(path) already holds a CA (\(Files.baseName(of: existing)) exists); refusing to overwrite it. Use another --home, or move the old CA away first if you really mean to replace it")
         }
@@ -141,6 +157,15 @@ public struct CAHome: Sendable {
             }
         } catch {
             written.forEach(Files.remove)
+            throw error
+        }
+        // The ledger starts empty; its first KRL (revoking nothing) is published right away so
+        // servers can point RevokedKeys at a valid file from day one.
+        do throws(AuthorityError) {
+            let authority = try CertificateAuthority(home: home)
+            _ = try authority.publishKRL(by: "sshca init", passphrase: .none, now: Clock.now())
+        } catch {
+            (written + [home.ledgerPath, home.ledgerPath + "-wal", home.ledgerPath + "-shm", home.krlPath, home.krlLockPath]).forEach(Files.remove)
             throw error
         }
         return home

@@ -23,6 +23,11 @@ public struct Configuration: Equatable, Sendable {
     public var userExtensions: [String] = CertificateOption.defaultUserExtensions
     /// Smallest RSA key (bits) the CA certifies.
     public var minimumRSABits: Int = 2048
+    /// Sign the published KRL with the user CA key (never when the KRL revokes that key).
+    public var signKRL: Bool = false
+    /// Serials of certificates that expired longer ago than this are left out of the KRL: sshd
+    /// refuses them anyway, and the margin covers servers whose clocks run behind.
+    public var krlExpiredMargin: UInt64 = 86400
 
     public init() {}
 
@@ -33,6 +38,7 @@ public struct Configuration: Equatable, Sendable {
         let known: [String: Set<String>] = [
             "ca": ["user_key", "host_key"],
             "certificates": ["user_validity", "host_validity", "backdate", "user_extensions", "min_rsa_bits"],
+            "krl": ["sign", "keep_expired_for"],
         ]
         for table in document.tables where known[table.name] == nil {
             throw AuthorityError(.badConfig, "\(fileName):\(table.line): unknown table [\(table.name)]; sshca knows [\(known.keys.sorted().joined(separator: "], ["))]")
@@ -73,6 +79,10 @@ public struct Configuration: Equatable, Sendable {
                     names.append(name)
                 }
                 userExtensions = names
+            case ("krl", "sign"):
+                guard case .boolean(let b) = entry.value else { throw fail("expected true or false") }
+                signKRL = b
+            case ("krl", "keep_expired_for"): krlExpiredMargin = try duration()
             case ("certificates", "min_rsa_bits"):
                 guard case .integer(let n) = entry.value, n >= 2048, n <= 16384 else { throw fail("expected a number from 2048 to 16384") }
                 minimumRSABits = Int(n)
@@ -108,6 +118,14 @@ public struct Configuration: Equatable, Sendable {
         user_extensions = [\(userExtensions.map { "\"\($0)\"" }.joined(separator: ", "))]
         # Smallest RSA user or host key the CA will certify.
         min_rsa_bits = \(minimumRSABits)
+
+        [krl]
+        # revoked.krl in this directory is rewritten after every revocation; servers read it
+        # through sshd's RevokedKeys (copy it there with: sshca krl write --output FILE).
+        # Sign it with the user CA key, so servers can check where it came from.
+        sign = \(signKRL)
+        # Revoked certificates that expired longer ago than this are left out of the KRL.
+        keep_expired_for = "\(DurationText.format(krlExpiredMargin))"
 
         """
     }

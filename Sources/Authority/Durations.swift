@@ -61,7 +61,7 @@ public enum DurationText {
 }
 
 /// A certificate's validity window: valid when validAfter <= now < validBefore (PROTOCOL.certkeys).
-public struct ValidityWindow: Equatable, Sendable {
+public struct ValidityWindow: Equatable, Sendable, CustomStringConvertible {
     public var validAfter: UInt64
     public var validBefore: UInt64
 

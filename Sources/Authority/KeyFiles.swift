@@ -45,4 +45,16 @@ public enum KeyFiles {
     public static func writeCertificate(_ certificate: Certificate, comment: String, to path: String) throws(AuthorityError) {
         try Files.writeAtomically(path, Array(certificateLine(certificate, comment: comment).utf8), mode: 0o644, durability: .renameOnly)
     }
+
+    /// Fails early when a certificate could not be written to `path` (missing directory), so a
+    /// certificate is not recorded as issued and then lost.
+    public static func checkWritable(_ path: String) throws(AuthorityError) {
+        let directory = Files.parentDirectory(of: path)
+        guard Files.isDirectory(directory) else {
+            throw AuthorityError(.io, "cannot write \(path): the directory \(directory) does not exist")
+        }
+        if Files.isDirectory(path) {
+            throw AuthorityError(.io, "cannot write \(path): it is a directory; give a file name")
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Authority
 import SSHFormat
+import Ledger
 
 struct Sign: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -96,22 +97,21 @@ struct SignArguments: Equatable {
 
     func run() throws {
         try reportingErrors {
-            let caHome = CAHome.resolve(home)
+            let authority = try CertificateAuthority(home: CAHome.resolve(home))
             let passphrase = PassphraseOptions.source(file: passphraseFile)
-            let configuration = try caHome.configuration()
             let input = try readInput(publicKeyFile, maximumBytes: PublicKeyText.maximumLength, what: "public key")
             guard let text = String(validating: input, as: UTF8.self) else {
                 throw AuthorityError(.badInput, "\(publicKeyFile): not a text file; a public key is one line like \"ssh-ed25519 AAAA... user@host\"")
             }
             let subject = try KeyFiles.parsePublicKey(text, source: publicKeyFile == "-" ? "standard input" : publicKeyFile)
-            let request = try makeRequest(subject.key, configuration: configuration)
-            let kind: CAKind = host ? .host : .user
-            // Everything that does not need the CA private key is checked before it is unlocked.
-            let now = unixNow()
-            let body = try Issuer.body(for: request, configuration: configuration, signatureKey: try caHome.publicKey(kind), now: now)
-            let issuer = Issuer(signer: try caHome.signer(kind, passphrase: passphrase, configuration: configuration), configuration: configuration)
-            let certificate = try issuer.sign(body)
+            let request = try makeRequest(subject.key, configuration: authority.configuration)
             let destination = output ?? (publicKeyFile == "-" ? "-" : KeyFiles.certificatePath(forKey: publicKeyFile))
+            if destination != "-" { try KeyFiles.checkWritable(destination) }
+            let now = unixNow()
+            let issued = try authority.issue(request, requestedBy: Requester(name: Operator.name(nil), channel: "cli"),
+                                             passphrase: passphrase, now: now)
+            let certificate = issued.certificate
+            let body = certificate.body
             if destination == "-" {
                 FileHandleLite.standardOutput.write(KeyFiles.certificateLine(certificate, comment: subject.comment))
             } else {

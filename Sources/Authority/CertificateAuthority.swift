@@ -1,0 +1,118 @@
+public import SSHFormat
+public import SSHCrypto
+public import Ledger
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The CA at work: a home, its configuration and its ledger. The CLI (and later the service)
+/// call these methods and only print what they return.
+public struct CertificateAuthority: Sendable {
+    public let home: CAHome
+    public let configuration: Configuration
+    public let ledger: SQLiteLedger
+
+    public init(home: CAHome) throws(AuthorityError) {
+        self.home = home
+        self.configuration = try home.configuration()
+        self.ledger = try home.openLedger()
+    }
+
+    // MARK: Issuance
+
+    /// Checks the request, unlocks the CA key only when the request is acceptable, and issues:
+    /// the serial comes from the ledger and the certificate is committed there before it is
+    /// returned. If the commit fails, nothing is issued.
+    public func issue(_ request: CertificateRequest, requestedBy: Requester, passphrase: PassphraseSource,
+                      now: UInt64 = Clock.now()) throws(AuthorityError) -> IssuedCertificate {
+        if request.serial != nil {
+            throw AuthorityError(.badInput, "--serial is refused: serials come from the ledger (strictly increasing, never reused); leave it out")
+        }
+        let kind: CAKind = request.type == .host ? .host : .user
+        var body = try Issuer.body(for: request, configuration: configuration, signatureKey: try home.publicKey(kind), now: now)
+        do {
+            try ledger.checkIssuable(keyID: body.keyID, key: body.publicKey)
+        } catch {
+            throw AuthorityError.from(error)
+        }
+        let issuer = Issuer(signer: try home.signer(kind, passphrase: passphrase, configuration: configuration), configuration: configuration)
+        do {
+            return try ledger.issue(requestedBy: requestedBy, now: now) { serial in
+                body.serial = serial
+                return try issuer.sign(body)
+            }
+        } catch {
+            throw AuthorityError.from(error)
+        }
+    }
+
+    // MARK: Revocation
+
+    /// Records the revocation, then publishes the KRL that carries it.
+    public func revoke(_ target: RevocationTarget, reason: String, by: String, passphrase: PassphraseSource,
+                       now: UInt64 = Clock.now()) throws(AuthorityError) -> (outcome: RevocationOutcome, krl: PublishedKRL) {
+        if case .serials(let range) = target, range.lowerBound == 0 {
+            throw AuthorityError(.badInput, "serial 0 cannot be revoked (a KRL cannot name it); serials start at 1")
+        }
+        let outcome: RevocationOutcome
+        do {
+            outcome = try ledger.revoke(target, reason: reason, by: by, now: now)
+        } catch {
+            throw AuthorityError.from(error)
+        }
+        return (outcome, try publishKRL(by: by, passphrase: passphrase, now: now))
+    }
+
+    // MARK: KRL
+
+    /// Builds the KRL from the ledger and replaces `revoked.krl` atomically. A lock file orders
+    /// concurrent writers, and the version is allocated under it, so files appear in version order.
+    public func publishKRL(by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(AuthorityError) -> PublishedKRL {
+        try KRLPublisher(authority: self).publish(to: home.krlPath, by: by, passphrase: passphrase, now: now)
+    }
+
+    /// Writes a copy of a freshly built KRL (a new version) to another path.
+    public func writeKRL(to path: String, by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(AuthorityError) -> PublishedKRL {
+        let published = try publishKRL(by: by, passphrase: passphrase, now: now)
+        try Files.writeAtomically(path, published.bytes, mode: 0o644)
+        return published
+    }
+
+    // MARK: Queries
+
+    public func certificates(_ query: CertificateQuery, now: UInt64 = Clock.now()) throws(AuthorityError) -> [IssuedCertificate] {
+        do { return try ledger.certificates(matching: query, now: now) } catch { throw AuthorityError.from(error) }
+    }
+
+    public func verifyAudit() throws(AuthorityError) -> AuditVerification {
+        do { return try ledger.verifyAudit() } catch { throw AuthorityError.from(error) }
+    }
+
+    public func auditEntries(limit: Int?) throws(AuthorityError) -> [AuditEntry] {
+        do { return try ledger.auditEntries(limit: limit) } catch { throw AuthorityError.from(error) }
+    }
+
+    public func certificate(serial: UInt64) throws(AuthorityError) -> IssuedCertificate {
+        let found: IssuedCertificate?
+        do { found = try ledger.certificate(serial: serial) } catch { throw AuthorityError.from(error) }
+        guard let found else {
+            throw AuthorityError(.notFound, "no certificate with serial \(serial) in the ledger; list them with: sshca list")
+        }
+        return found
+    }
+}
+
+/// The user running a CLI command, for the ledger's records: --by, else $SUDO_USER, else the
+/// login name, else the uid.
+public enum Operator {
+    public static func name(_ explicit: String?) -> String {
+        if let explicit, !explicit.isEmpty { return explicit }
+        if let sudo = Environment.value("SUDO_USER"), !sudo.isEmpty { return sudo }
+        if let entry = getpwuid(getuid()), let name = entry.pointee.pw_name {
+            return String(cString: name)
+        }
+        return "uid \(getuid())"
+    }
+}

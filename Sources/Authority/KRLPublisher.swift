@@ -1,0 +1,108 @@
+public import SSHFormat
+import SSHCrypto
+import Ledger
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A KRL as written: its version, what it holds, and its bytes.
+public struct PublishedKRL: Sendable {
+    public var version: UInt64
+    public var bytes: [UInt8]
+    public var krl: KRL
+    public var signedBy: PublicKey?
+    public var chainHead: String
+    /// Something the operator must know (printed by the CLI).
+    public var warnings: [String] = []
+}
+
+/// Builds KRLs from the ledger and writes them so that a reader never sees a partial or invalid
+/// file: temp file, fsync, rename, under an exclusive lock that also orders versions.
+struct KRLPublisher {
+    let authority: CertificateAuthority
+
+    func publish(to path: String, by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> PublishedKRL {
+        let lock = try FileLock(path: authority.home.krlLockPath)
+        defer { lock.release() }
+        let published = try build(by: by, passphrase: passphrase, now: now)
+        try Files.writeAtomically(path, published.bytes, mode: 0o644)
+        return published
+    }
+
+    func build(by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> PublishedKRL {
+        let ledger = authority.ledger
+        let state: RevocationState
+        do {
+            state = try ledger.revocationState(omitExpiredBefore: now.subtractingClamped(authority.configuration.krlExpiredMargin))
+        } catch {
+            throw AuthorityError.from(error)
+        }
+        var signer: (any Signer)? = nil
+        var warnings: [String] = []
+        if authority.configuration.signKRL {
+            let userCA = try authority.home.publicKey(.user)
+            if state.keys.contains(userCA) {
+                // A KRL signed by a key it revokes is invalid as a whole, and sshd then refuses
+                // every key login: the revocation of a compromised CA goes out unsigned.
+                warnings.append("the user CA key is revoked, so this KRL is published unsigned (a KRL signed by a key it revokes is rejected by sshd); servers that pin the KRL signer need the new CA's key")
+            } else {
+                signer = try authority.home.signer(.user, passphrase: passphrase, configuration: authority.configuration)
+            }
+        }
+        let recorded: (version: UInt64, chainHead: String)
+        do {
+            let summary = "sections=\(state.certificates.count) keys=\(state.keys.count) signed=\(signer != nil)"
+            recorded = try ledger.recordKRLGeneration(by: by, now: now, details: summary)
+        } catch {
+            throw AuthorityError.from(error)
+        }
+        let krl = KRL(version: recorded.version, generatedDate: now, comment: "sshca audit-head \(recorded.chainHead)",
+                      certificates: state.certificates, explicitKeys: state.keys.map(\.blob))
+        let bytes: [UInt8]
+        if let signer {
+            do {
+                bytes = try krl.encoded(signingKey: signer.publicKey) { (data: [UInt8]) throws(CryptoError) -> SSHSignature in
+                    try signer.sign(data)
+                }
+            } catch {
+                throw AuthorityError(.key, "signing the KRL failed: \(error.reason)")
+            }
+        } else {
+            bytes = krl.encoded()
+        }
+        return PublishedKRL(version: recorded.version, bytes: bytes, krl: krl, signedBy: signer?.publicKey,
+                            chainHead: recorded.chainHead, warnings: warnings)
+    }
+}
+
+/// An exclusive advisory lock on a file (flock), held until released or the process ends.
+final class FileLock {
+    private let fd: Int32
+    private var held = true
+
+    init(path: String) throws(AuthorityError) {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw AuthorityError(.io, "cannot open the lock file \(path): \(String(cString: strerror(errno)))")
+        }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno == EINTR { continue }
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw AuthorityError(.io, "cannot lock \(path): \(message)")
+        }
+    }
+
+    func release() {
+        guard held else { return }
+        held = false
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+
+    deinit {
+        release()
+    }
+}

@@ -1,0 +1,210 @@
+public import SSHFormat
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
+
+/// Who asked for something, and through which door (the CLI, later the API).
+public struct Requester: Sendable, Equatable {
+    public var name: String
+    public var channel: String
+
+    public init(name: String, channel: String) {
+        self.name = name
+        self.channel = channel
+    }
+}
+
+/// A certificate as the ledger remembers it.
+public struct IssuedCertificate: Sendable, Equatable {
+    public var certificate: Certificate
+    public var requestedBy: Requester
+    public var issuedAt: UInt64
+    /// Set when the certificate is revoked (by serial, range, key id, key, principal or CA).
+    public var revocation: RevocationRecord?
+
+    public var serial: UInt64 { certificate.body.serial }
+    public var body: CertificateBody { certificate.body }
+
+    public init(certificate: Certificate, requestedBy: Requester, issuedAt: UInt64, revocation: RevocationRecord? = nil) {
+        self.certificate = certificate
+        self.requestedBy = requestedBy
+        self.issuedAt = issuedAt
+        self.revocation = revocation
+    }
+}
+
+/// What a revocation names.
+public enum RevocationTarget: Sendable, Equatable {
+    /// One serial (low == high) or a range of serials.
+    case serials(ClosedRange<UInt64>)
+    /// Every certificate with this key id, now and later (the KRL's key-id section).
+    case keyID(String)
+    /// The key itself: every certificate of it, and no new ones.
+    case key(PublicKey)
+    /// Every unexpired certificate naming this principal, at the time of revocation.
+    case principal(String)
+    /// A CA key that must no longer be trusted.
+    case caKey(PublicKey)
+
+    public var kind: String {
+        switch self {
+        case .serials: return "serial"
+        case .keyID: return "key-id"
+        case .key: return "key"
+        case .principal: return "principal"
+        case .caKey: return "ca-key"
+        }
+    }
+
+    public var targetText: String {
+        switch self {
+        case .serials(let r): return r.lowerBound == r.upperBound ? "\(r.lowerBound)" : "\(r.lowerBound)-\(r.upperBound)"
+        case .keyID(let id): return id
+        case .key(let key), .caKey(let key): return key.fingerprint
+        case .principal(let p): return p
+        }
+    }
+}
+
+/// A revocation as recorded.
+public struct RevocationRecord: Sendable, Equatable {
+    public var id: Int64
+    public var kind: String
+    public var target: String
+    public var reason: String
+    public var revokedBy: String
+    public var revokedAt: UInt64
+}
+
+/// What a revocation did.
+public struct RevocationOutcome: Sendable, Equatable {
+    public var record: RevocationRecord
+    /// False when the same thing had already been revoked (revoking is idempotent).
+    public var isNew: Bool
+    /// Certificates in the ledger that this revocation newly covers.
+    public var certificatesAffected: Int
+}
+
+/// Everything a KRL must say, read from the ledger in one consistent snapshot.
+public struct RevocationState: Sendable, Equatable {
+    /// Per CA key: revoked serial ranges and key ids.
+    public var certificates: [CertificateRevocations]
+    /// Plain keys (users' keys and compromised CA keys) revoked outright.
+    public var keys: [PublicKey]
+}
+
+/// Which certificates to list.
+public struct CertificateQuery: Sendable, Equatable {
+    public enum Status: String, Sendable {
+        case any, active, expired, revoked
+    }
+
+    public var principal: String?
+    public var keyID: String?
+    public var status: Status
+    public var limit: Int?
+
+    public init(principal: String? = nil, keyID: String? = nil, status: Status = .any, limit: Int? = nil) {
+        self.principal = principal
+        self.keyID = keyID
+        self.status = status
+        self.limit = limit
+    }
+}
+
+/// One entry of the append-only audit log. Each entry's hash covers the previous entry's hash,
+/// so rewriting any entry breaks every hash after it.
+public struct AuditEntry: Sendable, Equatable {
+    public var id: Int64
+    public var at: UInt64
+    public var actor: String
+    public var action: String
+    public var details: String
+    public var previousHash: [UInt8]
+    public var hash: [UInt8]
+
+    public static let genesisHash = [UInt8](repeating: 0, count: 32)
+
+    /// SHA-256 over the previous hash and every field, in SSH wire encoding.
+    public static func computeHash(previous: [UInt8], id: Int64, at: UInt64, actor: String, action: String, details: String) -> [UInt8] {
+        var w = SSHWriter(reservingCapacity: 128 + details.utf8.count)
+        w.writeString(previous)
+        w.writeUInt64(UInt64(bitPattern: id))
+        w.writeUInt64(at)
+        w.writeString(actor)
+        w.writeString(action)
+        w.writeString(details)
+        return Digest.sha256.hash(w.bytes)
+    }
+
+    public var hashHex: String { hash.map { String($0, radix: 16).leftPadded2 }.joined() }
+}
+
+/// The result of checking the audit chain.
+public enum AuditVerification: Sendable, Equatable {
+    case intact(entries: Int, head: String)
+    /// The first entry whose stored hash does not follow from its fields and its predecessor.
+    case broken(entryID: Int64, reason: String)
+}
+
+/// Failures of the ledger: stable codes, sentences for people.
+public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Hashable, Sendable {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public static let refused = Code(rawValue: "refused")
+        public static let notFound = Code(rawValue: "not-found")
+        public static let badInput = Code(rawValue: "bad-input")
+        public static let locked = Code(rawValue: "locked")
+        public static let corrupt = Code(rawValue: "corrupt")
+        public static let storage = Code(rawValue: "storage")
+    }
+
+    public var code: Code
+    public var reason: String
+
+    public init(_ code: Code, _ reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+
+    public var description: String { reason }
+}
+
+extension String {
+    var leftPadded2: String { count >= 2 ? self : "0" + self }
+}
+
+/// Where certificates, serials, revocations and the audit chain are kept. The SQLite ledger is
+/// the one implementation today; the protocol keeps `Authority` free of SQL so another store
+/// (PostgreSQL) can join later.
+public protocol Ledger: Sendable {
+    /// Issues one certificate in one transaction: the next serial, `make` builds and signs the
+    /// certificate for it, then the certificate and its audit entry are stored and committed.
+    /// Nothing is returned (so nothing can be handed out) unless the commit succeeded.
+    func issue(requestedBy: Requester, now: UInt64, _ make: (UInt64) throws -> Certificate) throws -> IssuedCertificate
+
+    /// Throws `.refused` if new certificates for this key id or key must not be issued.
+    func checkIssuable(keyID: String, key: PublicKey) throws
+
+    func revoke(_ target: RevocationTarget, reason: String, by: String, now: UInt64) throws -> RevocationOutcome
+
+    func certificate(serial: UInt64) throws -> IssuedCertificate?
+    func certificates(matching query: CertificateQuery, now: UInt64) throws -> [IssuedCertificate]
+
+    /// The revocations a KRL written now must carry; serials of certificates that expired before
+    /// `omitExpiredBefore` are left out.
+    func revocationState(omitExpiredBefore: UInt64) throws -> RevocationState
+
+    /// Allocates the next KRL version and records the KRL's generation in the audit log, in one
+    /// transaction; returns the version and the audit chain head after that entry.
+    func recordKRLGeneration(by: String, now: UInt64, details: String) throws -> (version: UInt64, chainHead: String)
+
+    func auditEntries(limit: Int?) throws -> [AuditEntry]
+    func verifyAudit() throws -> AuditVerification
+
+    /// A consistent copy of the ledger, made while it is in use.
+    func backup(to path: String) throws
+}

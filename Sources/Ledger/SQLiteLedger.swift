@@ -1,0 +1,583 @@
+import GRDB
+import CSQLiteShim
+public import SSHFormat
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The ledger in one SQLite file (WAL mode, synchronous=FULL: a committed certificate survives a
+/// power loss), through GRDB on the system libsqlite3. Writers take the database lock at the
+/// start of their transaction (BEGIN IMMEDIATE), so concurrent `sshca sign` processes queue for
+/// serials instead of failing.
+public final class SQLiteLedger: Ledger, @unchecked Sendable {
+    // GRDB's queues and pools are thread-safe; the class holds nothing else.
+    let pool: any DatabaseWriter
+    public let path: String
+
+    /// How the ledger is opened: one connection (a command that runs and exits), or a pool with
+    /// concurrent readers (a long-running service).
+    public enum Access: Sendable {
+        case singleConnection, concurrentReaders
+    }
+
+    /// Opens (creating if needed) and migrates the ledger. `busyTimeout`: how long to wait for
+    /// another process holding the write lock before giving up with `.locked`.
+    public init(path: String, access: Access = .singleConnection, busyTimeout: Double = 10) throws(LedgerError) {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.label = "sshca-ledger"
+        configuration.prepareDatabase { db in
+            let rc = sshca_sqlite_keep_wal_on_close(UnsafeMutableRawPointer(db.sqliteConnection))
+            guard rc == 0 else { throw DatabaseError(resultCode: ResultCode(rawValue: rc)) }
+        }
+        do {
+            switch access {
+            case .singleConnection:
+                // GRDB's own WAL set-up (journalMode = .wal) would run on every open and re-create
+                // the WAL file; WAL mode is persistent in the file, so it is set once below.
+                pool = try DatabaseQueue(path: path, configuration: configuration)
+            case .concurrentReaders:
+                pool = try DatabasePool(path: path, configuration: configuration)
+            }
+            // After GRDB's set-up, which picks synchronous = NORMAL for WAL: with NORMAL a power
+            // loss can undo the last commits, and a certificate already handed out would vanish
+            // from the ledger and its serial be issued again. FULL syncs the WAL on every commit.
+            try pool.writeWithoutTransaction { db in
+                if try String.fetchOne(db, sql: "PRAGMA journal_mode") != "wal" {
+                    _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+                }
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw Self.translate(error, doing: "opening the ledger \(path)")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                INSERT INTO meta VALUES ('next_serial', 1), ('krl_version', 0);
+                CREATE TABLE ca_keys (fingerprint TEXT PRIMARY KEY, blob BLOB NOT NULL) WITHOUT ROWID;
+                CREATE TABLE certificates (
+                    serial INTEGER PRIMARY KEY,
+                    type INTEGER NOT NULL,
+                    key_id TEXT NOT NULL,
+                    principals TEXT NOT NULL,
+                    valid_after INTEGER NOT NULL,
+                    valid_before INTEGER NOT NULL,
+                    critical_options BLOB NOT NULL,
+                    extensions BLOB NOT NULL,
+                    key_fingerprint TEXT NOT NULL,
+                    key_blob BLOB NOT NULL,
+                    ca_fingerprint TEXT NOT NULL REFERENCES ca_keys(fingerprint),
+                    requested_by TEXT NOT NULL,
+                    channel TEXT NOT NULL,
+                    issued_at INTEGER NOT NULL,
+                    certificate BLOB NOT NULL);
+                CREATE INDEX certificates_by_key_id ON certificates(key_id);
+                CREATE INDEX certificates_by_key ON certificates(key_fingerprint);
+                CREATE TABLE certificate_principals (
+                    principal TEXT NOT NULL,
+                    valid_before INTEGER NOT NULL,
+                    serial INTEGER NOT NULL REFERENCES certificates(serial),
+                    PRIMARY KEY (principal, valid_before, serial)) WITHOUT ROWID;
+                CREATE TABLE revocations (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    revoked_by TEXT NOT NULL,
+                    revoked_at INTEGER NOT NULL);
+                CREATE INDEX revocations_by_target ON revocations(kind, target);
+                CREATE TABLE revoked_serials (
+                    ca_fingerprint TEXT NOT NULL REFERENCES ca_keys(fingerprint),
+                    low INTEGER NOT NULL,
+                    high INTEGER NOT NULL,
+                    valid_before INTEGER,
+                    revocation_id INTEGER NOT NULL REFERENCES revocations(id),
+                    PRIMARY KEY (ca_fingerprint, low, high)) WITHOUT ROWID;
+                CREATE TABLE revoked_key_ids (key_id TEXT PRIMARY KEY, revocation_id INTEGER NOT NULL REFERENCES revocations(id)) WITHOUT ROWID;
+                CREATE TABLE revoked_keys (
+                    fingerprint TEXT PRIMARY KEY,
+                    blob BLOB NOT NULL,
+                    revocation_id INTEGER NOT NULL REFERENCES revocations(id)) WITHOUT ROWID;
+                CREATE TABLE audit (
+                    id INTEGER PRIMARY KEY,
+                    at INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    details TEXT NOT NULL,
+                    previous_hash BLOB NOT NULL,
+                    hash BLOB NOT NULL);
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Issuance
+
+    public func checkIssuable(keyID: String, key: PublicKey) throws {
+        try read { db in try Self.checkIssuable(db, keyID: keyID, key: key) }
+    }
+
+    static func checkIssuable(_ db: Database, keyID: String, key: PublicKey) throws {
+        if let row = try Row.fetchOne(db, sql: """
+            SELECT r.reason, r.revoked_at FROM revoked_key_ids k JOIN revocations r ON r.id = k.revocation_id WHERE k.key_id = ?
+            """, arguments: [keyID]) {
+            let reason: String = row["reason"]
+            throw LedgerError(.refused, "key id \"\(keyID)\" was revoked (\(reason)); certificates with that id are refused. Use a new key id.")
+        }
+        if let row = try Row.fetchOne(db, sql: """
+            SELECT r.reason FROM revoked_keys k JOIN revocations r ON r.id = k.revocation_id WHERE k.fingerprint = ?
+            """, arguments: [key.fingerprint]) {
+            let reason: String = row["reason"]
+            throw LedgerError(.refused, "the key \(key.fingerprint) was revoked (\(reason)); certificates for it are refused. Make a new key (ssh-keygen -t ed25519) and sign that.")
+        }
+    }
+
+    public func issue(requestedBy: Requester, now: UInt64, _ make: (UInt64) throws -> Certificate) throws -> IssuedCertificate {
+        try write { db in
+            let serial = try Self.meta(db, "next_serial")
+            let certificate = try make(serial)
+            let body = certificate.body
+            guard body.serial == serial else {
+                throw LedgerError(.badInput, "the certificate carries serial \(body.serial), not the ledger's \(serial)")
+            }
+            try Self.checkIssuable(db, keyID: body.keyID, key: body.publicKey)
+            try Self.setMeta(db, "next_serial", serial + 1)
+            try Self.store(db, certificate, requestedBy: requestedBy, issuedAt: now)
+            _ = try Self.appendAudit(db, at: now, actor: requestedBy.name, action: "issue",
+                                     details: "serial=\(serial) type=\(body.type) key-id=\(body.keyID) principals=\(body.principals.joined(separator: ",")) key=\(body.publicKey.fingerprint) via=\(requestedBy.channel)")
+            return IssuedCertificate(certificate: certificate, requestedBy: requestedBy, issuedAt: now)
+        }
+    }
+
+    /// Many certificates in one transaction (bulk loads, benchmarks); the same rules apply.
+    public func issueBatch(count: Int, requestedBy: Requester, now: UInt64, _ make: (UInt64) throws -> Certificate) throws {
+        try write { db in
+            for _ in 0..<count {
+                let serial = try Self.meta(db, "next_serial")
+                let certificate = try make(serial)
+                try Self.setMeta(db, "next_serial", serial + 1)
+                try Self.store(db, certificate, requestedBy: requestedBy, issuedAt: now)
+                _ = try Self.appendAudit(db, at: now, actor: requestedBy.name, action: "issue",
+                                         details: "serial=\(serial) key-id=\(certificate.body.keyID)")
+            }
+        }
+    }
+
+    static func store(_ db: Database, _ certificate: Certificate, requestedBy: Requester, issuedAt: UInt64) throws {
+        let body = certificate.body
+        let caFingerprint = body.signatureKey.fingerprint
+        try db.execute(sql: "INSERT OR IGNORE INTO ca_keys VALUES (?, ?)", arguments: [caFingerprint, body.signatureKey.blob])
+        var critical = SSHWriter(), extensions = SSHWriter()
+        for option in body.criticalOptions { critical.writeString(option.name); critical.writeString(option.data) }
+        for option in body.extensions { extensions.writeString(option.name); extensions.writeString(option.data) }
+        let validBefore = Int64(clamping: body.validBefore)
+        try db.execute(sql: """
+            INSERT INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [
+                Int64(bitPattern: body.serial), Int64(body.type.rawValue), body.keyID, body.principals.joined(separator: ","),
+                Int64(clamping: body.validAfter), validBefore, critical.data, extensions.data,
+                body.publicKey.fingerprint, body.publicKey.blob, caFingerprint, requestedBy.name, requestedBy.channel,
+                Int64(clamping: issuedAt), certificate.bytes,
+            ])
+        for principal in body.principals {
+            try db.execute(sql: "INSERT INTO certificate_principals VALUES (?, ?, ?)",
+                           arguments: [principal, validBefore, Int64(bitPattern: body.serial)])
+        }
+    }
+
+    // MARK: Revocation
+
+    public func revoke(_ target: RevocationTarget, reason: String, by: String, now: UInt64) throws -> RevocationOutcome {
+        let trimmed = reason.trimmingSpaces
+        guard !trimmed.isEmpty else {
+            throw LedgerError(.badInput, "a revocation needs a reason (--reason \"laptop stolen\"); it is kept in the audit log")
+        }
+        return try write { db in
+            let kind = target.kind, text = target.targetText
+            if kind != "principal", let existing = try Self.revocation(db, kind: kind, target: text) {
+                _ = try Self.appendAudit(db, at: now, actor: by, action: "revoke-again",
+                                         details: "\(kind)=\(text) already revoked by #\(existing.id); reason=\(trimmed)")
+                return RevocationOutcome(record: existing, isNew: false, certificatesAffected: 0)
+            }
+            try db.execute(sql: "INSERT INTO revocations (kind, target, reason, revoked_by, revoked_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [kind, text, trimmed, by, Int64(clamping: now)])
+            let id = db.lastInsertedRowID
+            var affected = 0
+            switch target {
+            case .serials(let range):
+                guard range.lowerBound != 0 else { throw LedgerError(.badInput, "serial 0 cannot be revoked (a KRL cannot name it); serials start at 1") }
+                let low = Int64(clamping: range.lowerBound), high = Int64(clamping: range.upperBound)
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT ca_fingerprint, COUNT(*) AS n, MAX(valid_before) AS vb FROM certificates
+                    WHERE serial BETWEEN ? AND ? GROUP BY ca_fingerprint
+                    """, arguments: [low, high])
+                guard !rows.isEmpty else {
+                    throw LedgerError(.notFound, range.lowerBound == range.upperBound
+                        ? "no certificate with serial \(range.lowerBound) in the ledger; check it with: sshca list, or sshca show SERIAL"
+                        : "no certificate with a serial in \(range.lowerBound)-\(range.upperBound) in the ledger")
+                }
+                for row in rows {
+                    let ca: String = row["ca_fingerprint"]
+                    let single = range.lowerBound == range.upperBound
+                    try db.execute(sql: "INSERT OR IGNORE INTO revoked_serials VALUES (?, ?, ?, ?, ?)",
+                                   arguments: [ca, low, high, single ? (row["vb"] as Int64?) : nil, id])
+                    affected += row["n"] as Int
+                }
+            case .principal(let principal):
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT c.serial, c.ca_fingerprint, c.valid_before FROM certificate_principals p
+                    JOIN certificates c ON c.serial = p.serial
+                    WHERE p.principal = ? AND p.valid_before > ?
+                    """, arguments: [principal, Int64(clamping: now)])
+                for row in rows {
+                    let serial: Int64 = row["serial"]
+                    try db.execute(sql: "INSERT OR IGNORE INTO revoked_serials VALUES (?, ?, ?, ?, ?)",
+                                   arguments: [row["ca_fingerprint"] as String, serial, serial, row["valid_before"] as Int64, id])
+                    affected += db.changesCount
+                }
+            case .keyID(let keyID):
+                try db.execute(sql: "INSERT INTO revoked_key_ids VALUES (?, ?)", arguments: [keyID, id])
+                affected = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM certificates WHERE key_id = ?", arguments: [keyID]) ?? 0
+            case .key(let key), .caKey(let key):
+                try db.execute(sql: "INSERT INTO revoked_keys VALUES (?, ?, ?)", arguments: [key.fingerprint, key.blob, id])
+                let column = target.kind == "key" ? "key_fingerprint" : "ca_fingerprint"
+                affected = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM certificates WHERE \(column) = ?", arguments: [key.fingerprint]) ?? 0
+            }
+            _ = try Self.appendAudit(db, at: now, actor: by, action: "revoke",
+                                     details: "#\(id) \(kind)=\(text) certificates=\(affected) reason=\(trimmed)")
+            let record = RevocationRecord(id: id, kind: kind, target: text, reason: trimmed, revokedBy: by, revokedAt: now)
+            return RevocationOutcome(record: record, isNew: true, certificatesAffected: affected)
+        }
+    }
+
+    /// Records many serial revocations at once (bulk loads, benchmarks), for serials that need
+    /// not be in the ledger, under one CA key.
+    public func revokeSerialsBulk(_ serials: [UInt64], caKey: PublicKey, reason: String, by: String, now: UInt64) throws {
+        try write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO ca_keys VALUES (?, ?)", arguments: [caKey.fingerprint, caKey.blob])
+            try db.execute(sql: "INSERT INTO revocations (kind, target, reason, revoked_by, revoked_at) VALUES ('serial-bulk', ?, ?, ?, ?)",
+                           arguments: ["\(serials.count) serials", reason, by, Int64(clamping: now)])
+            let id = db.lastInsertedRowID
+            let statement = try db.makeStatement(sql: "INSERT OR IGNORE INTO revoked_serials VALUES (?, ?, ?, NULL, ?)")
+            for serial in serials {
+                let s = Int64(bitPattern: serial)
+                try statement.execute(arguments: [caKey.fingerprint, s, s, id])
+            }
+            _ = try Self.appendAudit(db, at: now, actor: by, action: "revoke", details: "#\(id) serial-bulk=\(serials.count) reason=\(reason)")
+        }
+    }
+
+    static func revocation(_ db: Database, kind: String, target: String) throws -> RevocationRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM revocations WHERE kind = ? AND target = ? ORDER BY id LIMIT 1",
+                         arguments: [kind, target]).map(Self.revocationRecord)
+    }
+
+    static func revocationRecord(_ row: Row) -> RevocationRecord {
+        RevocationRecord(id: row["id"], kind: row["kind"], target: row["target"], reason: row["reason"],
+                         revokedBy: row["revoked_by"], revokedAt: UInt64(clamping: row["revoked_at"] as Int64))
+    }
+
+    public func revocationState(omitExpiredBefore cutoff: UInt64) throws -> RevocationState {
+        try read { db in
+            var sections: [CertificateRevocations] = []
+            let keyIDs = try String.fetchAll(db, sql: "SELECT key_id FROM revoked_key_ids ORDER BY key_id")
+            for row in try Row.fetchAll(db, sql: "SELECT fingerprint, blob FROM ca_keys ORDER BY fingerprint") {
+                let fingerprint: String = row["fingerprint"]
+                let blob: Data = row["blob"]
+                let ca = try PublicKey(blob: blob)
+                var ranges: [ClosedRange<UInt64>] = []
+                let cursor = try Row.fetchCursor(db, sql: """
+                    SELECT low, high FROM revoked_serials WHERE ca_fingerprint = ? AND (valid_before IS NULL OR valid_before >= ?)
+                    ORDER BY low
+                    """, arguments: [fingerprint, Int64(clamping: cutoff)])
+                while let r = try cursor.next() {
+                    ranges.append(UInt64(bitPattern: r[0] as Int64)...UInt64(bitPattern: r[1] as Int64))
+                }
+                if !ranges.isEmpty || !keyIDs.isEmpty {
+                    sections.append(CertificateRevocations(caKey: ca, serials: SerialSet(ranges: ranges), keyIDs: keyIDs))
+                }
+            }
+            let keys = try Data.fetchAll(db, sql: "SELECT blob FROM revoked_keys ORDER BY fingerprint").map { try PublicKey(blob: $0) }
+            return RevocationState(certificates: sections, keys: keys)
+        }
+    }
+
+    public func recordKRLGeneration(by: String, now: UInt64, details: String) throws -> (version: UInt64, chainHead: String) {
+        try write { db in
+            let version = try Self.meta(db, "krl_version") + 1
+            try Self.setMeta(db, "krl_version", version)
+            let entry = try Self.appendAudit(db, at: now, actor: by, action: "krl", details: "version=\(version) \(details)")
+            return (version, entry.hashHex)
+        }
+    }
+
+    // MARK: Queries
+
+    static let certificateColumns = "c.certificate, c.requested_by, c.channel, c.issued_at, c.serial"
+
+    func issued(_ db: Database, _ row: Row) throws -> IssuedCertificate {
+        let blob: Data = row["certificate"]
+        let certificate = try Certificate(blob: blob)
+        var issued = IssuedCertificate(certificate: certificate, requestedBy: Requester(name: row["requested_by"], channel: row["channel"]),
+                                       issuedAt: UInt64(clamping: row["issued_at"] as Int64))
+        issued.revocation = try Self.revocationCovering(db, certificate.body)
+        return issued
+    }
+
+    /// The revocation that covers a certificate, if any: its serial, key id, key or CA.
+    static func revocationCovering(_ db: Database, _ body: CertificateBody) throws -> RevocationRecord? {
+        let serial = Int64(bitPattern: body.serial)
+        let row = try Row.fetchOne(db, sql: """
+            SELECT r.* FROM revocations r WHERE r.id IN (
+                SELECT revocation_id FROM revoked_serials WHERE ca_fingerprint = ? AND low <= ? AND high >= ?
+                UNION SELECT revocation_id FROM revoked_key_ids WHERE key_id = ?
+                UNION SELECT revocation_id FROM revoked_keys WHERE fingerprint IN (?, ?))
+            ORDER BY r.id LIMIT 1
+            """, arguments: [body.signatureKey.fingerprint, serial, serial, body.keyID, body.publicKey.fingerprint, body.signatureKey.fingerprint])
+        return row.map(revocationRecord)
+    }
+
+    public func certificate(serial: UInt64) throws -> IssuedCertificate? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT \(Self.certificateColumns) FROM certificates c WHERE c.serial = ?",
+                             arguments: [Int64(bitPattern: serial)]).map { try issued(db, $0) }
+        }
+    }
+
+    public func certificates(matching query: CertificateQuery, now: UInt64) throws -> [IssuedCertificate] {
+        try read { db in
+            var conditions: [String] = []
+            var arguments: StatementArguments = []
+            var from = "certificates c"
+            let nowValue = Int64(clamping: now)
+            if let principal = query.principal {
+                // Served from the (principal, valid_before) index: "who can log in as root now" stays
+                // fast with millions of certificates.
+                from = "certificate_principals p JOIN certificates c ON c.serial = p.serial"
+                conditions.append("p.principal = ?")
+                _ = arguments.append(contentsOf: [principal])
+                if query.status == .active {
+                    conditions.append("p.valid_before > ?")
+                    _ = arguments.append(contentsOf: [nowValue])
+                }
+            }
+            if let keyID = query.keyID {
+                conditions.append("c.key_id = ?")
+                _ = arguments.append(contentsOf: [keyID])
+            }
+            switch query.status {
+            case .active:
+                conditions.append("c.valid_before > ? AND c.valid_after <= ?")
+                _ = arguments.append(contentsOf: [nowValue, nowValue])
+            case .expired:
+                conditions.append("c.valid_before <= ?")
+                _ = arguments.append(contentsOf: [nowValue])
+            case .any, .revoked:
+                break
+            }
+            var sql = "SELECT \(Self.certificateColumns) FROM \(from)"
+            if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+            sql += " ORDER BY c.serial"
+            var results: [IssuedCertificate] = []
+            let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            while let row = try cursor.next() {
+                let certificate = try issued(db, row)
+                switch query.status {
+                case .active where certificate.revocation != nil: continue
+                case .revoked where certificate.revocation == nil: continue
+                default: break
+                }
+                results.append(certificate)
+                if let limit = query.limit, results.count >= limit { break }
+            }
+            return results
+        }
+    }
+
+    // MARK: Audit
+
+    @discardableResult
+    static func appendAudit(_ db: Database, at: UInt64, actor: String, action: String, details: String) throws -> AuditEntry {
+        let last = try Row.fetchOne(db, sql: "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
+        let previous: [UInt8] = last.map { [UInt8]($0["hash"] as Data) } ?? AuditEntry.genesisHash
+        let id: Int64 = (last?["id"] as Int64? ?? 0) + 1
+        let hash = AuditEntry.computeHash(previous: previous, id: id, at: at, actor: actor, action: action, details: details)
+        try db.execute(sql: "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       arguments: [id, Int64(clamping: at), actor, action, details, Data(previous), Data(hash)])
+        return AuditEntry(id: id, at: at, actor: actor, action: action, details: details, previousHash: previous, hash: hash)
+    }
+
+    public func auditEntries(limit: Int?) throws -> [AuditEntry] {
+        try read { db in
+            let sql = limit.map { "SELECT * FROM (SELECT * FROM audit ORDER BY id DESC LIMIT \($0)) ORDER BY id" } ?? "SELECT * FROM audit ORDER BY id"
+            return try Row.fetchAll(db, sql: sql).map(Self.auditEntry)
+        }
+    }
+
+    static func auditEntry(_ row: Row) -> AuditEntry {
+        AuditEntry(id: row["id"], at: UInt64(clamping: row["at"] as Int64), actor: row["actor"], action: row["action"],
+                   details: row["details"], previousHash: [UInt8](row["previous_hash"] as Data), hash: [UInt8](row["hash"] as Data))
+    }
+
+    public func verifyAudit() throws -> AuditVerification {
+        try read { db in
+            var previous = AuditEntry.genesisHash
+            var expectedID: Int64 = 1
+            var count = 0
+            let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit ORDER BY id")
+            while let row = try cursor.next() {
+                let entry = Self.auditEntry(row)
+                if entry.id != expectedID {
+                    return .broken(entryID: expectedID, reason: "entry \(expectedID) is missing (the next entry is \(entry.id))")
+                }
+                if entry.previousHash != previous {
+                    return .broken(entryID: entry.id, reason: "entry \(entry.id) does not point at entry \(entry.id - 1)'s hash")
+                }
+                let computed = AuditEntry.computeHash(previous: previous, id: entry.id, at: entry.at, actor: entry.actor,
+                                                      action: entry.action, details: entry.details)
+                if computed != entry.hash {
+                    return .broken(entryID: entry.id, reason: "entry \(entry.id) was altered: its fields do not match its hash")
+                }
+                previous = entry.hash
+                expectedID += 1
+                count += 1
+            }
+            return .intact(entries: count, head: previous.map { String($0, radix: 16).leftPadded2 }.joined())
+        }
+    }
+
+    // MARK: Backup and restore
+
+    public func backup(to path: String) throws {
+        do {
+            let destination = try DatabaseQueue(path: path)
+            try pool.backup(to: destination)
+            try destination.close()
+        } catch {
+            throw Self.translate(error, doing: "backing up the ledger to \(path)")
+        }
+    }
+
+    /// After a restore from a backup, the lost ledger may have issued serials and published KRL
+    /// versions past those in the backup. Both counters jump by 2^32, so no serial is handed
+    /// out twice and servers accept the next KRL (they refuse a lower version).
+    public static let restoreJump: UInt64 = 1 << 32
+
+    public func applyRestoreJump(by: String, now: UInt64, source: String) throws {
+        try write { db in
+            let serial = try Self.meta(db, "next_serial") + Self.restoreJump
+            let version = try Self.meta(db, "krl_version") + Self.restoreJump
+            try Self.setMeta(db, "next_serial", serial)
+            try Self.setMeta(db, "krl_version", version)
+            _ = try Self.appendAudit(db, at: now, actor: by, action: "restore",
+                                     details: "from=\(source) next_serial=\(serial) krl_version=\(version)")
+        }
+    }
+
+    public func counters() throws -> (nextSerial: UInt64, krlVersion: UInt64) {
+        try read { db in (try Self.meta(db, "next_serial"), try Self.meta(db, "krl_version")) }
+    }
+
+    /// The durability settings in force on the writing connection (journal mode, synchronous).
+    public func durability() throws -> (journalMode: String, synchronous: Int) {
+        do {
+            return try pool.writeWithoutTransaction { db in
+                (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "", try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
+            }
+        } catch {
+            throw Self.translate(error, doing: "reading the ledger settings")
+        }
+    }
+
+    /// Moves everything in the WAL into the database file (before the file is copied or renamed).
+    public func checkpoint() throws {
+        do {
+            try pool.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        } catch {
+            throw Self.translate(error, doing: "checkpointing the ledger")
+        }
+    }
+
+    public func integrityCheck() throws -> String {
+        try read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer" }
+    }
+
+    public func close() throws {
+        if let queue = pool as? DatabaseQueue { try queue.close() }
+        if let pool = pool as? DatabasePool { try pool.close() }
+    }
+
+    // MARK: Plumbing
+
+    static func meta(_ db: Database, _ name: String) throws -> UInt64 {
+        guard let value = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = ?", arguments: [name]) else {
+            throw LedgerError(.corrupt, "the ledger has no \(name) counter; it is damaged")
+        }
+        return UInt64(bitPattern: value)
+    }
+
+    static func setMeta(_ db: Database, _ name: String, _ value: UInt64) throws {
+        try db.execute(sql: "UPDATE meta SET value = ? WHERE name = ?", arguments: [Int64(bitPattern: value), name])
+    }
+
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            var result: T? = nil
+            try pool.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+            }
+            return result!
+        } catch {
+            throw Self.translate(error, doing: "writing to the ledger \(path)")
+        }
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.read { db in try body(db) }
+        } catch {
+            throw Self.translate(error, doing: "reading the ledger \(path)")
+        }
+    }
+
+    static func translate(_ error: any Error, doing: String) -> LedgerError {
+        if let error = error as? LedgerError { return error }
+        if let error = error as? SSHFormatError { return LedgerError(.corrupt, "\(doing): a stored certificate or key does not parse (\(error)); the ledger is damaged") }
+        if let error = error as? DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_BUSY, .SQLITE_LOCKED:
+                return LedgerError(.locked, "\(doing): the database is locked by another process (another sshca, or a sqlite3 shell left open); try again when it is done")
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+                return LedgerError(.corrupt, "\(doing): the file is not a valid SQLite database (\(error.message ?? "corrupt")); restore it with: sshca restore BACKUP_FILE")
+            case .SQLITE_FULL:
+                return LedgerError(.storage, "\(doing): the disk is full; nothing was written. Free space and try again")
+            case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_IOERR:
+                return LedgerError(.storage, "\(doing): \(error.message ?? "I/O error") (check the file's permissions and the disk)")
+            default:
+                return LedgerError(.storage, "\(doing): \(error.message ?? "\(error)")")
+            }
+        }
+        return LedgerError(.storage, "\(doing): \(error)")
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var s = self[...]
+        while let c = s.first, c.isWhitespace { s = s.dropFirst() }
+        while let c = s.last, c.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,145 @@
+import ArgumentParser
+import Authority
+import SSHFormat
+
+struct KRLCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "krl",
+        abstract: "Write, check and show OpenSSH key revocation lists (sshd's RevokedKeys).",
+        subcommands: [KRLWrite.self, KRLCheck.self, KRLShow.self]
+    )
+}
+
+struct KRLWrite: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "write",
+        abstract: "Build a new KRL from the ledger and write it (atomically) to --output.",
+        discussion: "The CA home's revoked.krl is refreshed too, with the same new version."
+    )
+
+    @OptionGroup var home: HomeOptions
+    @OptionGroup var passphrase: PassphraseOptions
+
+    @Option(name: .long, help: ArgumentHelp("Where to write the KRL.", valueName: "file"))
+    var output: String
+
+    @Option(name: .long, help: ArgumentHelp("Who is writing it (default: the login name).", valueName: "name"))
+    var by: String?
+
+    func run() throws {
+        try reportingErrors {
+            let authority = try CertificateAuthority(home: home.caHome)
+            try KeyFiles.checkWritable(output)
+            let published = try authority.writeKRL(to: output, by: Operator.name(by), passphrase: passphrase.source)
+            for warning in published.warnings { printNote("warning: " + warning) }
+            print("Wrote \(output): KRL version \(published.version), \(published.bytes.count) bytes\(published.signedBy.map { ", signed by \($0.fingerprint)" } ?? "")")
+        }
+    }
+}
+
+struct KRLCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Test keys and certificates against a KRL, like ssh-keygen -Q.",
+        discussion: "Exit status: 0 none revoked, 1 at least one revoked, 65 the KRL or a file is malformed."
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The KRL file.", valueName: "file"))
+    var krl: String
+
+    @Argument(help: ArgumentHelp("Public keys or certificates to test.", valueName: "key-or-cert"))
+    var files: [String]
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give at least one key or certificate file") }
+    }
+
+    func run() throws {
+        var anyRevoked = false
+        try reportingErrors {
+            let inspection = try KRLInspection.read(krl)
+            for file in files {
+                let bytes = try Files.read(file, maximumBytes: 256 * 1024, what: "key or certificate")
+                let verdict: KRL.Verdict?
+                if let certificate = try? KeyFiles.parseCertificate(bytes, source: file) {
+                    verdict = inspection.krl.revocation(of: certificate)
+                } else {
+                    guard let text = String(validating: bytes, as: UTF8.self) else {
+                        throw AuthorityError(.badInput, "\(file): not a key or certificate")
+                    }
+                    verdict = inspection.krl.revocation(of: try KeyFiles.parsePublicKey(text, source: file).key)
+                }
+                if let verdict {
+                    anyRevoked = true
+                    print("\(file): REVOKED (\(verdict))")
+                } else {
+                    print("\(file): ok")
+                }
+            }
+        }
+        if anyRevoked { throw ExitCode(ExitStatus.failure) }
+    }
+}
+
+struct KRLShow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Print a KRL: version, date, sections and signature, for debugging."
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The KRL file.", valueName: "file"))
+    var krl: String
+
+    func run() throws {
+        try reportingErrors {
+            FileHandleLite.standardOutput.write(try KRLInspection.read(krl).text)
+        }
+    }
+}
+
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a consistent copy of the ledger (safe while the CA is in use).",
+        discussion: "Keep backups with the CA keys. Restore with: sshca restore FILE"
+    )
+
+    @OptionGroup var home: HomeOptions
+
+    @Option(name: .long, help: ArgumentHelp("The backup file to create (must not exist).", valueName: "file"))
+    var output: String
+
+    func run() throws {
+        try reportingErrors {
+            let authority = try CertificateAuthority(home: home.caHome)
+            try authority.backup(to: output)
+            print("Backed up the ledger to \(output)")
+        }
+    }
+}
+
+struct Restore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replace the ledger with a backup; serials and KRL versions jump past anything the lost ledger could have used.",
+        discussion: """
+        Stop anything else using this CA home first. The restored ledger's next serial and KRL
+        version are raised by 2^32, so no serial is issued twice and servers accept the next KRL
+        (they refuse one with a lower version). A new KRL is published right away.
+        """
+    )
+
+    @OptionGroup var home: HomeOptions
+    @OptionGroup var passphrase: PassphraseOptions
+
+    @Option(name: .long, help: ArgumentHelp("Who is restoring (default: the login name).", valueName: "name"))
+    var by: String?
+
+    @Argument(help: ArgumentHelp("The backup file.", valueName: "file"))
+    var file: String
+
+    func run() throws {
+        try reportingErrors {
+            let result = try CertificateAuthority.restore(home: home.caHome, from: file, by: Operator.name(by), passphrase: passphrase.source)
+            print("Restored the ledger from \(file); next serial \(result.nextSerial), KRL version \(result.krl.version) published.")
+        }
+    }
+}

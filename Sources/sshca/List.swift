@@ -1,0 +1,161 @@
+import ArgumentParser
+import Authority
+import Ledger
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    FileHandleLite.standardOutput.write(String(decoding: try encoder.encode(value), as: UTF8.self) + "\n")
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List issued certificates from the ledger.",
+        discussion: """
+        Answers "who holds a certificate for root right now?":
+          sshca list --principal root --active
+        Filters combine. --json prints an array for scripts (with the certificates themselves).
+        """
+    )
+
+    @OptionGroup var home: HomeOptions
+
+    @Option(name: .long, help: ArgumentHelp("Only certificates naming this principal.", valueName: "name"))
+    var principal: String?
+
+    @Option(name: .long, help: ArgumentHelp("Only certificates with this key id.", valueName: "id"))
+    var keyId: String?
+
+    @Flag(name: .long, help: "Only certificates valid now and not revoked.")
+    var active = false
+
+    @Flag(name: .long, help: "Only expired certificates.")
+    var expired = false
+
+    @Flag(name: .long, help: "Only revoked certificates.")
+    var revoked = false
+
+    @Option(name: .long, help: ArgumentHelp("At most this many (the lowest serials first).", valueName: "n"))
+    var limit: Int?
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    func validate() throws {
+        if [active, expired, revoked].filter({ $0 }).count > 1 {
+            throw ValidationError("choose at most one of --active, --expired and --revoked")
+        }
+        if let limit, limit < 1 { throw ValidationError("--limit must be 1 or more") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let authority = try CertificateAuthority(home: home.caHome)
+            let status: CertificateQuery.Status = active ? .active : expired ? .expired : revoked ? .revoked : .any
+            let now = Clock.now()
+            let found = try authority.certificates(CertificateQuery(principal: principal, keyID: keyId, status: status, limit: limit), now: now)
+            let summaries = found.map { CertificateSummary($0, now: now) }
+            if json {
+                try printJSON(summaries)
+            } else if summaries.isEmpty {
+                printNote("no certificates match")
+            } else {
+                print(CertificateSummary.tableHeader)
+                for summary in summaries { print(summary.tableRow) }
+            }
+        }
+    }
+}
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show one certificate from the ledger, with its revocation if any.")
+
+    @OptionGroup var home: HomeOptions
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    @Argument(help: ArgumentHelp("The certificate's serial number.", valueName: "serial"))
+    var serial: String
+
+    func run() throws {
+        try reportingErrors {
+            guard let number = UInt64(serial) else {
+                throw AuthorityError(.badInput, "\"\(serial)\" is not a serial number")
+            }
+            let authority = try CertificateAuthority(home: home.caHome)
+            let summary = CertificateSummary(try authority.certificate(serial: number), now: Clock.now())
+            if json { try printJSON(summary) } else { FileHandleLite.standardOutput.write(summary.detail) }
+        }
+    }
+}
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check or show the append-only, hash-chained audit log.",
+        subcommands: [AuditVerify.self, AuditList.self]
+    )
+}
+
+struct AuditVerify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Recompute the audit chain; name the first entry that was altered or removed.",
+        discussion: "Exit status: 0 intact, 1 broken. Every KRL carries the chain head in its comment, so servers hold witnesses of the chain."
+    )
+
+    @OptionGroup var home: HomeOptions
+
+    func run() throws {
+        var broken = false
+        try reportingErrors {
+            let authority = try CertificateAuthority(home: home.caHome)
+            let result: AuditVerification
+            result = try authority.verifyAudit()
+            switch result {
+            case .intact(let entries, let head):
+                print("audit chain intact: \(entries) entries, head \(head)")
+            case .broken(let id, let reason):
+                printError("audit chain BROKEN at entry \(id): \(reason)")
+                broken = true
+            }
+        }
+        if broken { throw ExitCode(ExitStatus.failure) }
+    }
+}
+
+struct AuditList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Show audit entries (the newest --limit, default all).")
+
+    @OptionGroup var home: HomeOptions
+
+    @Option(name: .long, help: ArgumentHelp("Only the newest N entries.", valueName: "n"))
+    var limit: Int?
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    struct Entry: Encodable {
+        var id: Int64, at: UInt64, actor: String, action: String, details: String, hash: String
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let authority = try CertificateAuthority(home: home.caHome)
+            let entries: [AuditEntry]
+            entries = try authority.auditEntries(limit: limit)
+            if json {
+                try printJSON(entries.map { Entry(id: $0.id, at: $0.at, actor: $0.actor, action: $0.action, details: $0.details, hash: $0.hashHex) })
+            } else {
+                for entry in entries {
+                    print("\(entry.id)  \(CertificateTime.format(entry.at))  \(entry.actor)  \(entry.action)  \(entry.details)")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import ArgumentParser
+import Authority
+import Ledger
+import SSHFormat
+
+struct Revoke: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Revoke certificates or keys, and publish the new KRL.",
+        discussion: """
+        Name exactly one target. The revocation is recorded in the ledger with its reason, and the
+        CA's revoked.krl is rewritten at once (a new version; copy it to servers' RevokedKeys).
+        Revoking the same thing again changes nothing and says so.
+
+          --serial 42 | --serial 40-49   those certificates
+          --key-id alice@laptop          every certificate with that key id, now and later; the CA
+                                         then refuses to issue that id again
+          --key stolen.pub               the key itself: all its certificates are dead, and
+                                         signing requests for it are refused
+          --principal root               every unexpired certificate naming that principal
+          --ca-key-compromised [--host]  the user (or host) CA key itself: sshd stops trusting
+                                         everything it signed. Make a new CA afterwards.
+
+        Examples:
+          sshca revoke --serial 42 --reason "laptop stolen"
+          sshca revoke --key-id alice@laptop --reason "left the company" --by security-oncall
+        """
+    )
+
+    @OptionGroup var home: HomeOptions
+    @OptionGroup var passphrase: PassphraseOptions
+
+    @Option(name: .long, help: ArgumentHelp("Why (kept in the ledger and the audit log). Required.", valueName: "text"))
+    var reason: String
+
+    @Option(name: .long, help: ArgumentHelp("Who is revoking (default: the login name).", valueName: "name"))
+    var by: String?
+
+    @Option(name: .long, help: ArgumentHelp("A serial or a range N-M.", valueName: "n[-m]"))
+    var serial: String?
+
+    @Option(name: .long, help: ArgumentHelp("Every certificate with this key id, now and later.", valueName: "id"))
+    var keyId: String?
+
+    @Option(name: .long, help: ArgumentHelp("A public key file: the key and all its certificates.", valueName: "pubkey-file"))
+    var key: String?
+
+    @Option(name: .long, help: ArgumentHelp("Every unexpired certificate naming this principal.", valueName: "name"))
+    var principal: String?
+
+    @Flag(name: .long, help: "Revoke the user CA key itself (with --host: the host CA key).")
+    var caKeyCompromised = false
+
+    @Flag(name: .long, help: "With --ca-key-compromised: the host CA key.")
+    var host = false
+
+    func validate() throws {
+        let given = [serial != nil, keyId != nil, key != nil, principal != nil, caKeyCompromised].filter { $0 }.count
+        guard given == 1 else {
+            throw ValidationError("name exactly one of --serial, --key-id, --key, --principal or --ca-key-compromised")
+        }
+        if host && !caKeyCompromised { throw ValidationError("--host goes with --ca-key-compromised") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let authority = try CertificateAuthority(home: home.caHome)
+            let target: RevocationTarget
+            if let serial {
+                target = .serials(try Self.parseSerials(serial))
+            } else if let keyId {
+                target = .keyID(keyId)
+            } else if let key {
+                target = .key(try KeyFiles.readPublicKey(key).key)
+            } else if let principal {
+                target = .principal(principal)
+            } else {
+                target = .caKey(try authority.home.publicKey(host ? .host : .user))
+            }
+            let result = try authority.revoke(target, reason: reason, by: Operator.name(by), passphrase: passphrase.source)
+            let record = result.outcome.record
+            if result.outcome.isNew {
+                print("Revoked \(record.kind) \(record.target) (#\(record.id)): \(result.outcome.certificatesAffected) certificate(s) in the ledger affected.")
+            } else {
+                print("Already revoked: \(record.kind) \(record.target) (#\(record.id), \(CertificateTime.format(record.revokedAt)) by \(record.revokedBy): \(record.reason)). Nothing changed.")
+            }
+            for warning in result.krl.warnings { printNote("warning: " + warning) }
+            print("Published \(authority.home.krlPath) (KRL version \(result.krl.version)); copy it to your servers' RevokedKeys file.")
+        }
+    }
+
+    static func parseSerials(_ text: String) throws(AuthorityError) -> ClosedRange<UInt64> {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let low = UInt64(parts[0]), let high = parts.count == 2 ? UInt64(parts[1]) : low else {
+            throw AuthorityError(.badInput, "--serial \"\(text)\" is not a serial (42) or a range (40-49)")
+        }
+        guard low >= 1, low <= high else {
+            throw AuthorityError(.badInput, "--serial \(text): serials start at 1 and a range goes from low to high")
+        }
+        return low...high
+    }
+}
