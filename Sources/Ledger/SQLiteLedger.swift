@@ -260,17 +260,17 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     }
 
     /// Records many serial revocations at once (bulk loads, benchmarks), for serials that need
-    /// not be in the ledger, under one CA key.
+    /// not be in the ledger, under one CA key. Consecutive serials are stored as one range.
     public func revokeSerialsBulk(_ serials: [UInt64], caKey: PublicKey, reason: String, by: String, now: UInt64) throws {
+        let runs = SerialSet(serials: serials).ranges
         try write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO ca_keys VALUES (?, ?)", arguments: [caKey.fingerprint, caKey.blob])
             try db.execute(sql: "INSERT INTO revocations (kind, target, reason, revoked_by, revoked_at) VALUES ('serial-bulk', ?, ?, ?, ?)",
                            arguments: ["\(serials.count) serials", reason, by, Int64(clamping: now)])
             let id = db.lastInsertedRowID
             let statement = try db.makeStatement(sql: "INSERT OR IGNORE INTO revoked_serials VALUES (?, ?, ?, NULL, ?)")
-            for serial in serials {
-                let s = Int64(bitPattern: serial)
-                try statement.execute(arguments: [caKey.fingerprint, s, s, id])
+            for run in runs {
+                try statement.execute(arguments: [caKey.fingerprint, Int64(bitPattern: run.lowerBound), Int64(bitPattern: run.upperBound), id])
             }
             _ = try Self.appendAudit(db, at: now, actor: by, action: "revoke", details: "#\(id) serial-bulk=\(serials.count) reason=\(reason)")
         }

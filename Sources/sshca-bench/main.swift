@@ -1,6 +1,7 @@
 // In-process measurements for scripts/bench. Kept out of the `sshca` binary so the CLI stays
 // small; it calls the same library functions the CLI and the service call.
 import Authority
+import Ledger
 import SSHCrypto
 import SSHFormat
 #if canImport(Glibc)
@@ -68,8 +69,63 @@ case "krl-pattern":
     var spec = "serial: " + serials.map(String.init).joined(separator: "\nserial: ") + "\n"
     if arguments[1] == "dense" { spec = "serial: \(serials.first!)-\(serials.last!)\n" }
     try Files.writeAtomically(arguments[4], Array(spec.utf8), mode: 0o644)
+case "krl-fill":
+    // krl-fill PATTERN HOME SPEC_OUT: a new CA home whose ledger revokes the pattern's serials,
+    // and the same serials as an ssh-keygen -k spec file (one "serial: N" line each).
+    guard arguments.count == 4 else { fail("usage: sshca-bench krl-fill dense|third|sparse HOME SPEC") }
+    let serials = try serialPattern(arguments[1])
+    let home = try CAHome.create(at: arguments[2], CAHome.Creation())
+    let authority = try CertificateAuthority(home: home)
+    try authority.ledger.revokeSerialsBulk(serials, caKey: try home.publicKey(.user), reason: "benchmark", by: "bench", now: UInt64(time(nil)))
+    let spec = serials.map { "serial: \($0)\n" }.joined()
+    try Files.writeAtomically(arguments[3], Array(spec.utf8), mode: 0o644)
+case "ledger-fill":
+    // ledger-fill HOME COUNT: a new CA home with COUNT certificates issued (real signatures),
+    // principals user0..user9999 and one principal "root" on every 1000th.
+    guard arguments.count == 3, let count = Int(arguments[2]) else { fail("usage: sshca-bench ledger-fill HOME COUNT") }
+    let home = try CAHome.create(at: arguments[1], CAHome.Creation())
+    let authority = try CertificateAuthority(home: home)
+    let issuer = Issuer(signer: try home.signer(.user, passphrase: .none, configuration: authority.configuration), configuration: authority.configuration)
+    let subject = try PrivateKey.generate(.ed25519).publicKey
+    let now = UInt64(time(nil))
+    let start = monotonicSeconds()
+    var done = 0
+    while done < count {
+        let batch = min(10_000, count - done)
+        try authority.ledger.issueBatch(count: batch, requestedBy: Requester(name: "bench", channel: "bench"), now: now) { serial in
+            let i = Int(serial)
+            var principals = ["user\(i % 10_000)"]
+            if i % 1000 == 0 { principals.append("root") }
+            var request = CertificateRequest(publicKey: subject, keyID: "bench-\(i)", principals: principals)
+            request.serial = serial
+            return try issuer.issue(request, now: now)
+        }
+        done += batch
+        if done % 100_000 == 0 { fputsErr("  \(done) certificates issued\n") }
+    }
+    print(Int((Double(count) / (monotonicSeconds() - start)).rounded()))
+case "issue-rate":
+    // issue-rate HOME SECONDS: certificates per second through the full issuance path, one
+    // durable transaction each (as `sshca sign` and the service do).
+    guard arguments.count == 3, let seconds = Double(arguments[2]) else { fail("usage: sshca-bench issue-rate HOME SECONDS") }
+    let authority = try CertificateAuthority(home: CAHome(path: arguments[1]))
+    let subject = try PrivateKey.generate(.ed25519).publicKey
+    let request = CertificateRequest(publicKey: subject, keyID: "rate", principals: ["rate"])
+    let requester = Requester(name: "bench", channel: "bench")
+    var count = 0
+    let start = monotonicSeconds()
+    while monotonicSeconds() - start < seconds {
+        _ = try authority.issue(request, requestedBy: requester, passphrase: .none)
+        count += 1
+    }
+    print(Int((Double(count) / (monotonicSeconds() - start)).rounded()))
 default:
-    fail("usage: sshca-bench sign-rate CA_TYPE SECONDS | krl-pattern ...")
+    fail("usage: sshca-bench sign-rate | krl-pattern | krl-fill | ledger-fill | issue-rate ...")
+}
+
+func fputsErr(_ text: String) {
+    let bytes = Array(text.utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
 
 /// The three revocation patterns of the KRL benchmark, 1,000,000 serials each.

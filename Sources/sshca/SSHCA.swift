@@ -1,5 +1,8 @@
 import ArgumentParser
 import Authority
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct SSHCA: ParsableCommand {
@@ -13,7 +16,20 @@ struct SSHCA: ParsableCommand {
                 exit(withError: error)
             }
         }
-        main(arguments)
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            // ArgumentParser's own messages start "Error:"; sshca's errors all read "error: ...".
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success || message.isEmpty {
+                exit(withError: error)
+            }
+            FileHandleLite.standardError.write(message.hasPrefix("Error: ") ? "error: " + message.dropFirst(7) + "\n" : message + "\n")
+            Glibc.exit(code.rawValue)
+        }
+        Glibc.exit(0)
     }
 
     static let configuration = CommandConfiguration(

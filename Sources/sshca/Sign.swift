@@ -11,7 +11,8 @@ struct Sign: ParsableCommand {
         standard output). Accepts OpenSSH public key lines and RFC 4716 files (PuTTYgen's "Save public
         key"); Ed25519, ECDSA, RSA (2048 bits and up) and FIDO sk- keys. DSA keys are refused.
 
-        Validity (--validity): a duration from now (90m, 16h, 30d, 1w), or ssh-keygen -V forms:
+        Serials come from the CA's ledger (1, 2, 3, ...), which records every certificate before it
+        is written. Validity (--validity): a duration from now (90m, 16h, 30d, 1w), or ssh-keygen -V forms:
         +16h, -5m:+1d, 20260101:20260201, 202601011200:202601011800, always:forever, forever.
         Without it: the configured default (1 day), starting 5 minutes early for clock skew.
 
@@ -38,10 +39,12 @@ struct Sign: ParsableCommand {
     @Flag(name: .long, help: "Make a host certificate (signed by the host CA key).")
     var host = false
 
-    @Option(name: .long, help: ArgumentHelp("How long it is valid: 16h, 30d, +16h, -5m:+1d, YYYYMMDD:YYYYMMDD, forever.", valueName: "spec"))
+    // Unconditional: ssh-keygen -V forms like -5m:+1d start with a dash and are still values.
+    @Option(name: .long, parsing: .unconditional,
+            help: ArgumentHelp("How long it is valid: 16h, 30d, +16h, -5m:+1d, YYYYMMDD:YYYYMMDD, forever.", valueName: "spec"))
     var validity: String?
 
-    @Option(name: .long, help: ArgumentHelp("Serial number (default: random). Must not be 0.", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("Refused: serials come from the ledger (kept so old scripts get a clear error).", valueName: "n"))
     var serial: String?
 
     @Option(name: .long, help: ArgumentHelp("Critical option: the only command this certificate may run.", valueName: "command"))

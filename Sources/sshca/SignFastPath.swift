@@ -44,7 +44,8 @@ enum SignFastPath {
             if value == nil {
                 guard index < arguments.count else { return nil }
                 let next = arguments[index]
-                guard next == "-" || !next.hasPrefix("-") else { return nil }
+                // --validity takes its value unconditionally (ArgumentParser's .unconditional).
+                guard name == "validity" || next == "-" || !next.hasPrefix("-") else { return nil }
                 value = next
                 index += 1
             }
