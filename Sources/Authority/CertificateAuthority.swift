@@ -86,6 +86,22 @@ public struct CertificateAuthority: Sendable {
         do { return try ledger.certificates(matching: query, now: now) } catch { throw AuthorityError.from(error) }
     }
 
+    /// known_hosts lines: `@cert-authority PATTERNS <host CA key>`, and `@revoked * <key>` for
+    /// every revoked key that the ledger knows as a host key.
+    public func knownHostsLines(hostPatterns: String) throws(AuthorityError) -> [String] {
+        let patterns = hostPatterns.split(separator: ",").map { $0.trimmingCharacters(in: " \t") }
+        guard !patterns.isEmpty, patterns.allSatisfy({ !$0.isEmpty && !$0.contains(where: { $0 == " " || $0 == "\t" }) }) else {
+            throw AuthorityError(.badInput, "--hosts needs comma-separated host patterns without spaces, like '*.example.com,10.0.0.*'")
+        }
+        var lines = ["@cert-authority \(patterns.joined(separator: ",")) \(try home.publicKey(.host).openSSHLine(comment: "sshca-host-ca"))"]
+        do {
+            for key in try ledger.revokedHostKeys() { lines.append("@revoked * \(key.openSSHLine())") }
+        } catch {
+            throw AuthorityError.from(error)
+        }
+        return lines
+    }
+
     public func verifyAudit() throws(AuthorityError) -> AuditVerification {
         do { return try ledger.verifyAudit() } catch { throw AuthorityError.from(error) }
     }

@@ -73,6 +73,13 @@ public enum Files {
     /// Replaces `path` atomically: a reader sees the old file or the new one, never a mix. The
     /// temp file is in the same directory.
     public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t, durability: Durability = .synced) throws(AuthorityError) {
+        try writeAtomically(path, bytes, mode: mode, durability: durability, check: nil)
+    }
+
+    /// The same, with a last check of the complete temp file before it replaces `path` (for
+    /// example: does `ssh-keygen -Q` load it?). If the check throws, `path` is left untouched.
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t, durability: Durability = .synced,
+                                       check: ((String) throws(AuthorityError) -> Void)?) throws(AuthorityError) {
         let directory = parentDirectory(of: path)
         var template = Array("\(directory)/.\(baseName(of: path)).tmp-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
@@ -92,6 +99,7 @@ public enum Files {
                 guard fsync(fd) == 0 else { throw AuthorityError(.io, "cannot flush \(path) to disk: \(String(cString: strerror(errno)))") }
             }
         }
+        try check?(tempPath)
         guard rename(tempPath, path) == 0 else {
             throw AuthorityError(.io, "cannot replace \(path): \(String(cString: strerror(errno)))")
         }

@@ -311,6 +311,17 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
         }
     }
 
+    /// Revoked keys that were certified as host keys (for @revoked lines in known_hosts).
+    public func revokedHostKeys() throws -> [PublicKey] {
+        try read { db in
+            try Data.fetchAll(db, sql: """
+                SELECT k.blob FROM revoked_keys k
+                WHERE EXISTS (SELECT 1 FROM certificates c WHERE c.key_fingerprint = k.fingerprint AND c.type = 2)
+                ORDER BY k.fingerprint
+                """).map { try PublicKey(blob: $0) }
+        }
+    }
+
     public func recordKRLGeneration(by: String, now: UInt64, details: String) throws -> (version: UInt64, chainHead: String) {
         try write { db in
             let version = try Self.meta(db, "krl_version") + 1

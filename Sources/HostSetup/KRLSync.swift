@@ -1,0 +1,91 @@
+public import Authority
+public import SSHFormat
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Installs a KRL on a server for sshd's `RevokedKeys`, only when OpenSSH will accept it: sshd
+/// refuses every key login when that file is missing or invalid, so a bad download must never
+/// replace a good file.
+public enum KRLSync {
+    public enum Outcome: Equatable, Sendable {
+        case installed(version: UInt64, previous: UInt64?)
+        case alreadyCurrent(version: UInt64)
+    }
+
+    /// - Parameters:
+    ///   - pinnedSigner: when given, the KRL must carry a valid signature by this key (OpenSSH
+    ///     checks that signatures verify, not who made them; the pin is ours to enforce).
+    ///   - sshKeygen: path of ssh-keygen, used as a last gate (`ssh-keygen -Q` must load the
+    ///     file) when it exists.
+    public static func install(_ bytes: [UInt8], source: String, to path: String, pinnedSigner: PublicKey?,
+                               sshKeygen: String = "/usr/bin/ssh-keygen") throws(AuthorityError) -> Outcome {
+        let candidate = try KRLInspection(bytes: bytes, source: source)
+        if let pinnedSigner {
+            guard candidate.signatures.contains(where: { $0.key == pinnedSigner && $0.verdict.isValid }) else {
+                let found = candidate.signatures.isEmpty
+                    ? "it is unsigned"
+                    : "it is signed by \(candidate.signatures.map(\.key.fingerprint).joined(separator: ", "))"
+                throw AuthorityError(.badInput, "\(source) is not signed by the pinned key \(pinnedSigner.fingerprint) (\(found)); refusing to install it")
+            }
+            guard candidate.krl.revocation(of: pinnedSigner) == nil else {
+                throw AuthorityError(.badInput, "\(source) revokes its own pinned signing key \(pinnedSigner.fingerprint); sshd would reject it. Refusing to install it")
+            }
+        }
+        var previous: UInt64? = nil
+        if Files.exists(path) {
+            let installed = try Files.read(path, maximumBytes: 1 << 30, what: "installed KRL")
+            if installed == bytes { return .alreadyCurrent(version: candidate.krl.version) }
+            // A damaged installed file is replaced; a valid one is never replaced by an older KRL.
+            if let current = try? KRL.parse(installed) {
+                previous = current.krl.version
+                guard candidate.krl.version >= current.krl.version else {
+                    throw AuthorityError(.badInput, "\(source) has KRL version \(candidate.krl.version), older than the installed \(current.krl.version) at \(path); refusing to roll back")
+                }
+            }
+        }
+        try Files.writeAtomically(path, bytes, mode: 0o644, durability: .synced) { (temp: String) throws(AuthorityError) in
+            try gate(temp, sshKeygen: sshKeygen)
+        }
+        return .installed(version: candidate.krl.version, previous: previous)
+    }
+
+    /// `ssh-keygen -Q -f KRL KEY` exits 0 (not revoked) or 1 (revoked) when it loads the KRL, and
+    /// 255 when it cannot.
+    static func gate(_ krlPath: String, sshKeygen: String) throws(AuthorityError) {
+        guard access(sshKeygen, X_OK) == 0 else { return }
+        let probe = krlPath + ".probe.pub"
+        // Any well-formed key will do: the question is only whether the KRL loads.
+        let line = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g probe\n"
+        try Files.writeAtomically(probe, Array(line.utf8), mode: 0o644, durability: .renameOnly)
+        defer { Files.remove(probe) }
+        let status = runQuietly(sshKeygen, ["-Q", "-f", krlPath, probe])
+        guard status == 0 || status == 1 else {
+            throw AuthorityError(.badInput, "ssh-keygen -Q cannot load the new KRL (exit \(status)); refusing to install it")
+        }
+    }
+
+    /// Runs a program with its output discarded; returns its exit status (or 255 if it could not run).
+    static func runQuietly(_ program: String, _ arguments: [String]) -> Int32 {
+        var pid: pid_t = 0
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = ([program] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        guard posix_spawn(&pid, program, &actions, nil, argv, environ) == 0 else { return 255 }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return 255 }
+        }
+        let exited = status & 0x7f == 0
+        return exited ? (status >> 8) & 0xff : 255
+    }
+}
