@@ -34,9 +34,11 @@ let package = Package(
         .target(name: "Ledger", dependencies: ["SSHFormat", "CSQLiteShim", .product(name: "GRDB", package: "GRDB.swift")]),
         // Configuration, the CA home, validity rules, issuance, revocation, KRL publishing.
         .target(name: "Authority", dependencies: ["SSHFormat", "SSHCrypto", "Ledger"]),
+        // Server side: install the CA's files on a server without ever locking anyone out.
+        .target(name: "HostSetup", dependencies: ["Authority", "SSHFormat"]),
         .executableTarget(
             name: "sshca",
-            dependencies: ["Authority", "Ledger", "SSHFormat", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Authority", "HostSetup", "Ledger", "SSHFormat", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "sshca-bench", dependencies: ["Authority"]),
 
@@ -46,5 +48,6 @@ let package = Package(
         .testTarget(name: "AuthorityTests", dependencies: ["Authority", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Authority", "TestSupport", "sshca"]),
         .testTarget(name: "CLITests", dependencies: ["sshca"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Authority", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport"]),
     ]
 )

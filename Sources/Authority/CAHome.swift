@@ -163,6 +163,7 @@ public struct CAHome: Sendable {
         // servers can point RevokedKeys at a valid file from day one.
         do throws(AuthorityError) {
             let authority = try CertificateAuthority(home: home)
+            try authority.registerCAKeys()
             _ = try authority.publishKRL(by: "sshca init", passphrase: .none, now: Clock.now())
         } catch {
             (written + [home.ledgerPath, home.ledgerPath + "-wal", home.ledgerPath + "-shm", home.krlPath, home.krlLockPath]).forEach(Files.remove)

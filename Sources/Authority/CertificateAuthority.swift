@@ -57,12 +57,20 @@ public struct CertificateAuthority: Sendable {
             throw AuthorityError(.badInput, "serial 0 cannot be revoked (a KRL cannot name it); serials start at 1")
         }
         let outcome: RevocationOutcome
+        try registerCAKeys()
         do {
             outcome = try ledger.revoke(target, reason: reason, by: by, now: now)
         } catch {
             throw AuthorityError.from(error)
         }
         return (outcome, try publishKRL(by: by, passphrase: passphrase, now: now))
+    }
+
+    /// Tells the ledger this home's CA keys, so key-id revocations cover certificates either CA
+    /// signs, including ones made before the ledger existed.
+    func registerCAKeys() throws(AuthorityError) {
+        let keys = [try home.publicKey(.user), try home.publicKey(.host)]
+        do { try ledger.registerCAKeys(keys) } catch { throw AuthorityError.from(error) }
     }
 
     // MARK: KRL
@@ -102,8 +110,30 @@ public struct CertificateAuthority: Sendable {
         return lines
     }
 
-    public func verifyAudit() throws(AuthorityError) -> AuditVerification {
-        do { return try ledger.verifyAudit() } catch { throw AuthorityError.from(error) }
+    /// Recomputes the chain, then checks it against the witnesses: each KRL names the chain head
+    /// it was published at, and that entry must still be in the chain (a cut-off tail shows here).
+    public func verifyAudit(witnesses: [String]? = nil) throws(AuthorityError) -> AuditVerification {
+        let result: AuditVerification
+        let entries: [AuditEntry]
+        do {
+            result = try ledger.verifyAudit()
+            entries = try ledger.auditEntries(limit: nil)
+        } catch {
+            throw AuthorityError.from(error)
+        }
+        guard case .intact = result else { return result }
+        let hashes = Set(entries.map(\.hashHex))
+        for path in witnesses ?? (Files.exists(home.krlPath) ? [home.krlPath] : []) {
+            let krl = try KRLInspection.read(path).krl
+            let prefix = "sshca audit-head "
+            guard krl.comment.hasPrefix(prefix) else { continue }
+            let head = String(krl.comment.dropFirst(prefix.count))
+            if !hashes.contains(head) {
+                return .broken(entryID: Int64(entries.count + 1),
+                               reason: "\(path) (KRL version \(krl.version)) names audit head \(head), which is not in the chain: entries were removed or rewritten")
+            }
+        }
+        return result
     }
 
     public func auditEntries(limit: Int?) throws(AuthorityError) -> [AuditEntry] {

@@ -35,6 +35,14 @@ extension CertificateAuthority {
             throw AuthorityError(.home, "no CA at \(home.path); restore needs the CA home (keys and sshca.toml) in place")
         }
         guard Files.exists(backupPath) else { throw AuthorityError(.io, "backup file \(backupPath) does not exist") }
+        do {
+            try SQLiteLedger.validateBackup(path: backupPath)
+        } catch {
+            throw AuthorityError(.badInput, "\(AuthorityError.from(error).reason); nothing was changed")
+        }
+        // What servers were last told stays revoked: the restored ledger takes over the current
+        // KRL's revocations, so a restore never un-revokes anything.
+        let published = Files.exists(home.krlPath) ? try? KRLInspection.read(home.krlPath).krl : nil
         let lock = try FileLock(path: home.krlLockPath)
         defer { lock.release() }
         let staging = home.ledgerPath + ".restore"
@@ -51,6 +59,9 @@ extension CertificateAuthority {
                 throw AuthorityError(.ledger, "the backup \(backupPath) has a broken audit chain; nothing was changed")
             }
             try restored.applyRestoreJump(by: by, now: now, source: backupPath)
+            if let published {
+                try restored.importRevocations(from: published, reason: "carried over at restore", by: by, now: now)
+            }
             try restored.checkpoint()
             try restored.close()
         } catch {

@@ -64,28 +64,9 @@ public enum KRLSync {
         let line = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g probe\n"
         try Files.writeAtomically(probe, Array(line.utf8), mode: 0o644, durability: .renameOnly)
         defer { Files.remove(probe) }
-        let status = runQuietly(sshKeygen, ["-Q", "-f", krlPath, probe])
+        let status = Subprocess.run(sshKeygen, ["-Q", "-f", krlPath, probe]).status
         guard status == 0 || status == 1 else {
             throw AuthorityError(.badInput, "ssh-keygen -Q cannot load the new KRL (exit \(status)); refusing to install it")
         }
-    }
-
-    /// Runs a program with its output discarded; returns its exit status (or 255 if it could not run).
-    static func runQuietly(_ program: String, _ arguments: [String]) -> Int32 {
-        var pid: pid_t = 0
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = ([program] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        guard posix_spawn(&pid, program, &actions, nil, argv, environ) == 0 else { return 255 }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR { return 255 }
-        }
-        let exited = status & 0x7f == 0
-        return exited ? (status >> 8) & 0xff : 255
     }
 }

@@ -217,8 +217,8 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                 guard range.lowerBound != 0 else { throw LedgerError(.badInput, "serial 0 cannot be revoked (a KRL cannot name it); serials start at 1") }
                 let low = Int64(clamping: range.lowerBound), high = Int64(clamping: range.upperBound)
                 let rows = try Row.fetchAll(db, sql: """
-                    SELECT ca_fingerprint, COUNT(*) AS n, MAX(valid_before) AS vb FROM certificates
-                    WHERE serial BETWEEN ? AND ? GROUP BY ca_fingerprint
+                    SELECT ca_fingerprint, COUNT(*) AS n, MAX(valid_before) AS vb, MIN(serial) AS lo, MAX(serial) AS hi
+                    FROM certificates WHERE serial BETWEEN ? AND ? GROUP BY ca_fingerprint
                     """, arguments: [low, high])
                 guard !rows.isEmpty else {
                     throw LedgerError(.notFound, range.lowerBound == range.upperBound
@@ -226,10 +226,12 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                         : "no certificate with a serial in \(range.lowerBound)-\(range.upperBound) in the ledger")
                 }
                 for row in rows {
+                    // Only serials already issued: a range must not reach certificates issued later
+                    // (the ledger hands out the serials past the current highest).
                     let ca: String = row["ca_fingerprint"]
-                    let single = range.lowerBound == range.upperBound
+                    let first: Int64 = row["lo"], last: Int64 = row["hi"]
                     try db.execute(sql: "INSERT OR IGNORE INTO revoked_serials VALUES (?, ?, ?, ?, ?)",
-                                   arguments: [ca, low, high, single ? (row["vb"] as Int64?) : nil, id])
+                                   arguments: [ca, first, last, row["vb"] as Int64?, id])
                     affected += row["n"] as Int
                 }
             case .principal(let principal):
@@ -256,6 +258,42 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                                      details: "#\(id) \(kind)=\(text) certificates=\(affected) reason=\(trimmed)")
             let record = RevocationRecord(id: id, kind: kind, target: text, reason: trimmed, revokedBy: by, revokedAt: now)
             return RevocationOutcome(record: record, isNew: true, certificatesAffected: affected)
+        }
+    }
+
+    /// Carries the revocations of a KRL into the ledger (after a restore, so a restore never
+    /// un-revokes what servers were already told).
+    public func importRevocations(from krl: KRL, reason: String, by: String, now: UInt64) throws {
+        try write { db in
+            try db.execute(sql: "INSERT INTO revocations (kind, target, reason, revoked_by, revoked_at) VALUES ('carried', ?, ?, ?, ?)",
+                           arguments: ["KRL version \(krl.version)", reason, by, Int64(clamping: now)])
+            let id = db.lastInsertedRowID
+            for section in krl.certificates {
+                guard let ca = section.caKey else { continue }
+                try db.execute(sql: "INSERT OR IGNORE INTO ca_keys VALUES (?, ?)", arguments: [ca.fingerprint, ca.blob])
+                for range in section.serials.ranges {
+                    try db.execute(sql: "INSERT OR IGNORE INTO revoked_serials VALUES (?, ?, ?, NULL, ?)",
+                                   arguments: [ca.fingerprint, Int64(bitPattern: range.lowerBound), Int64(bitPattern: range.upperBound), id])
+                }
+                for keyID in section.keyIDs {
+                    try db.execute(sql: "INSERT OR IGNORE INTO revoked_key_ids VALUES (?, ?)", arguments: [keyID, id])
+                }
+            }
+            for blob in krl.explicitKeys {
+                let key = try PublicKey(blob: blob)
+                try db.execute(sql: "INSERT OR IGNORE INTO revoked_keys VALUES (?, ?, ?)", arguments: [key.fingerprint, key.blob, id])
+            }
+            _ = try Self.appendAudit(db, at: now, actor: by, action: "revoke", details: "#\(id) carried from KRL version \(krl.version); reason=\(reason)")
+        }
+    }
+
+    /// Makes the ledger know a CA key, so key-id revocations reach certificates it signs even
+    /// before it has issued anything through the ledger.
+    public func registerCAKeys(_ keys: [PublicKey]) throws {
+        try write { db in
+            for key in keys {
+                try db.execute(sql: "INSERT OR IGNORE INTO ca_keys VALUES (?, ?)", arguments: [key.fingerprint, key.blob])
+            }
         }
     }
 
@@ -462,6 +500,13 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                 expectedID += 1
                 count += 1
             }
+            // The chain cannot show that its newest entries were cut off; the certificates can:
+            // each one was issued together with its audit entry.
+            let certificates = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM certificates") ?? 0
+            let issueEntries = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit WHERE action = 'issue'") ?? 0
+            if issueEntries < certificates {
+                return .broken(entryID: expectedID, reason: "\(certificates - issueEntries) issued certificate(s) have no audit entry: entries from #\(expectedID) on were removed")
+            }
             return .intact(entries: count, head: previous.map { String($0, radix: 16).leftPadded2 }.joined())
         }
     }
@@ -482,6 +527,25 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     /// versions past those in the backup. Both counters jump by 2^32, so no serial is handed
     /// out twice and servers accept the next KRL (they refuse a lower version).
     public static let restoreJump: UInt64 = 1 << 32
+
+    /// Checks that a file is an sshca ledger (an empty file or another SQLite database is not),
+    /// without changing it.
+    public static func validateBackup(path: String) throws {
+        var configuration = Configuration()
+        configuration.readonly = true
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            defer { try? queue.close() }
+            let ok = try queue.read { db -> Bool in
+                guard try db.tableExists("meta"), try db.tableExists("certificates"), try db.tableExists("audit"),
+                      try db.tableExists("grdb_migrations") else { return false }
+                return try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'next_serial'") != nil
+            }
+            guard ok else { throw LedgerError(.corrupt, "\(path) is not an sshca ledger backup (its tables are missing)") }
+        } catch {
+            throw translate(error, doing: "reading the backup \(path)")
+        }
+    }
 
     public func applyRestoreJump(by: String, now: UInt64, source: String) throws {
         try write { db in

@@ -41,7 +41,7 @@ struct KRLCheck: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Test keys and certificates against a KRL, like ssh-keygen -Q.",
-        discussion: "Exit status: 0 none revoked, 1 at least one revoked, 65 the KRL or a file is malformed."
+        discussion: "Exit status: 0 none revoked, 1 at least one revoked, 65 the KRL or a file is missing or malformed."
     )
 
     @Option(name: .long, help: ArgumentHelp("The KRL file.", valueName: "file"))
@@ -56,7 +56,8 @@ struct KRLCheck: ParsableCommand {
 
     func run() throws {
         var anyRevoked = false
-        try reportingErrors {
+        // Exit 1 means "revoked" here, so a missing or unreadable file is bad input (65), never 1.
+        try reportingErrors(failureCode: ExitStatus.dataError) {
             let inspection = try KRLInspection.read(krl)
             for file in files {
                 let bytes = try Files.read(file, maximumBytes: 256 * 1024, what: "key or certificate")

@@ -111,12 +111,15 @@ struct AuditVerify: ParsableCommand {
 
     @OptionGroup var home: HomeOptions
 
+    @Option(name: .long, help: ArgumentHelp("A KRL (for example a server's copy) whose audit head must be in the chain; default: the home's revoked.krl. Repeatable.", valueName: "krl-file"))
+    var witness: [String] = []
+
     func run() throws {
         var broken = false
         try reportingErrors {
             let authority = try CertificateAuthority(home: home.caHome)
             let result: AuditVerification
-            result = try authority.verifyAudit()
+            result = try authority.verifyAudit(witnesses: witness.isEmpty ? nil : witness)
             switch result {
             case .intact(let entries, let head):
                 print("audit chain intact: \(entries) entries, head \(head)")

@@ -118,12 +118,12 @@ enum FileHandleLite {
 }
 
 /// Runs a command body, turning the CA's errors into a message on stderr and an exit code.
-func reportingErrors(_ body: () throws -> Void) throws {
+func reportingErrors(failureCode: Int32 = ExitStatus.failure, _ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as AuthorityError {
         printError(error.reason)
-        throw ExitCode(error.isInputError ? ExitStatus.dataError : ExitStatus.failure)
+        throw ExitCode(error.isInputError ? ExitStatus.dataError : failureCode)
     } catch let error as SSHFormatError {
         printError(error.description)
         throw ExitCode(ExitStatus.dataError)

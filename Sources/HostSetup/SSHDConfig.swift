@@ -1,0 +1,160 @@
+public import Authority
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What sshca needs to know of an sshd_config: where a drop-in that sshd reads first can go, and
+/// where a managed block would start. sshd keeps the first value it reads for most keywords, so
+/// sshca's settings must come before anything that could contradict them.
+public struct SSHDConfigFile: Sendable {
+    public let path: String
+    public let text: String
+
+    public static let blockBegin = "# BEGIN sshca managed block: written by `sshca host setup`, removed by `sshca host undo`"
+    public static let blockEnd = "# END sshca managed block"
+
+    public init(path: String) throws(AuthorityError) {
+        self.path = path
+        self.text = try Files.readText(path, maximumBytes: 4 << 20, what: "sshd configuration")
+    }
+
+    /// Directives in order, before the first Match (later ones are conditional), with line numbers.
+    var globalDirectives: [(keyword: String, arguments: String, line: Int)] {
+        var out: [(String, String, Int)] = []
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: " \t\r")
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let keyword = String(line.prefix { $0 != " " && $0 != "\t" && $0 != "=" })
+            let rest = line.dropFirst(keyword.count).drop { $0 == " " || $0 == "\t" || $0 == "=" }
+            if keyword.lowercased() == "match" { break }
+            out.append((keyword.lowercased(), String(rest), index + 1))
+        }
+        return out
+    }
+
+    /// The directory and file pattern of the first Include sshd reads before anything else that
+    /// matters, when it is a plain `DIR/*.conf`-style glob whose directory exists.
+    public var dropInDirectory: (directory: String, pattern: String)? {
+        for directive in globalDirectives where directive.keyword == "include" {
+            for argument in directive.arguments.split(separator: " ") {
+                var target = String(argument)
+                if !target.hasPrefix("/") { target = Files.parentDirectory(of: path) + "/" + target }
+                let directory = Files.parentDirectory(of: target)
+                let pattern = Files.baseName(of: target)
+                if pattern.contains("*"), !directory.contains("*"), Files.isDirectory(directory) {
+                    return (directory, pattern)
+                }
+            }
+            // sshd reads the first Include in place; a later one is read after other settings.
+            return nil
+        }
+        return nil
+    }
+
+    /// The text with the managed block removed (for undo and re-planning).
+    public var textWithoutManagedBlock: String {
+        var lines: [Substring] = []
+        var inside = false
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == Self.blockBegin { inside = true; continue }
+            if inside { if line == Self.blockEnd { inside = false }; continue }
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `body` placed as a managed block before the first directive of the file.
+    public func withManagedBlock(_ body: String) -> String {
+        let base = textWithoutManagedBlock
+        var lines = base.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let firstDirective = lines.firstIndex { line in
+            let t = line.trimmingCharacters(in: " \t\r")
+            return !t.isEmpty && !t.hasPrefix("#")
+        } ?? lines.count
+        let block = [Self.blockBegin] + body.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) + [Self.blockEnd]
+        lines.insert(contentsOf: block, at: firstDirective)
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in set: String) -> String {
+        var s = self[...]
+        while let c = s.first, set.contains(c) { s = s.dropFirst() }
+        while let c = s.last, set.contains(c) { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// Runs sshd's own checks: `sshd -t` (does the configuration load?) and `sshd -T` (the
+/// effective values, for a given connection with -C).
+public struct SSHDCheck: Sendable {
+    public var sshdPath: String
+
+    public init(sshdPath: String = "/usr/sbin/sshd") {
+        self.sshdPath = sshdPath
+    }
+
+    public func validate(configPath: String) throws(AuthorityError) {
+        let result = Subprocess.run(sshdPath, ["-t", "-f", configPath])
+        guard result.status == 0 else {
+            throw AuthorityError(.badConfig, "sshd -t rejects \(configPath): \(result.output.trimmingCharacters(in: " \n"))")
+        }
+    }
+
+    /// Effective settings, keyword (lower case) to value, optionally for a connection spec
+    /// like "user=deploy,host=localhost,addr=127.0.0.1".
+    public func effective(configPath: String, connection: String? = nil) throws(AuthorityError) -> [String: String] {
+        var arguments = ["-T", "-f", configPath]
+        if let connection { arguments += ["-C", connection] }
+        let result = Subprocess.run(sshdPath, arguments)
+        guard result.status == 0 else {
+            throw AuthorityError(.badConfig, "sshd -T cannot read \(configPath): \(result.output.trimmingCharacters(in: " \n"))")
+        }
+        var values: [String: String] = [:]
+        for line in result.output.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1)
+            guard let key = parts.first else { continue }
+            let k = key.lowercased()
+            if values[k] == nil { values[k] = parts.count > 1 ? String(parts[1]) : "" }
+        }
+        return values
+    }
+}
+
+/// Runs a program and collects its standard output and error together.
+enum Subprocess {
+    static func run(_ program: String, _ arguments: [String]) -> (status: Int32, output: String) {
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { return (255, "cannot create a pipe") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
+        posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
+        let argv = ([program] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, program, &actions, nil, argv, environ)
+        close(pipeFDs[1])
+        guard spawned == 0 else {
+            close(pipeFDs[0])
+            return (255, "cannot run \(program): \(String(cString: strerror(spawned)))")
+        }
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(pipeFDs[0], &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            output.append(contentsOf: buffer[0..<n])
+        }
+        close(pipeFDs[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exited = status & 0x7f == 0
+        return (exited ? (status >> 8) & 0xff : 255, String(decoding: output, as: UTF8.self))
+    }
+}

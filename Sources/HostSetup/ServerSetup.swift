@@ -1,0 +1,388 @@
+public import Authority
+public import SSHFormat
+import SSHCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// What `sshca host setup` is asked to do on a server.
+public struct SetupRequest: Sendable {
+    public var caKey: PublicKey
+    public var sshdConfigPath = "/etc/ssh/sshd_config"
+    public var caKeyPath = "/etc/ssh/sshca_user_ca.pub"
+    public var krlPath = "/etc/ssh/sshca_revoked.krl"
+    public var principalsDirectory = "/etc/ssh/sshca_principals"
+    /// Login user -> certificate principals that may log in as that user.
+    public var principalMappings: [(user: String, principals: [String])] = []
+    public var disablePasswords = false
+    public var sshdPath = "/usr/sbin/sshd"
+    /// Where the state before the first setup is kept for `host undo`.
+    public var backupDirectory: String
+
+    public init(caKey: PublicKey, sshdConfigPath: String = "/etc/ssh/sshd_config") {
+        self.caKey = caKey
+        self.sshdConfigPath = sshdConfigPath
+        self.backupDirectory = Files.parentDirectory(of: sshdConfigPath) + "/sshca-backup"
+    }
+}
+
+/// One file as it is and as setup wants it (nil: absent).
+public struct FileChange: Sendable, Equatable {
+    public var path: String
+    public var before: [UInt8]?
+    public var after: [UInt8]?
+    public var mode: mode_t
+}
+
+public struct SetupPlan: Sendable {
+    public var changes: [FileChange]
+    public var dropInPath: String?
+    public var directoriesToCreate: [String]
+    public var isEmpty: Bool { changes.isEmpty && directoriesToCreate.isEmpty }
+}
+
+public struct SetupReport: Sendable {
+    public var plan: SetupPlan
+    public var checks: [String]
+    public var reload: String
+}
+
+/// `sshca host setup`: makes sshd trust the CA in one safe step. Everything is planned first;
+/// files are then written atomically, sshd validates the result (`sshd -t`) and reports the
+/// effective values (`sshd -T`); on any failure every file is put back exactly as it was and sshd
+/// is not touched. sshd is reloaded only after all of that succeeded.
+public enum ServerSetup {
+    public static let dropInName = "00-sshca.conf"
+
+    public static func plan(_ request: SetupRequest) throws(AuthorityError) -> SetupPlan {
+        try validate(request)
+        let config = try SSHDConfigFile(path: request.sshdConfigPath)
+        var changes: [FileChange] = []
+        var directories: [String] = []
+
+        func want(_ path: String, _ text: String, mode: mode_t = 0o644) throws(AuthorityError) {
+            let current: [UInt8]? = Files.exists(path) ? try Files.read(path, maximumBytes: 4 << 20, what: "file") : nil
+            let desired = Array(text.utf8)
+            if current != desired { changes.append(FileChange(path: path, before: current, after: desired, mode: mode)) }
+        }
+
+        try want(request.caKeyPath, request.caKey.openSSHLine(comment: "sshca-user-ca") + "\n")
+        if Files.exists(request.krlPath) {
+            // Never replace an installed KRL (krl-sync does that, with its checks), but never
+            // point sshd at one it cannot read either: that refuses every key login.
+            _ = try KRLInspection.read(request.krlPath)
+        } else {
+            try want(request.krlPath, String(decoding: KRL(version: 0, generatedDate: Clock.now(), comment: "sshca host setup: revokes nothing yet").encoded(), as: UTF8.self))
+            changes[changes.count - 1].after = KRL(version: 0, generatedDate: Clock.now(), comment: "sshca host setup: revokes nothing yet").encoded()
+        }
+        if !request.principalMappings.isEmpty {
+            if !Files.isDirectory(request.principalsDirectory) { directories.append(request.principalsDirectory) }
+            for mapping in request.principalMappings {
+                try want(request.principalsDirectory + "/" + mapping.user, mapping.principals.joined(separator: "\n") + "\n")
+            }
+        }
+
+        let settings = renderSettings(request)
+        var dropInPath: String? = nil
+        if let dropIn = config.dropInDirectory {
+            let name = try dropInFileName(directory: dropIn.directory, pattern: dropIn.pattern)
+            dropInPath = dropIn.directory + "/" + name
+            try want(dropInPath!, "# Written by `sshca host setup`; `sshca host undo` removes it. Read first: sshd keeps the first value.\n" + settings)
+            // A managed block from an earlier set-up without a drop-in directory goes away.
+            if config.textWithoutManagedBlock != config.text { try want(config.path, config.textWithoutManagedBlock) }
+        } else {
+            try want(config.path, config.withManagedBlock(settings))
+        }
+        // The KRL must be in place before sshd is pointed at it: order the writes.
+        changes.sort { rank($0.path, request) < rank($1.path, request) }
+        return SetupPlan(changes: changes, dropInPath: dropInPath, directoriesToCreate: directories)
+    }
+
+    static func rank(_ path: String, _ request: SetupRequest) -> Int {
+        if path == request.caKeyPath || path == request.krlPath { return 0 }
+        if path.hasPrefix(request.principalsDirectory + "/") { return 1 }
+        return 2
+    }
+
+    static func validate(_ request: SetupRequest) throws(AuthorityError) {
+        if request.caKey.isSecurityKey {
+            throw AuthorityError(.badInput, "the CA key is a FIDO security key; use the CA's public key from `sshca ca-key`")
+        }
+        do { try request.caKey.checkStrength() } catch { throw AuthorityError(.badInput, "unsuitable CA key: \(error.reason)") }
+        for mapping in request.principalMappings {
+            guard !mapping.user.isEmpty, mapping.user.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }), !mapping.user.hasPrefix("-") else {
+                throw AuthorityError(.badInput, "\"\(mapping.user)\" is not a valid user name for --principal USER=P1,P2")
+            }
+            guard !mapping.principals.isEmpty else {
+                throw AuthorityError(.badInput, "--principal \(mapping.user)= names no principals")
+            }
+            do { try IssuanceRules.checkPrincipals(mapping.principals) } catch { throw AuthorityError(.badInput, "--principal \(mapping.user)=...: \(error.reason)") }
+        }
+        if Set(request.principalMappings.map(\.user)).count != request.principalMappings.count {
+            throw AuthorityError(.badInput, "a user is named twice in --principal; give all its principals at once (USER=P1,P2)")
+        }
+    }
+
+    static func renderSettings(_ request: SetupRequest) -> String {
+        var lines = [
+            "TrustedUserCAKeys \(request.caKeyPath)",
+            "RevokedKeys \(request.krlPath)",
+        ]
+        if request.disablePasswords {
+            lines += ["PasswordAuthentication no", "KbdInteractiveAuthentication no"]
+        }
+        if !request.principalMappings.isEmpty {
+            // Only the mapped users get a principals file: a global AuthorizedPrincipalsFile would
+            // deny certificate login to every user without one. Match ends with this file.
+            lines.append("Match User \(request.principalMappings.map(\.user).joined(separator: ","))")
+            lines.append("    AuthorizedPrincipalsFile \(request.principalsDirectory)/%u")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// "00-sshca.conf", or a name that sorts before every other file sshd reads there.
+    static func dropInFileName(directory: String, pattern: String) throws(AuthorityError) -> String {
+        let others = try listDirectory(directory).filter { $0 != dropInName && $0 != "0-sshca.conf" && fnmatch(pattern, $0, 0) == 0 }.sorted {
+            $0.utf8.lexicographicallyPrecedes($1.utf8)
+        }
+        for candidate in [dropInName, "0-sshca.conf"] where fnmatch(pattern, candidate, 0) == 0 {
+            if let first = others.first, !candidate.utf8.lexicographicallyPrecedes(first.utf8) { continue }
+            return candidate
+        }
+        throw AuthorityError(.badConfig, "no drop-in name both matches \(pattern) and sorts before \(others.first ?? "the other files") in \(directory); sshd would read another file's values first")
+    }
+
+    static func listDirectory(_ path: String) throws(AuthorityError) -> [String] {
+        guard let dir = opendir(path) else { throw AuthorityError(.io, "cannot read directory \(path): \(String(cString: strerror(errno)))") }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    // MARK: Applying
+
+    /// Applies a plan: backup of the pre-setup state (once), atomic writes, sshd -t, sshd -T
+    /// checks of the effective values, then (unless `reload` is false) a reload of the sshd that
+    /// uses this configuration. Any failure puts every file back and leaves sshd alone.
+    public static func apply(_ plan: SetupPlan, request: SetupRequest, reload: Bool) throws(AuthorityError) -> SetupReport {
+        let check = SSHDCheck(sshdPath: request.sshdPath)
+        // A configuration that is already broken is not ours to touch.
+        try check.validate(configPath: request.sshdConfigPath)
+        guard !plan.isEmpty else {
+            return SetupReport(plan: plan, checks: ["already set up: nothing to change"], reload: "not reloaded (nothing changed)")
+        }
+        try Backup.record(plan, directory: request.backupDirectory)
+        var written: [FileChange] = []
+        var created: [String] = []
+        do throws(AuthorityError) {
+            for directory in plan.directoriesToCreate {
+                try Files.makeDirectory(directory, mode: 0o755)
+                created.append(directory)
+            }
+            for change in plan.changes {
+                if let after = change.after {
+                    try Files.writeAtomically(change.path, after, mode: change.mode)
+                } else {
+                    Files.remove(change.path)
+                }
+                written.append(change)
+            }
+            try check.validate(configPath: request.sshdConfigPath)
+            let checks = try verifyEffective(request, check: check)
+            let reloaded = reload ? try Reloader.reload(configPath: request.sshdConfigPath, check: check) : "not reloaded (--no-reload)"
+            return SetupReport(plan: plan, checks: checks, reload: reloaded)
+        } catch {
+            rollBack(written, createdDirectories: created)
+            throw error
+        }
+    }
+
+    static func rollBack(_ written: [FileChange], createdDirectories: [String]) {
+        for change in written.reversed() {
+            if let before = change.before {
+                try? Files.writeAtomically(change.path, before, mode: Files.mode(change.path) ?? change.mode)
+            } else {
+                Files.remove(change.path)
+            }
+        }
+        for directory in createdDirectories.reversed() { rmdir(directory) }
+    }
+
+    /// sshd -T must show what setup intended; otherwise something read earlier overrides it.
+    static func verifyEffective(_ request: SetupRequest, check: SSHDCheck) throws(AuthorityError) -> [String] {
+        let values = try check.effective(configPath: request.sshdConfigPath)
+        var expected = ["trustedusercakeys": request.caKeyPath, "revokedkeys": request.krlPath]
+        if request.disablePasswords {
+            expected["passwordauthentication"] = "no"
+            expected["kbdinteractiveauthentication"] = "no"
+        }
+        for (keyword, value) in expected.sorted(by: { $0.key < $1.key }) where values[keyword] != value {
+            throw AuthorityError(.badConfig, "after setup sshd's effective \(keyword) is \"\(values[keyword] ?? "unset")\", not \"\(value)\": a setting read earlier overrides sshca's (check \(request.sshdConfigPath) and its Include files). Nothing was changed")
+        }
+        var checks = ["sshd -t accepts the configuration", "sshd -T: TrustedUserCAKeys \(request.caKeyPath), RevokedKeys \(request.krlPath)"]
+        for mapping in request.principalMappings {
+            let forUser = try check.effective(configPath: request.sshdConfigPath, connection: "user=\(mapping.user),host=localhost,addr=127.0.0.1")
+            let file = request.principalsDirectory + "/%u"
+            guard forUser["authorizedprincipalsfile"] == file else {
+                throw AuthorityError(.badConfig, "after setup sshd's AuthorizedPrincipalsFile for \(mapping.user) is \"\(forUser["authorizedprincipalsfile"] ?? "unset")\", not \(file). Nothing was changed")
+            }
+            checks.append("user \(mapping.user) accepts certificates for principals \(mapping.principals.joined(separator: ","))")
+        }
+        if request.disablePasswords {
+            checks.append("certificate login is in place (CA key installed and valid, KRL valid\(request.principalMappings.isEmpty ? "" : ", principal mappings written")): password and keyboard-interactive authentication are now off")
+        }
+        return checks
+    }
+}
+
+/// The state before the first `host setup`, for `host undo`: each file sshca touched, with its
+/// content then, or a note that it did not exist.
+enum Backup {
+    static let manifestName = "manifest"
+
+    static func record(_ plan: SetupPlan, directory: String) throws(AuthorityError) {
+        try Files.makeDirectory(directory, mode: 0o700)
+        var manifest = try readManifest(directory)
+        var changed = false
+        for change in plan.changes where !manifest.contains(where: { $0.path == change.path }) {
+            let index = manifest.count
+            if let before = change.before {
+                try Files.writeAtomically("\(directory)/\(index)", before, mode: 0o600)
+                manifest.append((change.path, "file \(index) \(String(Files.mode(change.path) ?? 0o644, radix: 8))"))
+            } else {
+                manifest.append((change.path, "absent"))
+            }
+            changed = true
+        }
+        for created in plan.directoriesToCreate where !manifest.contains(where: { $0.path == created }) {
+            manifest.append((created, "directory-absent"))
+            changed = true
+        }
+        if changed {
+            let text = manifest.map { "\($0.state)\t\($0.path)" }.joined(separator: "\n") + "\n"
+            try Files.writeAtomically("\(directory)/\(manifestName)", Array(text.utf8), mode: 0o600)
+        }
+    }
+
+    static func readManifest(_ directory: String) throws(AuthorityError) -> [(path: String, state: String)] {
+        let path = "\(directory)/\(manifestName)"
+        guard Files.exists(path) else { return [] }
+        return try Files.readText(path, what: "setup backup manifest").split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: "\t", maxSplits: 1)
+            return parts.count == 2 ? (String(parts[1]), String(parts[0])) : nil
+        }
+    }
+
+    /// Puts every file back as it was before the first setup; returns what was restored.
+    static func restore(directory: String) throws(AuthorityError) -> [String] {
+        let manifest = try readManifest(directory)
+        guard !manifest.isEmpty else {
+            throw AuthorityError(.home, "no sshca setup backup in \(directory); nothing to undo")
+        }
+        var done: [String] = []
+        for entry in manifest.reversed() {
+            let words = entry.state.split(separator: " ")
+            switch words.first {
+            case "file":
+                guard words.count == 3, let mode = mode_t(words[2], radix: 8) else { continue }
+                try Files.writeAtomically(entry.path, try Files.read("\(directory)/\(words[1])", maximumBytes: 4 << 20), mode: mode)
+                done.append("restored \(entry.path)")
+            case "absent":
+                if Files.exists(entry.path) { Files.remove(entry.path); done.append("removed \(entry.path)") }
+            case "directory-absent":
+                if rmdir(entry.path) == 0 { done.append("removed \(entry.path)/") }
+            default:
+                continue
+            }
+        }
+        return done
+    }
+}
+
+/// Reloads the sshd that uses a configuration, only that one.
+enum Reloader {
+    static func reload(configPath: String, check: SSHDCheck) throws(AuthorityError) -> String {
+        let values = try check.effective(configPath: configPath)
+        if let pidFile = values["pidfile"], pidFile != "none", Files.exists(pidFile),
+           let text = try? Files.readText(pidFile, maximumBytes: 64), let pid = pid_t(text.trimmingCharacters(in: " \n")),
+           pid > 1, isSSHD(pid) {
+            guard kill(pid, SIGHUP) == 0 else {
+                throw AuthorityError(.io, "cannot signal sshd (pid \(pid)) to reload: \(String(cString: strerror(errno)))")
+            }
+            return "sent SIGHUP to sshd (pid \(pid) from \(pidFile))"
+        }
+        if configPath == "/etc/ssh/sshd_config", access("/usr/bin/systemctl", X_OK) == 0 {
+            for unit in ["ssh", "sshd"] where Subprocess.run("/usr/bin/systemctl", ["reload", unit]).status == 0 {
+                return "systemctl reload \(unit)"
+            }
+        }
+        return "sshd does not seem to be running with this configuration; it will use it when it starts"
+    }
+
+    static func isSSHD(_ pid: pid_t) -> Bool {
+        guard let cmdline = try? Files.read("/proc/\(pid)/cmdline", maximumBytes: 4096) else { return false }
+        let first = String(decoding: cmdline.prefix { $0 != 0 }, as: UTF8.self)
+        return Files.baseName(of: first).hasPrefix("sshd")
+    }
+}
+
+extension ServerSetup {
+    /// `sshca host undo`: back to the state before the first setup, validated, then reloaded.
+    public static func undo(sshdConfigPath: String, backupDirectory: String, sshdPath: String, reload: Bool) throws(AuthorityError) -> (restored: [String], reload: String) {
+        let restored = try Backup.restore(directory: backupDirectory)
+        let check = SSHDCheck(sshdPath: sshdPath)
+        try check.validate(configPath: sshdConfigPath)
+        let reloaded = reload ? try Reloader.reload(configPath: sshdConfigPath, check: check) : "not reloaded (--no-reload)"
+        // The backup has served; a later setup records a new one.
+        for entry in try Backup.readManifest(backupDirectory) {
+            let words = entry.state.split(separator: " ")
+            if words.first == "file", words.count > 1 { Files.remove("\(backupDirectory)/\(words[1])") }
+        }
+        Files.remove("\(backupDirectory)/\(Backup.manifestName)")
+        rmdir(backupDirectory)
+        return (restored, reloaded)
+    }
+
+    /// A unified diff of each planned change (for --dry-run), through diff(1) when present.
+    public static func diff(_ plan: SetupPlan) -> String {
+        var out = ""
+        for change in plan.changes {
+            let before = change.before.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let after = change.after.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            if change.after.map({ String(validating: $0, as: UTF8.self) == nil }) ?? false || change.path.hasSuffix(".krl") {
+                out += "--- \(change.path)\n+++ \(change.path)\n(binary file: \(change.before == nil ? "new" : "changed"), \(change.after?.count ?? 0) bytes)\n"
+                continue
+            }
+            out += "--- \(change.path)\(change.before == nil ? " (new file)" : "")\n+++ \(change.path)\n"
+            out += simpleDiff(before, after)
+        }
+        for directory in plan.directoriesToCreate { out += "+++ \(directory)/ (new directory)\n" }
+        return out
+    }
+
+    /// Lines removed (-) and added (+) around a common prefix and suffix: enough to review a
+    /// configuration change.
+    static func simpleDiff(_ before: String, _ after: String) -> String {
+        let a = before.isEmpty ? [] : before.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let b = after.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var prefix = 0
+        while prefix < a.count, prefix < b.count, a[prefix] == b[prefix] { prefix += 1 }
+        var suffix = 0
+        while suffix < a.count - prefix, suffix < b.count - prefix, a[a.count - 1 - suffix] == b[b.count - 1 - suffix] { suffix += 1 }
+        var out = "@@ line \(prefix + 1) @@\n"
+        for line in a[prefix..<(a.count - suffix)] { out += "-\(line)\n" }
+        for line in b[prefix..<(b.count - suffix)] { out += "+\(line)\n" }
+        return out
+    }
+}
