@@ -291,7 +291,9 @@ enum Backup {
             throw AuthorityError(.home, "no sshca setup backup in \(directory); nothing to undo")
         }
         var done: [String] = []
-        for entry in manifest.reversed() {
+        // Files first, then the directories that held them.
+        let ordered = manifest.filter { $0.state != "directory-absent" }.reversed() + manifest.filter { $0.state == "directory-absent" }.reversed()
+        for entry in ordered {
             let words = entry.state.split(separator: " ")
             switch words.first {
             case "file":

@@ -5,8 +5,8 @@ import SSHFormat
 
 struct Host: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Server-side helpers: keep a server's copy of the CA's KRL current, safely.",
-        subcommands: [HostKRLSync.self]
+        abstract: "Server-side helpers: make sshd trust the CA, keep its KRL current, undo; all without locking anyone out.",
+        subcommands: [HostSetupCommand.self, HostUndo.self, HostKRLSync.self]
     )
 }
 
@@ -72,6 +72,123 @@ struct KnownHosts: ParsableCommand {
         try reportingErrors {
             let authority = try CertificateAuthority(home: home.caHome)
             for line in try authority.knownHostsLines(hostPatterns: hosts) { print(line) }
+        }
+    }
+}
+
+/// Paths on the server, overridable so tests (and unusual layouts) use their own tree.
+struct ServerPaths: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("sshd's main configuration file.", valueName: "path"))
+    var sshdConfig = "/etc/ssh/sshd_config"
+
+    @Option(name: .long, help: ArgumentHelp("The sshd binary used for sshd -t / -T checks.", valueName: "path"))
+    var sshd = "/usr/sbin/sshd"
+
+    @Option(name: .long, help: ArgumentHelp("Where the state before the first setup is kept (default: DIR/sshca-backup next to the sshd config).", valueName: "dir"))
+    var backupDir: String?
+
+    func backupDirectory() -> String {
+        backupDir ?? Files.parentDirectory(of: sshdConfig) + "/sshca-backup"
+    }
+}
+
+struct HostSetupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "setup",
+        abstract: "Make sshd trust the CA (TrustedUserCAKeys, RevokedKeys, principals) in one safe step.",
+        discussion: """
+        Run on the server, as root. It installs the user CA key, an empty but valid KRL (only if
+        none is there), principal mappings, and a drop-in that sshd reads first (Debian/Ubuntu's
+        sshd_config.d; otherwise a marked block at the top of sshd_config). Then sshd -t must
+        accept the result and sshd -T must show the intended values, or every file is put back
+        exactly as it was and sshd is left alone. sshd is reloaded only after that.
+        A second run changes nothing. `sshca host undo` restores the state before the first run.
+
+        --principal deploy=alice,bob lets certificates for alice or bob log in as deploy; users
+        without a mapping keep the default rule (a certificate's principal is the login name).
+        --disable-passwords also turns off password and keyboard-interactive logins, after
+        checking that certificate login is in place. Keep a console or authorized_keys as a
+        break-glass path until you have logged in with a certificate.
+
+        Examples:
+          sshca host setup --ca-key user_ca.pub --dry-run
+          sshca host setup --ca-key user_ca.pub --principal deploy=alice,bob --disable-passwords
+        """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The user CA public key (from `sshca ca-key`).", valueName: "pubkey-file"))
+    var caKey: String
+
+    @OptionGroup var paths: ServerPaths
+
+    @Option(name: .long, help: ArgumentHelp("sshd's RevokedKeys path.", valueName: "path"))
+    var krl = "/etc/ssh/sshca_revoked.krl"
+
+    @Option(name: .long, help: ArgumentHelp("Where the CA key is installed (TrustedUserCAKeys).", valueName: "path"))
+    var caKeyPath = "/etc/ssh/sshca_user_ca.pub"
+
+    @Option(name: .long, help: ArgumentHelp("Directory for principal mapping files.", valueName: "dir"))
+    var principalsDir = "/etc/ssh/sshca_principals"
+
+    @Option(name: .long, help: ArgumentHelp("USER=P1,P2: certificates for these principals may log in as USER. Repeatable.", valueName: "user=principals"))
+    var principal: [String] = []
+
+    @Flag(name: .long, help: "Also turn off password and keyboard-interactive authentication.")
+    var disablePasswords = false
+
+    @Flag(name: .long, help: "Print what would change, change nothing.")
+    var dryRun = false
+
+    @Flag(name: .long, help: "Do not reload sshd afterwards.")
+    var noReload = false
+
+    func run() throws {
+        try reportingErrors {
+            var request = SetupRequest(caKey: try KeyFiles.readPublicKey(caKey).key, sshdConfigPath: paths.sshdConfig)
+            request.krlPath = krl
+            request.caKeyPath = caKeyPath
+            request.principalsDirectory = principalsDir
+            request.disablePasswords = disablePasswords
+            request.sshdPath = paths.sshd
+            request.backupDirectory = paths.backupDirectory()
+            for spec in principal {
+                guard let equals = spec.firstIndex(of: "=") else {
+                    throw AuthorityError(.badInput, "--principal \"\(spec)\" must look like USER=P1,P2")
+                }
+                request.principalMappings.append((String(spec[..<equals]),
+                                                  spec[spec.index(after: equals)...].split(separator: ",", omittingEmptySubsequences: false).map(String.init)))
+            }
+            let plan = try ServerSetup.plan(request)
+            if dryRun {
+                if plan.isEmpty { print("already set up: nothing would change") } else { FileHandleLite.standardOutput.write(ServerSetup.diff(plan)) }
+                return
+            }
+            let report = try ServerSetup.apply(plan, request: request, reload: !noReload)
+            for change in plan.changes { print("\(change.before == nil ? "created" : "updated") \(change.path)") }
+            for check in report.checks { print("ok: \(check)") }
+            print("sshd: \(report.reload)")
+        }
+    }
+}
+
+struct HostUndo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "undo",
+        abstract: "Restore every file `sshca host setup` changed to its state before the first setup.",
+        discussion: "sshd -t must accept the restored configuration; then sshd is reloaded."
+    )
+
+    @OptionGroup var paths: ServerPaths
+
+    @Flag(name: .long, help: "Do not reload sshd afterwards.")
+    var noReload = false
+
+    func run() throws {
+        try reportingErrors {
+            let result = try ServerSetup.undo(sshdConfigPath: paths.sshdConfig, backupDirectory: paths.backupDirectory(),
+                                              sshdPath: paths.sshd, reload: !noReload)
+            for line in result.restored { print(line) }
+            print("sshd: \(result.reload)")
         }
     }
 }
