@@ -35,7 +35,7 @@ let package = Package(
         // Configuration, the CA home, validity rules, issuance, revocation, KRL publishing.
         .target(name: "Authority", dependencies: ["SSHFormat", "SSHCrypto", "Ledger"]),
         // Server side: install the CA's files on a server without ever locking anyone out.
-        .target(name: "HostSetup", dependencies: ["Authority", "SSHFormat"]),
+        .target(name: "HostSetup", dependencies: ["Authority", "Ledger", "SSHFormat"]),
         .executableTarget(
             name: "sshca",
             dependencies: ["Authority", "HostSetup", "Ledger", "SSHFormat", .product(name: "ArgumentParser", package: "swift-argument-parser")]

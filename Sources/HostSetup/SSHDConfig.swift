@@ -10,8 +10,17 @@ public struct SSHDConfigFile: Sendable {
     public let path: String
     public let text: String
 
-    public static let blockBegin = "# BEGIN sshca managed block: written by `sshca host setup`, removed by `sshca host undo`"
-    public static let blockEnd = "# END sshca managed block"
+    /// The markers of a block sshca manages inside sshd_config when there is no drop-in directory.
+    public struct BlockMarkers: Sendable {
+        public var begin: String
+        public var end: String
+        public static let setup = BlockMarkers(
+            begin: "# BEGIN sshca managed block: written by `sshca host setup`, removed by `sshca host undo`",
+            end: "# END sshca managed block")
+        public static let hostCertificates = BlockMarkers(
+            begin: "# BEGIN sshca host certificates: written by `sshca host cert`",
+            end: "# END sshca host certificates")
+    }
 
     public init(path: String) throws(AuthorityError) {
         self.path = path
@@ -51,27 +60,27 @@ public struct SSHDConfigFile: Sendable {
         return nil
     }
 
-    /// The text with the managed block removed (for undo and re-planning).
-    public var textWithoutManagedBlock: String {
+    /// The text with a managed block removed (for undo and re-planning).
+    public func textWithoutManagedBlock(_ markers: BlockMarkers = .setup) -> String {
         var lines: [Substring] = []
         var inside = false
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line == Self.blockBegin { inside = true; continue }
-            if inside { if line == Self.blockEnd { inside = false }; continue }
+            if line == markers.begin { inside = true; continue }
+            if inside { if line == markers.end { inside = false }; continue }
             lines.append(line)
         }
         return lines.joined(separator: "\n")
     }
 
     /// `body` placed as a managed block before the first directive of the file.
-    public func withManagedBlock(_ body: String) -> String {
-        let base = textWithoutManagedBlock
+    public func withManagedBlock(_ body: String, _ markers: BlockMarkers = .setup) -> String {
+        let base = textWithoutManagedBlock(markers)
         var lines = base.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let firstDirective = lines.firstIndex { line in
             let t = line.trimmingCharacters(in: " \t\r")
             return !t.isEmpty && !t.hasPrefix("#")
         } ?? lines.count
-        let block = [Self.blockBegin] + body.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) + [Self.blockEnd]
+        let block = [markers.begin] + body.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) + [markers.end]
         lines.insert(contentsOf: block, at: firstDirective)
         return lines.joined(separator: "\n")
     }
@@ -99,6 +108,18 @@ public struct SSHDCheck: Sendable {
         let result = Subprocess.run(sshdPath, ["-t", "-f", configPath])
         guard result.status == 0 else {
             throw AuthorityError(.badConfig, "sshd -t rejects \(configPath): \(result.output.trimmingCharacters(in: " \n"))")
+        }
+    }
+
+    /// Every value sshd -T prints for a keyword that may repeat (HostKey, HostCertificate).
+    public func all(configPath: String, keyword: String) throws(AuthorityError) -> [String] {
+        let result = Subprocess.run(sshdPath, ["-T", "-f", configPath])
+        guard result.status == 0 else {
+            throw AuthorityError(.badConfig, "sshd -T cannot read \(configPath): \(result.output.trimmingCharacters(in: " \n"))")
+        }
+        return result.output.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ", maxSplits: 1)
+            return parts.count == 2 && parts[0].lowercased() == keyword ? String(parts[1]) : nil
         }
     }
 

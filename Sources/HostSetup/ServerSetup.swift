@@ -37,6 +37,17 @@ public struct FileChange: Sendable, Equatable {
     public var before: [UInt8]?
     public var after: [UInt8]?
     public var mode: mode_t
+    /// The mode the file had, restored with its content on rollback.
+    public var beforeMode: mode_t?
+
+    /// The change that takes `path` from what it holds now to `desired`, or nil if it already does.
+    static func toward(_ path: String, _ desired: [UInt8], mode: mode_t) throws(AuthorityError) -> FileChange? {
+        let current: [UInt8]? = Files.exists(path) ? try Files.read(path, maximumBytes: 4 << 20, what: "file") : nil
+        // An existing file keeps its mode (an admin's 0600 sshd_config stays 0600).
+        let existingMode = Files.mode(path)
+        guard current != desired else { return nil }
+        return FileChange(path: path, before: current, after: desired, mode: existingMode ?? mode, beforeMode: existingMode)
+    }
 }
 
 public struct SetupPlan: Sendable {
@@ -65,11 +76,10 @@ public enum ServerSetup {
         var changes: [FileChange] = []
         var directories: [String] = []
 
-        func want(_ path: String, _ text: String, mode: mode_t = 0o644) throws(AuthorityError) {
-            let current: [UInt8]? = Files.exists(path) ? try Files.read(path, maximumBytes: 4 << 20, what: "file") : nil
-            let desired = Array(text.utf8)
-            if current != desired { changes.append(FileChange(path: path, before: current, after: desired, mode: mode)) }
+        func want(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(AuthorityError) {
+            if let change = try FileChange.toward(path, bytes, mode: mode) { changes.append(change) }
         }
+        func want(_ path: String, _ text: String) throws(AuthorityError) { try want(path, Array(text.utf8)) }
 
         try want(request.caKeyPath, request.caKey.openSSHLine(comment: "sshca-user-ca") + "\n")
         if Files.exists(request.krlPath) {
@@ -77,8 +87,7 @@ public enum ServerSetup {
             // point sshd at one it cannot read either: that refuses every key login.
             _ = try KRLInspection.read(request.krlPath)
         } else {
-            try want(request.krlPath, String(decoding: KRL(version: 0, generatedDate: Clock.now(), comment: "sshca host setup: revokes nothing yet").encoded(), as: UTF8.self))
-            changes[changes.count - 1].after = KRL(version: 0, generatedDate: Clock.now(), comment: "sshca host setup: revokes nothing yet").encoded()
+            try want(request.krlPath, KRL(version: 0, generatedDate: Clock.now(), comment: "sshca host setup: revokes nothing yet").encoded())
         }
         if !request.principalMappings.isEmpty {
             if !Files.isDirectory(request.principalsDirectory) { directories.append(request.principalsDirectory) }
@@ -94,7 +103,7 @@ public enum ServerSetup {
             dropInPath = dropIn.directory + "/" + name
             try want(dropInPath!, "# Written by `sshca host setup`; `sshca host undo` removes it. Read first: sshd keeps the first value.\n" + settings)
             // A managed block from an earlier set-up without a drop-in directory goes away.
-            if config.textWithoutManagedBlock != config.text { try want(config.path, config.textWithoutManagedBlock) }
+            if config.textWithoutManagedBlock() != config.text { try want(config.path, config.textWithoutManagedBlock()) }
         } else {
             try want(config.path, config.withManagedBlock(settings))
         }
@@ -183,40 +192,12 @@ public enum ServerSetup {
             return SetupReport(plan: plan, checks: ["already set up: nothing to change"], reload: "not reloaded (nothing changed)")
         }
         try Backup.record(plan, directory: request.backupDirectory)
-        var written: [FileChange] = []
-        var created: [String] = []
-        do throws(AuthorityError) {
-            for directory in plan.directoriesToCreate {
-                try Files.makeDirectory(directory, mode: 0o755)
-                created.append(directory)
-            }
-            for change in plan.changes {
-                if let after = change.after {
-                    try Files.writeAtomically(change.path, after, mode: change.mode)
-                } else {
-                    Files.remove(change.path)
-                }
-                written.append(change)
-            }
+        return try FileTransaction.apply(plan.changes, creating: plan.directoriesToCreate) { () throws(AuthorityError) -> SetupReport in
             try check.validate(configPath: request.sshdConfigPath)
             let checks = try verifyEffective(request, check: check)
             let reloaded = reload ? try Reloader.reload(configPath: request.sshdConfigPath, check: check) : "not reloaded (--no-reload)"
             return SetupReport(plan: plan, checks: checks, reload: reloaded)
-        } catch {
-            rollBack(written, createdDirectories: created)
-            throw error
         }
-    }
-
-    static func rollBack(_ written: [FileChange], createdDirectories: [String]) {
-        for change in written.reversed() {
-            if let before = change.before {
-                try? Files.writeAtomically(change.path, before, mode: Files.mode(change.path) ?? change.mode)
-            } else {
-                Files.remove(change.path)
-            }
-        }
-        for directory in createdDirectories.reversed() { rmdir(directory) }
     }
 
     /// sshd -T must show what setup intended; otherwise something read earlier overrides it.
@@ -243,6 +224,41 @@ public enum ServerSetup {
             checks.append("certificate login is in place (CA key installed and valid, KRL valid\(request.principalMappings.isEmpty ? "" : ", principal mappings written")): password and keyboard-interactive authentication are now off")
         }
         return checks
+    }
+}
+
+/// Writes a set of file changes atomically one by one, then runs `commit` (validation, reload);
+/// if any write or `commit` fails, every file and directory is put back as it was.
+enum FileTransaction {
+    static func apply<T>(_ changes: [FileChange], creating directories: [String] = [],
+                         commit: () throws(AuthorityError) -> T) throws(AuthorityError) -> T {
+        var written: [FileChange] = []
+        var created: [String] = []
+        do throws(AuthorityError) {
+            for directory in directories {
+                try Files.makeDirectory(directory, mode: 0o755)
+                created.append(directory)
+            }
+            for change in changes {
+                if let after = change.after {
+                    try Files.writeAtomically(change.path, after, mode: change.mode)
+                } else {
+                    Files.remove(change.path)
+                }
+                written.append(change)
+            }
+            return try commit()
+        } catch {
+            for change in written.reversed() {
+                if let before = change.before {
+                    try? Files.writeAtomically(change.path, before, mode: change.beforeMode ?? change.mode)
+                } else {
+                    Files.remove(change.path)
+                }
+            }
+            for directory in created.reversed() { rmdir(directory) }
+            throw error
+        }
     }
 }
 

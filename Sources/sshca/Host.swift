@@ -6,7 +6,7 @@ import SSHFormat
 struct Host: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Server-side helpers: make sshd trust the CA, keep its KRL current, undo; all without locking anyone out.",
-        subcommands: [HostSetupCommand.self, HostUndo.self, HostKRLSync.self]
+        subcommands: [HostSetupCommand.self, HostUndo.self, HostKRLSync.self, HostCert.self]
     )
 }
 
@@ -188,6 +188,54 @@ struct HostUndo: ParsableCommand {
             let result = try ServerSetup.undo(sshdConfigPath: paths.sshdConfig, backupDirectory: paths.backupDirectory(),
                                               sshdPath: paths.sshd, reload: !noReload)
             for line in result.restored { print(line) }
+            print("sshd: \(result.reload)")
+        }
+    }
+}
+
+struct HostCert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cert",
+        abstract: "Sign this server's host keys with the host CA and make sshd present the certificates.",
+        discussion: """
+        Run where both the CA home and the server's sshd configuration are (the CA machine itself,
+        or a server with a copy of the CA home). Without --hostkey, every HostKey sshd uses is
+        certified; principals default to this host's full and short names. The certificates are
+        written next to the keys (NAME-cert.pub) and listed as HostCertificate in a drop-in (or a
+        managed block), validated with sshd -t, then sshd is reloaded.
+        Clients trust them with one line from: sshca known-hosts --hosts '*.example.com'
+        """
+    )
+
+    @OptionGroup var home: HomeOptions
+    @OptionGroup var passphrase: PassphraseOptions
+    @OptionGroup var paths: ServerPaths
+
+    @Option(name: .long, help: ArgumentHelp("A public host key to certify (default: every HostKey of sshd). Repeatable.", valueName: "path"))
+    var hostkey: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Comma-separated names clients use for this server.", valueName: "names"))
+    var principals: String?
+
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Validity (default: the configured host validity).", valueName: "spec"))
+    var validity: String?
+
+    @Flag(name: .long, help: "Do not reload sshd afterwards.")
+    var noReload = false
+
+    func run() throws {
+        try reportingErrors {
+            let authority = try CertificateAuthority(home: home.caHome)
+            var request = HostCertificates.Request()
+            request.hostKeys = hostkey
+            request.principals = principals.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? []
+            if let validity {
+                request.validity = try ValidityWindow.parse(validity, now: Clock.now(), backdate: authority.configuration.backdate)
+            }
+            request.sshdConfigPath = paths.sshdConfig
+            request.sshdPath = paths.sshd
+            let result = try HostCertificates.issue(request, authority: authority, passphrase: passphrase.source, reload: !noReload)
+            for issued in result.issued { print("certified \(issued.keyPath) -> \(issued.certificatePath) (serial \(issued.serial))") }
             print("sshd: \(result.reload)")
         }
     }

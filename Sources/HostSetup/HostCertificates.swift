@@ -1,0 +1,85 @@
+public import Authority
+import Ledger
+public import SSHFormat
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `sshca host cert`: signs a server's host keys with the host CA and makes sshd present the
+/// certificates, so clients with an `@cert-authority` line never see a host-key prompt.
+public enum HostCertificates {
+    public struct Request: Sendable {
+        /// Public host key files; empty means every HostKey that `sshd -T` lists.
+        public var hostKeys: [String] = []
+        /// Names clients use for this server; empty means the host's full and short name.
+        public var principals: [String] = []
+        public var validity: ValidityWindow?
+        public var sshdConfigPath = "/etc/ssh/sshd_config"
+        public var sshdPath = "/usr/sbin/sshd"
+
+        public init() {}
+    }
+
+    public struct Issued: Sendable {
+        public var keyPath: String
+        public var certificatePath: String
+        public var serial: UInt64
+    }
+
+    public static let dropInName = "00-sshca-hostcerts.conf"
+
+    public static func issue(_ request: Request, authority: CertificateAuthority, passphrase: PassphraseSource,
+                             reload: Bool) throws(AuthorityError) -> (issued: [Issued], reload: String) {
+        let check = SSHDCheck(sshdPath: request.sshdPath)
+        try check.validate(configPath: request.sshdConfigPath)
+        let keyPaths = request.hostKeys.isEmpty
+            ? try check.all(configPath: request.sshdConfigPath, keyword: "hostkey").map { $0 + ".pub" }
+            : request.hostKeys
+        guard !keyPaths.isEmpty else { throw AuthorityError(.badConfig, "sshd lists no HostKey; give --hostkey PATH") }
+        let principals = request.principals.isEmpty ? hostNames() : request.principals
+
+        // Sign everything first: nothing is written unless every key could be certified.
+        var certificates: [(key: String, path: String, certificate: IssuedCertificate, comment: String)] = []
+        for keyPath in keyPaths {
+            let subject = try KeyFiles.readPublicKey(keyPath)
+            var certificateRequest = CertificateRequest(publicKey: subject.key, type: .host, keyID: "host:\(principals[0]):\(subject.key.typeName)", principals: principals)
+            certificateRequest.validity = request.validity
+            let issued = try authority.issue(certificateRequest, requestedBy: Requester(name: Operator.name(nil), channel: "host-cert"), passphrase: passphrase)
+            certificates.append((keyPath, KeyFiles.certificatePath(forKey: keyPath), issued, subject.comment))
+        }
+
+        var changes: [FileChange] = []
+        for entry in certificates {
+            if let change = try FileChange.toward(entry.path, Array(KeyFiles.certificateLine(entry.certificate.certificate, comment: entry.comment).utf8), mode: 0o644) {
+                changes.append(change)
+            }
+        }
+        let lines = certificates.map { "HostCertificate \($0.path)" }.joined(separator: "\n") + "\n"
+        let config = try SSHDConfigFile(path: request.sshdConfigPath)
+        if let dropIn = config.dropInDirectory {
+            let text = "# Written by `sshca host cert`: the host certificates sshd presents.\n" + lines
+            if let change = try FileChange.toward(dropIn.directory + "/" + dropInName, Array(text.utf8), mode: 0o644) { changes.append(change) }
+        } else if let change = try FileChange.toward(config.path, Array(config.withManagedBlock(lines, .hostCertificates).utf8), mode: 0o644) {
+            changes.append(change)
+        }
+        let reloaded = try FileTransaction.apply(changes) { () throws(AuthorityError) -> String in
+            try check.validate(configPath: request.sshdConfigPath)
+            let presented = try check.all(configPath: request.sshdConfigPath, keyword: "hostcertificate")
+            for entry in certificates where !presented.contains(entry.path) {
+                throw AuthorityError(.badConfig, "sshd -T does not list HostCertificate \(entry.path) after the change; nothing was changed")
+            }
+            return reload ? try Reloader.reload(configPath: request.sshdConfigPath, check: check) : "not reloaded (--no-reload)"
+        }
+        return (certificates.map { Issued(keyPath: $0.key, certificatePath: $0.path, serial: $0.certificate.serial) }, reloaded)
+    }
+
+    /// The host's full name (as the resolver knows it) and its short name.
+    static func hostNames() -> [String] {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var names = [name]
+        if let dot = name.firstIndex(of: "."), dot != name.startIndex { names.append(String(name[..<dot])) }
+        return names
+    }
+}
