@@ -6,7 +6,7 @@ import SSHFormat
 struct Host: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Server-side helpers: make sshd trust the CA, keep its KRL current, undo; all without locking anyone out.",
-        subcommands: [HostSetupCommand.self, HostUndo.self, HostKRLSync.self, HostCert.self]
+        subcommands: [HostSetupCommand.self, HostUndo.self, HostKRLSync.self, HostCert.self, HostDoctor.self]
     )
 }
 
@@ -238,5 +238,50 @@ struct HostCert: ParsableCommand {
             for issued in result.issued { print("certified \(issued.keyPath) -> \(issued.certificatePath) (serial \(issued.serial))") }
             print("sshd: \(result.reload)")
         }
+    }
+}
+
+struct HostDoctor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract: "Explain why a certificate login fails on this server, and how to fix it.",
+        discussion: """
+        Checks the sshd configuration (sshd -t / sshd -T), the trusted CA file, the KRL, the
+        user's home and ~/.ssh permissions and, with --cert, the certificate itself: its CA, type,
+        validity, revocation and principals for --user.
+          sshca host doctor --user deploy --cert alice-cert.pub
+        Exit status: 0 no problem found, 1 problems found.
+        """
+    )
+
+    @OptionGroup var paths: ServerPaths
+
+    @Option(name: .long, help: ArgumentHelp("The login name to check.", valueName: "name"))
+    var user: String?
+
+    @Option(name: .long, help: ArgumentHelp("The certificate the user logs in with.", valueName: "file"))
+    var cert: String?
+
+    func run() throws {
+        var problems = 0
+        try reportingErrors {
+            var request = Doctor.Request()
+            request.sshdConfigPath = paths.sshdConfig
+            request.sshdPath = paths.sshd
+            request.user = user
+            request.certificatePath = cert
+            for finding in try Doctor.examine(request) {
+                switch finding.kind {
+                case .ok:
+                    print("ok       \(finding.message)")
+                case .problem:
+                    problems += 1
+                    print("PROBLEM  [\(finding.code)] \(finding.message)")
+                    if let fix = finding.fix { print("         fix: \(fix)") }
+                }
+            }
+            print(problems == 0 ? "no problems found" : "\(problems) problem(s) found")
+        }
+        if problems > 0 { throw ExitCode(ExitStatus.failure) }
     }
 }
