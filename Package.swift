@@ -49,5 +49,6 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["Authority", "TestSupport", "sshca"]),
         .testTarget(name: "CLITests", dependencies: ["sshca"]),
         .testTarget(name: "LedgerTests", dependencies: ["Authority", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport"]),
+        .testTarget(name: "HostSetupTests", dependencies: ["Authority", "HostSetup", "SSHFormat", "TestSupport"]),
     ]
 )

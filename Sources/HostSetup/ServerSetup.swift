@@ -69,6 +69,7 @@ public struct SetupReport: Sendable {
 /// is not touched. sshd is reloaded only after all of that succeeded.
 public enum ServerSetup {
     public static let dropInName = "00-sshca.conf"
+    static let dropInHeader = "# Written by sshca host setup; sshca host undo removes it. Read first: sshd keeps the first value.\n"
 
     public static func plan(_ request: SetupRequest) throws(AuthorityError) -> SetupPlan {
         try validate(request)
@@ -101,7 +102,7 @@ public enum ServerSetup {
         if let dropIn = config.dropInDirectory {
             let name = try dropInFileName(directory: dropIn.directory, pattern: dropIn.pattern)
             dropInPath = dropIn.directory + "/" + name
-            try want(dropInPath!, "# Written by `sshca host setup`; `sshca host undo` removes it. Read first: sshd keeps the first value.\n" + settings)
+            try want(dropInPath!, dropInHeader + settings)
             // A managed block from an earlier set-up without a drop-in directory goes away.
             if config.textWithoutManagedBlock() != config.text { try want(config.path, config.textWithoutManagedBlock()) }
         } else {

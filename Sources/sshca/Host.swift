@@ -139,6 +139,9 @@ struct HostSetupCommand: ParsableCommand {
     @Flag(name: .long, help: "Print what would change, change nothing.")
     var dryRun = false
 
+    @Flag(name: .long, help: "Print a self-contained POSIX sh script doing the same steps (for ssh root@host sh < script, or cloud-init).")
+    var printScript = false
+
     @Flag(name: .long, help: "Do not reload sshd afterwards.")
     var noReload = false
 
@@ -157,6 +160,10 @@ struct HostSetupCommand: ParsableCommand {
                 }
                 request.principalMappings.append((String(spec[..<equals]),
                                                   spec[spec.index(after: equals)...].split(separator: ",", omittingEmptySubsequences: false).map(String.init)))
+            }
+            if printScript {
+                FileHandleLite.standardOutput.write(try SetupScript.render(request))
+                return
             }
             let plan = try ServerSetup.plan(request)
             if dryRun {
