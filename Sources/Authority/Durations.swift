@@ -1,3 +1,4 @@
+import SSHFormat
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -168,14 +169,6 @@ extension UInt64 {
     }
 }
 
-extension StringProtocol {
-    func trimmingCharacters(in set: String) -> String {
-        var s = self[...]
-        while let c = s.first, set.contains(c) { s = s.dropFirst() }
-        while let c = s.last, set.contains(c) { s = s.dropLast() }
-        return String(s)
-    }
-}
 
 /// Formats a certificate time as ssh-keygen -L does (local time, "2026-11-25T12:00:00"), with
 /// 0 and UInt64.max printed as "always" and "forever".

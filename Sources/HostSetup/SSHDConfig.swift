@@ -1,4 +1,5 @@
 public import Authority
+import SSHFormat
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -86,14 +87,6 @@ public struct SSHDConfigFile: Sendable {
     }
 }
 
-extension StringProtocol {
-    func trimmingCharacters(in set: String) -> String {
-        var s = self[...]
-        while let c = s.first, set.contains(c) { s = s.dropFirst() }
-        while let c = s.last, set.contains(c) { s = s.dropLast() }
-        return String(s)
-    }
-}
 
 /// Runs sshd's own checks: `sshd -t` (does the configuration load?) and `sshd -T` (the
 /// effective values, for a given connection with -C).

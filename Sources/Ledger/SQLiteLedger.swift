@@ -197,7 +197,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     // MARK: Revocation
 
     public func revoke(_ target: RevocationTarget, reason: String, by: String, now: UInt64) throws -> RevocationOutcome {
-        let trimmed = reason.trimmingSpaces
+        let trimmed = reason.trimmingCharacters(in: " \t\r\n")
         guard !trimmed.isEmpty else {
             throw LedgerError(.badInput, "a revocation needs a reason (--reason \"laptop stolen\"); it is kept in the audit log")
         }
@@ -645,14 +645,5 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
             }
         }
         return LedgerError(.storage, "\(doing): \(error)")
-    }
-}
-
-extension String {
-    var trimmingSpaces: String {
-        var s = self[...]
-        while let c = s.first, c.isWhitespace { s = s.dropFirst() }
-        while let c = s.last, c.isWhitespace { s = s.dropLast() }
-        return String(s)
     }
 }

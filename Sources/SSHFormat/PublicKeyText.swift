@@ -150,6 +150,14 @@ extension StringProtocol {
         while let c = s.last, c == " " || c == "\t" || c == "\r" { s = s.dropLast() }
         return s
     }
+
+    /// The text without leading and trailing characters from `set` (a plain string of characters).
+    public func trimmingCharacters(in set: String) -> String {
+        var s = self[...]
+        while let c = s.first, set.contains(c) { s = s.dropFirst() }
+        while let c = s.last, set.contains(c) { s = s.dropLast() }
+        return String(s)
+    }
 }
 
 extension Array where Element == UInt8 {
