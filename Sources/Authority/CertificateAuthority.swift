@@ -38,13 +38,20 @@ public struct CertificateAuthority: Sendable {
             throw AuthorityError.from(error)
         }
         let issuer = Issuer(signer: try home.signer(kind, passphrase: passphrase, configuration: configuration), configuration: configuration)
+        // A signing failure inside the ledger's transaction keeps its own code and reason.
+        var signingError: AuthorityError? = nil
         do {
             return try ledger.issue(requestedBy: requestedBy, now: now) { serial in
                 body.serial = serial
-                return try issuer.sign(body)
+                do {
+                    return try issuer.sign(body)
+                } catch {
+                    signingError = error
+                    throw error
+                }
             }
         } catch {
-            throw AuthorityError.from(error)
+            throw signingError ?? AuthorityError.from(error)
         }
     }
 
