@@ -1,4 +1,4 @@
-public import SSHFormat
+import SSHFormat
 public import SSHCrypto
 public import Ledger
 #if canImport(Glibc)
@@ -46,7 +46,7 @@ public struct CertificateAuthority: Sendable {
                 do {
                     return try issuer.sign(body)
                 } catch {
-                    signingError = error
+                    signingError = error as? AuthorityError
                     throw error
                 }
             }
