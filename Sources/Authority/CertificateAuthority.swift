@@ -1,5 +1,5 @@
 import SSHFormat
-public import SSHCrypto
+import SSHCrypto
 public import Ledger
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-public import SSHFormat
+import SSHFormat
 
 /// Where a CA private key lives.
 public enum KeyStorage: String, Sendable, Equatable {

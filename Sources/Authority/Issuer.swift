@@ -1,9 +1,9 @@
 public import SSHFormat
 public import SSHCrypto
 #if canImport(FoundationEssentials)
-public import FoundationEssentials
+import FoundationEssentials
 #else
-public import Foundation
+import Foundation
 #endif
 
 /// What a caller asks the CA to certify.

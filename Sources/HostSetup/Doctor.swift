@@ -1,5 +1,5 @@
 public import Authority
-public import SSHFormat
+import SSHFormat
 import SSHCrypto
 #if canImport(Glibc)
 import Glibc

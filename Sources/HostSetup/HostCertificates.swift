@@ -1,6 +1,6 @@
 public import Authority
 import Ledger
-public import SSHFormat
+import SSHFormat
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,8 +1,8 @@
 public import SSHFormat
 #if canImport(FoundationEssentials)
-public import FoundationEssentials
+import FoundationEssentials
 #else
-public import Foundation
+import Foundation
 #endif
 
 /// Who asked for something, and through which door (the CLI, later the API).

@@ -3,9 +3,9 @@ internal import CLibCrypto
 public import SSHFormat
 import Synchronization
 #if canImport(FoundationEssentials)
-public import FoundationEssentials
+import FoundationEssentials
 #else
-public import Foundation
+import Foundation
 #endif
 
 /// The CA key types sshca creates.

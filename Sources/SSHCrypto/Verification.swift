@@ -2,9 +2,9 @@ internal import CCryptoShim
 internal import CLibCrypto
 public import SSHFormat
 #if canImport(FoundationEssentials)
-public import FoundationEssentials
+import FoundationEssentials
 #else
-public import Foundation
+import Foundation
 #endif
 
 /// The outcome of checking a signature.
