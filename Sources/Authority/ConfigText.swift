@@ -58,7 +58,7 @@ public struct ConfigText: Sendable {
                 parser.advance()
                 try parser.endOfLine()
                 guard seenTables.insert(name).inserted else {
-                    throw parser.error("table [\(name)] appears twice; merge the two")
+                    throw AuthorityError(.badConfig, "\(fileName):\(line): table [\(name)] appears twice; merge the two")
                 }
                 table = name
                 tables.append((name, line))

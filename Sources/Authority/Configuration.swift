@@ -76,6 +76,7 @@ public struct Configuration: Equatable, Sendable {
                 for item in items {
                     guard case .string(let name) = item else { throw fail("expected a list of strings") }
                     do { try IssuanceRules.checkExtensionName(name, hasValue: false) } catch { throw fail(error.reason) }
+                    guard !names.contains(name) else { throw fail("\(name) is listed twice (a certificate may carry each extension once)") }
                     names.append(name)
                 }
                 userExtensions = names

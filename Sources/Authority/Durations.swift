@@ -152,8 +152,10 @@ public struct ValidityWindow: Equatable, Sendable, CustomStringConvertible {
             throw invalid(spec)
         }
         parts.tm_isdst = -1
+        let (year, month, day) = (parts.tm_year, parts.tm_mon, parts.tm_mday)
         let t = utc ? timegm(&parts) : mktime(&parts)
-        guard t >= 0 else { throw invalid(spec) }
+        // timegm/mktime quietly turn February 30 into March 2: a date that moved was not a date.
+        guard t >= 0, parts.tm_year == year, parts.tm_mon == month, parts.tm_mday == day else { throw invalid(spec) }
         return UInt64(t)
     }
 }

@@ -100,6 +100,17 @@ public struct Issuer: Sendable {
             }
         }
 
+        // PROTOCOL.certkeys: each option and extension appears once, and they are written in
+        // strcmp order; the body holds them in that order so it equals the certificate read back.
+        for options in [critical, extensions] {
+            let names = options.map(\.name)
+            if let repeated = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
+                throw AuthorityError(.badInput, "\(repeated) is given twice; a certificate carries each option and extension once")
+            }
+        }
+        critical = CertificateOption.sortedForWriting(critical)
+        extensions = CertificateOption.sortedForWriting(extensions)
+
         let serial = request.serial ?? Self.randomSerial()
         guard serial != 0 else {
             throw AuthorityError(.badInput, "serial 0 is not allowed: OpenSSH KRLs cannot revoke it; give a serial from 1 up")

@@ -18,6 +18,11 @@ public struct SSHDConfigFile: Sendable {
         public static let setup = BlockMarkers(
             begin: "# BEGIN sshca managed block: written by `sshca host setup`, removed by `sshca host undo`",
             end: "# END sshca managed block")
+        /// Principal mappings: a Match block, so it goes at the end of sshd_config, where it
+        /// cannot capture the administrator's own settings.
+        public static let principals = BlockMarkers(
+            begin: "# BEGIN sshca principal mappings: written by `sshca host setup`, removed by `sshca host undo`",
+            end: "# END sshca principal mappings")
         public static let hostCertificates = BlockMarkers(
             begin: "# BEGIN sshca host certificates: written by `sshca host cert`",
             end: "# END sshca host certificates")
@@ -73,10 +78,24 @@ public struct SSHDConfigFile: Sendable {
         return lines.joined(separator: "\n")
     }
 
-    /// `body` placed as a managed block before the first directive of the file.
-    public func withManagedBlock(_ body: String, _ markers: BlockMarkers = .setup) -> String {
-        let base = textWithoutManagedBlock(markers)
-        var lines = base.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    /// `body` placed as a managed block before the first directive of the file (or, with
+    /// `atEnd`, after the last line), replacing an earlier block with the same markers.
+    public func withManagedBlock(_ body: String, _ markers: BlockMarkers = .setup, atEnd: Bool = false) -> String {
+        SSHDConfigFile(path: path, text: textWithoutManagedBlock(markers)).inserting(body, markers, atEnd: atEnd)
+    }
+
+    init(path: String, text: String) {
+        self.path = path
+        self.text = text
+    }
+
+    private func inserting(_ body: String, _ markers: BlockMarkers, atEnd: Bool) -> String {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if atEnd {
+            while lines.last == "" { lines.removeLast() }
+            lines += [markers.begin] + body.split(separator: "\n").map(String.init) + [markers.end, ""]
+            return lines.joined(separator: "\n")
+        }
         let firstDirective = lines.firstIndex { line in
             let t = line.trimmingCharacters(in: " \t\r")
             return !t.isEmpty && !t.hasPrefix("#")

@@ -102,11 +102,18 @@ public enum ServerSetup {
         if let dropIn = config.dropInDirectory {
             let name = try dropInFileName(directory: dropIn.directory, pattern: dropIn.pattern)
             dropInPath = dropIn.directory + "/" + name
-            try want(dropInPath!, dropInHeader + settings)
-            // A managed block from an earlier set-up without a drop-in directory goes away.
-            if config.textWithoutManagedBlock() != config.text { try want(config.path, config.textWithoutManagedBlock()) }
+            // sshd ends a Match at the end of an included file, so the mappings can follow.
+            try want(dropInPath!, dropInHeader + settings.global + settings.match)
+            // Managed blocks from an earlier set-up without a drop-in directory go away.
+            let cleaned = SSHDConfigFile(path: config.path, text: config.textWithoutManagedBlock(.setup)).textWithoutManagedBlock(.principals)
+            if cleaned != config.text { try want(config.path, cleaned) }
         } else {
-            try want(config.path, config.withManagedBlock(settings))
+            var text = config.withManagedBlock(settings.global)
+            let withoutMappings = SSHDConfigFile(path: config.path, text: text)
+            text = settings.match.isEmpty
+                ? withoutMappings.textWithoutManagedBlock(.principals)
+                : withoutMappings.withManagedBlock(settings.match, .principals, atEnd: true)
+            try want(config.path, text)
         }
         // The KRL must be in place before sshd is pointed at it: order the writes.
         changes.sort { rank($0.path, request) < rank($1.path, request) }
@@ -138,7 +145,9 @@ public enum ServerSetup {
         }
     }
 
-    static func renderSettings(_ request: SetupRequest) -> String {
+    /// The settings sshd must read first, and the principal mappings (a Match block, which must
+    /// come after every global setting).
+    static func renderSettings(_ request: SetupRequest) -> (global: String, match: String) {
         var lines = [
             "TrustedUserCAKeys \(request.caKeyPath)",
             "RevokedKeys \(request.krlPath)",
@@ -146,13 +155,15 @@ public enum ServerSetup {
         if request.disablePasswords {
             lines += ["PasswordAuthentication no", "KbdInteractiveAuthentication no"]
         }
-        if !request.principalMappings.isEmpty {
-            // Only the mapped users get a principals file: a global AuthorizedPrincipalsFile would
-            // deny certificate login to every user without one. Match ends with this file.
-            lines.append("Match User \(request.principalMappings.map(\.user).joined(separator: ","))")
-            lines.append("    AuthorizedPrincipalsFile \(request.principalsDirectory)/%u")
-        }
-        return lines.joined(separator: "\n") + "\n"
+        guard !request.principalMappings.isEmpty else { return (lines.joined(separator: "\n") + "\n", "") }
+        // Only the mapped users get a principals file: a global AuthorizedPrincipalsFile would
+        // deny certificate login to every user without one.
+        let match = """
+            Match User \(request.principalMappings.map(\.user).joined(separator: ","))
+                AuthorizedPrincipalsFile \(request.principalsDirectory)/%u
+
+            """
+        return (lines.joined(separator: "\n") + "\n", match)
     }
 
     /// "00-sshca.conf", or a name that sorts before every other file sshd reads there.
@@ -192,10 +203,11 @@ public enum ServerSetup {
         guard !plan.isEmpty else {
             return SetupReport(plan: plan, checks: ["already set up: nothing to change"], reload: "not reloaded (nothing changed)")
         }
-        try Backup.record(plan, directory: request.backupDirectory)
         return try FileTransaction.apply(plan.changes, creating: plan.directoriesToCreate) { () throws(AuthorityError) -> SetupReport in
             try check.validate(configPath: request.sshdConfigPath)
             let checks = try verifyEffective(request, check: check)
+            // Only a setup that took effect is recorded for undo; a failed one leaves nothing behind.
+            try Backup.record(plan, directory: request.backupDirectory)
             let reloaded = reload ? try Reloader.reload(configPath: request.sshdConfigPath, check: check) : "not reloaded (--no-reload)"
             return SetupReport(plan: plan, checks: checks, reload: reloaded)
         }
@@ -269,7 +281,17 @@ enum Backup {
     static let manifestName = "manifest"
 
     static func record(_ plan: SetupPlan, directory: String) throws(AuthorityError) {
+        let existed = Files.isDirectory(directory)
         try Files.makeDirectory(directory, mode: 0o700)
+        do throws(AuthorityError) {
+            try recordInto(plan, directory: directory)
+        } catch {
+            if !existed { rmdir(directory) }
+            throw error
+        }
+    }
+
+    private static func recordInto(_ plan: SetupPlan, directory: String) throws(AuthorityError) {
         var manifest = try readManifest(directory)
         var changed = false
         for change in plan.changes where !manifest.contains(where: { $0.path == change.path }) {

@@ -71,20 +71,26 @@ public enum SetupScript {
         \(request.principalMappings.isEmpty ? "" : "mkdir -p \"$PRINCIPALS_DIR\"")
         \(mappings)
 
-        SETTINGS='\(settings.replacingOccurrences("'", with: "'\\''"))'
+        GLOBAL=\(shellQuote(settings.global))
+        MAPPINGS=\(shellQuote(settings.match))
         # sshd keeps the first value it reads: use the directory of the first Include if there is one.
         INCLUDE=$(awk 'tolower($1) == "match" { exit } tolower($1) == "include" { print $2; exit }' "$SSHD_CONFIG")
         DROPIN_DIR=$(dirname "$INCLUDE" 2>/dev/null || true)
         if [ -n "$INCLUDE" ] && [ -d "$DROPIN_DIR" ]; then
-            write_file "$DROPIN_DIR/\(ServerSetup.dropInName)" "\(ServerSetup.dropInHeader.replacingOccurrences("\n", with: "\\n"))$SETTINGS"
+            write_file "$DROPIN_DIR/\(ServerSetup.dropInName)" \(shellQuote(printfFormat(ServerSetup.dropInHeader + settings.global + settings.match)))
         else
-            awk -v block="$SETTINGS" '
-                /^# BEGIN sshca managed block/ { skip = 1; next }
-                /^# END sshca managed block/ { skip = 0; next }
+            # The settings in a block before the first directive; the mappings (a Match block) in a
+            # block at the end, where they cannot capture the administrator's own settings.
+            awk -v global="$GLOBAL" -v mappings="$MAPPINGS" '
+                /^# BEGIN sshca (managed block|principal mappings)/ { skip = 1; next }
+                /^# END sshca (managed block|principal mappings)/ { skip = 0; next }
                 skip { next }
-                !done && $0 !~ /^[ \\t]*(#|$)/ { print "\(SSHDConfigFile.BlockMarkers.setup.begin)"; printf "%s", block; print "\(SSHDConfigFile.BlockMarkers.setup.end)"; done = 1 }
+                !done && $0 !~ /^[ \t]*(#|$)/ { print "\(SSHDConfigFile.BlockMarkers.setup.begin)"; printf "%s", global; print "\(SSHDConfigFile.BlockMarkers.setup.end)"; done = 1 }
                 { print }
-                END { if (!done) { print "\(SSHDConfigFile.BlockMarkers.setup.begin)"; printf "%s", block; print "\(SSHDConfigFile.BlockMarkers.setup.end)" } }
+                END {
+                    if (!done) { print "\(SSHDConfigFile.BlockMarkers.setup.begin)"; printf "%s", global; print "\(SSHDConfigFile.BlockMarkers.setup.end)" }
+                    if (mappings != "") { print "\(SSHDConfigFile.BlockMarkers.principals.begin)"; printf "%s", mappings; print "\(SSHDConfigFile.BlockMarkers.principals.end)" }
+                }
             ' "$SSHD_CONFIG" > "$WORK/sshd_config"
             write_file "$SSHD_CONFIG" "$(sed 's/%/%%/g; s/\\\\/\\\\\\\\/g' "$WORK/sshd_config")\\n"
         fi
@@ -117,6 +123,11 @@ public enum SetupScript {
         rm -rf "$WORK"
 
         """
+    }
+
+    /// Text as a printf format that prints it unchanged.
+    static func printfFormat(_ text: String) -> String {
+        text.replacingOccurrences("\\", with: "\\\\").replacingOccurrences("%", with: "%%").replacingOccurrences("\n", with: "\\n")
     }
 
     static func shellQuote(_ text: String) -> String {

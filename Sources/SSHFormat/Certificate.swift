@@ -60,9 +60,11 @@ public struct CertificateOption: Hashable, Sendable {
     ]
 }
 
-/// Options are written in strcmp order of their names (PROTOCOL.certkeys).
-func sortedByName(_ options: [CertificateOption]) -> [CertificateOption] {
-    options.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+extension CertificateOption {
+    /// Options are written in strcmp order of their names (PROTOCOL.certkeys).
+    public static func sortedForWriting(_ options: [CertificateOption]) -> [CertificateOption] {
+        options.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+    }
 }
 
 /// Every field of a certificate up to, not including, the signature.
@@ -118,7 +120,7 @@ public struct CertificateBody: Hashable, Sendable {
         w.writeUInt64(validBefore)
         for options in [criticalOptions, extensions] {
             w.writeComposite { w in
-                for option in sortedByName(options) {
+                for option in CertificateOption.sortedForWriting(options) {
                     w.writeString(option.name)
                     w.writeString(option.data)
                 }

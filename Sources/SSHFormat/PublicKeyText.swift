@@ -105,8 +105,17 @@ public struct PublicKeyText: Sendable, Equatable {
         var comment = ""
         var body = ""
         var inHeader = true
-        var continuing = false
+        // The header being read: its tag, and its value so far (continued after a trailing "\").
+        var header: (tag: String, value: String)? = nil
         var ended = false
+        func finishHeader() {
+            guard let (tag, raw) = header else { return }
+            header = nil
+            guard tag == "comment" else { return }
+            var value = raw[...]
+            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = value.dropFirst().dropLast() }
+            comment = String(value)
+        }
         for raw in lines.dropFirst() {
             let line = raw.trimmingWhitespace()
             if line == "---- END SSH2 PUBLIC KEY ----" { ended = true; break }
@@ -114,21 +123,17 @@ public struct PublicKeyText: Sendable, Equatable {
                 throw .notAKey("found more than one key; give exactly one public key per file")
             }
             if inHeader {
-                if continuing {
-                    continuing = line.hasSuffix("\\")
+                if header != nil {
+                    let continues = line.hasSuffix("\\")
+                    header!.value += continues ? String(line.dropLast()) : String(line)
+                    if !continues { finishHeader() }
                     continue
                 }
                 if let colon = line.firstIndex(of: ":"), !line[..<colon].contains(" ") {
-                    let tag = line[..<colon].lowercased()
-                    var value = line[line.index(after: colon)...].trimmingWhitespace()
-                    continuing = value.hasSuffix("\\")
-                    if tag == "comment" {
-                        if continuing { value = value.dropLast() }
-                        if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 {
-                            value = value.dropFirst().dropLast()
-                        }
-                        comment = String(value)
-                    }
+                    let value = line[line.index(after: colon)...].trimmingWhitespace()
+                    let continues = value.hasSuffix("\\")
+                    header = (line[..<colon].lowercased(), String(continues ? value.dropLast() : value))
+                    if !continues { finishHeader() }
                     continue
                 }
                 inHeader = false
@@ -144,19 +149,29 @@ public struct PublicKeyText: Sendable, Equatable {
 }
 
 extension StringProtocol {
+    /// Without leading and trailing blanks (and a leading byte-order mark). Works on Unicode
+    /// scalars, whose index steps are O(1): a key file padded with kilobytes of spaces must not
+    /// cost quadratic time.
     func trimmingWhitespace() -> SubSequence {
-        var s = self[...]
-        while let c = s.first, c == " " || c == "\t" || c == "\r" || c == "\u{FEFF}" { s = s.dropFirst() }
-        while let c = s.last, c == " " || c == "\t" || c == "\r" { s = s.dropLast() }
-        return s
+        trimming { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\u{FEFF}" }
     }
 
     /// The text without leading and trailing characters from `set` (a plain string of characters).
     public func trimmingCharacters(in set: String) -> String {
-        var s = self[...]
-        while let c = s.first, set.contains(c) { s = s.dropFirst() }
-        while let c = s.last, set.contains(c) { s = s.dropLast() }
-        return String(s)
+        let scalars = Set(set.unicodeScalars)
+        return String(trimming { scalars.contains($0) })
+    }
+
+    func trimming(_ drop: (Unicode.Scalar) -> Bool) -> SubSequence {
+        let view = unicodeScalars
+        var start = view.startIndex, end = view.endIndex
+        while start < end, drop(view[start]) { start = view.index(after: start) }
+        while end > start {
+            let before = view.index(before: end)
+            guard drop(view[before]) else { break }
+            end = before
+        }
+        return self[start..<end]
     }
 }
 

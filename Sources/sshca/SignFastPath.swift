@@ -34,6 +34,8 @@ enum SignFastPath {
             if let equals = name.firstIndex(of: "=") {
                 value = String(name[name.index(after: equals)...])
                 name = String(name[..<equals])
+                // ArgumentParser reports "--home=" as a missing value; leave that to it.
+                guard value?.isEmpty == false else { return nil }
             }
             if flags.contains(name) {
                 guard value == nil, !flagsSet.contains(name) else { return nil }
