@@ -363,9 +363,16 @@ enum Reloader {
             }
             return "sent SIGHUP to sshd (pid \(pid) from \(pidFile))"
         }
-        if configPath == "/etc/ssh/sshd_config", access("/usr/bin/systemctl", X_OK) == 0 {
-            for unit in ["ssh", "sshd"] where Subprocess.run("/usr/bin/systemctl", ["reload", unit]).status == 0 {
-                return "systemctl reload \(unit)"
+        if configPath == "/etc/ssh/sshd_config" {
+            if access("/usr/bin/systemctl", X_OK) == 0 {
+                for unit in ["ssh", "sshd"] where Subprocess.run("/usr/bin/systemctl", ["reload", unit]).status == 0 {
+                    return "systemctl reload \(unit)"
+                }
+            }
+            if access("/usr/sbin/service", X_OK) == 0 {
+                for name in ["ssh", "sshd"] where Subprocess.run("/usr/sbin/service", [name, "reload"]).status == 0 {
+                    return "service \(name) reload"
+                }
             }
         }
         return "sshd does not seem to be running with this configuration; it will use it when it starts"
