@@ -102,14 +102,14 @@ public struct Issuer: Sendable {
 
         // PROTOCOL.certkeys: each option and extension appears once, and they are written in
         // strcmp order; the body holds them in that order so it equals the certificate read back.
+        critical = CertificateOption.sortedForWriting(critical)
+        extensions = CertificateOption.sortedForWriting(extensions)
         for options in [critical, extensions] {
-            let names = options.map(\.name)
-            if let repeated = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
+            // Sorted, so a repeated name sits next to itself.
+            if let repeated = zip(options, options.dropFirst()).first(where: { $0.name == $1.name })?.0.name {
                 throw AuthorityError(.badInput, "\(repeated) is given twice; a certificate carries each option and extension once")
             }
         }
-        critical = CertificateOption.sortedForWriting(critical)
-        extensions = CertificateOption.sortedForWriting(extensions)
 
         let serial = request.serial ?? Self.randomSerial()
         guard serial != 0 else {

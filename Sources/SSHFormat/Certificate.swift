@@ -63,7 +63,10 @@ public struct CertificateOption: Hashable, Sendable {
 extension CertificateOption {
     /// Options are written in strcmp order of their names (PROTOCOL.certkeys).
     public static func sortedForWriting(_ options: [CertificateOption]) -> [CertificateOption] {
-        options.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        let precedes = { (a: CertificateOption, b: CertificateOption) in a.name.utf8.lexicographicallyPrecedes(b.name.utf8) }
+        // Usually already in order (the issuer sorts once): then no copy is made.
+        if zip(options, options.dropFirst()).allSatisfy({ !precedes($1, $0) }) { return options }
+        return options.sorted(by: precedes)
     }
 }
 

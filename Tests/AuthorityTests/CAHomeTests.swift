@@ -9,19 +9,6 @@ import SSHFormat
 import SSHCrypto
 @testable import Authority
 
-private func homeError(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> AuthorityError? {
-    do {
-        try body()
-        Issue.record("expected an error", sourceLocation: sourceLocation)
-        return nil
-    } catch let error as AuthorityError {
-        return error
-    } catch {
-        Issue.record("expected an AuthorityError, got \(error)", sourceLocation: sourceLocation)
-        return nil
-    }
-}
-
 /// Counts how often a passphrase was asked for.
 final class PassphraseCounter: Sendable {
     let count = Atomic<Int>(0)
@@ -95,7 +82,7 @@ struct CAHomeTests {
         let path = dir.file("ca")
         _ = try CAHome.create(at: path, .init())
         let before = try contents(of: path)
-        let error = homeError { _ = try CAHome.create(at: path, .init()) }
+        let error = authorityError { _ = try CAHome.create(at: path, .init()) }
         #expect(error?.code == .home)
         #expect(error?.reason.contains("refusing to overwrite") == true)
         #expect(try contents(of: path) == before)
@@ -109,7 +96,7 @@ struct CAHomeTests {
         let dir = try TempDir()
         try FileManager.default.createDirectory(atPath: dir.file("ca"), withIntermediateDirectories: true)
         try dir.write("ca/" + name, "leftover\n", mode: 0o600)
-        let error = homeError { _ = try CAHome.create(at: dir.file("ca"), .init()) }
+        let error = authorityError { _ = try CAHome.create(at: dir.file("ca"), .init()) }
         #expect(error?.code == .home)
         #expect(error?.reason.contains(name) == true)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("ca")) == [name])
@@ -118,7 +105,7 @@ struct CAHomeTests {
 
     @Test func shortPassphraseIsRefusedBeforeAnythingIsWritten() throws {
         let dir = try TempDir()
-        let error = homeError { _ = try CAHome.create(at: dir.file("ca"), .init(passphrase: Array("short".utf8))) }
+        let error = authorityError { _ = try CAHome.create(at: dir.file("ca"), .init(passphrase: Array("short".utf8))) }
         #expect(error?.code == .badInput)
         #expect(!FileManager.default.fileExists(atPath: dir.file("ca/sshca.toml")))
     }
@@ -128,12 +115,12 @@ struct CAHomeTests {
         let dir = try TempDir()
         let home = try CAHome.create(at: dir.file("ca"), .init())
         chmod(home.privateKeyPath(.user), unsafe)
-        let error = homeError { _ = try home.privateKey(.user, passphrase: .none) }
+        let error = authorityError { _ = try home.privateKey(.user, passphrase: .none) }
         #expect(error?.code == .unsafeFile)
         #expect(error?.reason.contains("chmod 600 \(home.privateKeyPath(.user))") == true)
         #expect(error?.isInputError == false)
         // The signer goes through the same check.
-        #expect(homeError { _ = try home.signer(.user, passphrase: .none, configuration: Configuration()) }?.code == .unsafeFile)
+        #expect(authorityError { _ = try home.signer(.user, passphrase: .none, configuration: Configuration()) }?.code == .unsafeFile)
         // 0400 is fine, and the host key was never touched.
         chmod(home.privateKeyPath(.user), 0o400)
         #expect(try home.privateKey(.user, passphrase: .none).publicKey == home.publicKey(.user))
@@ -148,12 +135,12 @@ struct CAHomeTests {
         #expect(pem.hasPrefix("-----BEGIN ENCRYPTED PRIVATE KEY-----"))
         #expect(PrivateKey.isEncrypted(pem: pem))
 
-        let none = homeError { _ = try home.privateKey(.user, passphrase: .none) }
+        let none = authorityError { _ = try home.privateKey(.user, passphrase: .none) }
         #expect(none?.code == .key)
         #expect(none?.reason.contains("passphrase") == true)
 
         let wrong = PassphraseCounter("not the passphrase")
-        let wrongError = homeError { _ = try home.privateKey(.user, passphrase: wrong.source) }
+        let wrongError = authorityError { _ = try home.privateKey(.user, passphrase: wrong.source) }
         #expect(wrongError?.code == .key)
         #expect(wrongError?.reason.contains("wrong passphrase") == true)
         #expect(wrong.asked == 1)
@@ -167,8 +154,8 @@ struct CAHomeTests {
         #expect(try home.privateKey(.host, passphrase: .file(passFile)).publicKey == home.publicKey(.host))
         #expect(try PassphraseSource.readPassphraseFile(passFile) == Array(passphrase.utf8))
         let empty = try dir.write("empty", "\nsecret\n")
-        #expect(homeError { _ = try PassphraseSource.readPassphraseFile(empty) }?.code == .badInput)
-        #expect(homeError { _ = try PassphraseSource.readPassphraseFile(dir.file("missing")) }?.code == .io)
+        #expect(authorityError { _ = try PassphraseSource.readPassphraseFile(empty) }?.code == .badInput)
+        #expect(authorityError { _ = try PassphraseSource.readPassphraseFile(dir.file("missing")) }?.code == .io)
     }
 
     @Test func mismatchedKeyPairIsDetected() throws {
@@ -177,31 +164,31 @@ struct CAHomeTests {
         // Swap the user CA's public key for the host CA's.
         let hostLine = try dir.readText("ca/host_ca.pub")
         try dir.write("ca/user_ca.pub", hostLine, mode: 0o644)
-        let error = homeError { _ = try home.privateKey(.user, passphrase: .none) }
+        let error = authorityError { _ = try home.privateKey(.user, passphrase: .none) }
         #expect(error?.code == .home)
         #expect(error?.reason.contains("does not match") == true)
-        #expect(homeError { _ = try home.exportPrivateKey(.user, passphrase: .none) }?.code == .home)
+        #expect(authorityError { _ = try home.exportPrivateKey(.user, passphrase: .none) }?.code == .home)
     }
 
     @Test func damagedOrMissingFiles() throws {
         let dir = try TempDir()
         let home = try CAHome.create(at: dir.file("ca"), .init())
         try dir.write("ca/user_ca.pub", "ssh-ed25519 AAAA\n", mode: 0o644)
-        let damaged = homeError { _ = try home.publicKey(.user) }
+        let damaged = authorityError { _ = try home.publicKey(.user) }
         #expect(damaged?.code == .home)
         #expect(damaged?.reason.contains("damaged") == true)
         try FileManager.default.removeItem(atPath: home.privateKeyPath(.host))
-        #expect(homeError { _ = try home.privateKey(.host, passphrase: .none) }?.code == .home)
+        #expect(authorityError { _ = try home.privateKey(.host, passphrase: .none) }?.code == .home)
 
         let empty = CAHome(path: dir.file("nothing"))
         #expect(!empty.isInitialized)
-        let notThere = homeError { _ = try empty.configuration() }
+        let notThere = authorityError { _ = try empty.configuration() }
         #expect(notThere?.code == .home)
         #expect(notThere?.reason.contains("sshca init") == true)
-        #expect(homeError { _ = try empty.publicKey(.user) }?.code == .home)
+        #expect(authorityError { _ = try empty.publicKey(.user) }?.code == .home)
 
         try dir.write("ca/sshca.toml", "[ca]\nuser_key = \"disk\"\n", mode: 0o644)
-        let config = homeError { _ = try home.configuration() }
+        let config = authorityError { _ = try home.configuration() }
         #expect(config?.code == .badConfig)
         #expect(config?.reason.hasPrefix(home.configurationPath + ":2:") == true)
     }
@@ -228,7 +215,7 @@ struct CAHomeTests {
         let configuration = try home.configuration()
         #expect(configuration.userKeyStorage == .agent)
         #expect(configuration.hostKeyStorage == .file)
-        let export = homeError { _ = try home.exportPrivateKey(.user, passphrase: .none) }
+        let export = authorityError { _ = try home.exportPrivateKey(.user, passphrase: .none) }
         #expect(export?.code == .home)
         #expect(export?.reason.contains("ssh-agent") == true)
 
@@ -236,7 +223,7 @@ struct CAHomeTests {
         let sk = try PublicKeyText(parsing: sshKeygenKey(in: dir, name: "sk", type: "ed25519-sk")).key
         let rsa1024 = try PublicKeyText(parsing: sshKeygenKey(in: dir, name: "rsa1024", type: "rsa", bits: 1024)).key
         for (key, name) in [(sk, "sk"), (rsa1024, "rsa")] {
-            let error = homeError { _ = try CAHome.create(at: dir.file("ca-\(name)"), .init(hostKeyInAgent: key)) }
+            let error = authorityError { _ = try CAHome.create(at: dir.file("ca-\(name)"), .init(hostKeyInAgent: key)) }
             #expect(error?.code == .badInput, "\(name)")
             #expect(!FileManager.default.fileExists(atPath: dir.file("ca-\(name)/sshca.toml")))
         }

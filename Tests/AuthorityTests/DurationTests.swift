@@ -6,19 +6,6 @@ import Testing
 import TestSupport
 @testable import Authority
 
-private func authorityError(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> AuthorityError? {
-    do {
-        try body()
-        Issue.record("expected an error", sourceLocation: sourceLocation)
-        return nil
-    } catch let error as AuthorityError {
-        return error
-    } catch {
-        Issue.record("expected an AuthorityError, got \(error)", sourceLocation: sourceLocation)
-        return nil
-    }
-}
-
 @Suite("Durations")
 struct DurationTests {
     @Test("durations in sshd_config TIME FORMAT", arguments: [
@@ -238,7 +225,7 @@ struct LocalTimeTests {
 
     @Test func reportTimesAreLocalLikeSSHKeygen() throws {
         let zone = "Asia/Kolkata"
-        let text = try Self.withTimeZone(zone) {
+        let text = Self.withTimeZone(zone) {
             (CertificateTime.format(1_893_456_000), ValidityWindow(validAfter: 1_893_456_000, validBefore: 1_893_542_400).description)
         }
         #expect(text.0 == "2030-01-01T05:30:00")

@@ -8,19 +8,6 @@ import SSHFormat
 import SSHCrypto
 @testable import Authority
 
-private func filesError(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> AuthorityError? {
-    do {
-        try body()
-        Issue.record("expected an error", sourceLocation: sourceLocation)
-        return nil
-    } catch let error as AuthorityError {
-        return error
-    } catch {
-        Issue.record("expected an AuthorityError, got \(error)", sourceLocation: sourceLocation)
-        return nil
-    }
-}
-
 private func listing(_ dir: String) -> [String] {
     ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
 }
@@ -58,14 +45,14 @@ struct FilesTests {
     @Test func failuresLeaveNoTempFilesAndTheOldFile() throws {
         let dir = try TempDir()
         // Missing directory: nothing can be created.
-        let missing = filesError { try Files.writeAtomically(dir.file("no/such/dir/file"), [1], mode: 0o644) }
+        let missing = authorityError { try Files.writeAtomically(dir.file("no/such/dir/file"), [1], mode: 0o644) }
         #expect(missing?.code == .io)
         #expect(listing(dir.path).isEmpty)
 
         // The target is a directory: the temp file is written, the rename fails, the temp file goes.
         try FileManager.default.createDirectory(atPath: dir.file("target"), withIntermediateDirectories: false)
         try dir.write("target/inside", "keep\n")
-        let isDir = filesError { try Files.writeAtomically(dir.file("target"), Array("x".utf8), mode: 0o644) }
+        let isDir = authorityError { try Files.writeAtomically(dir.file("target"), Array("x".utf8), mode: 0o644) }
         #expect(isDir?.code == .io)
         #expect(listing(dir.path) == ["target"])
         #expect(try dir.readText("target/inside") == "keep\n")
@@ -73,7 +60,7 @@ struct FilesTests {
         // A failing check: the old file stays, the temp file goes, the check saw the full content.
         try dir.write("krl", "old\n", mode: 0o644)
         let seen = SeenBox()
-        let checked = filesError {
+        let checked = authorityError {
             try Files.writeAtomically(dir.file("krl"), Array("new content\n".utf8), mode: 0o644, check: { (temp: String) throws(AuthorityError) in
                 seen.value = (try? String(contentsOfFile: temp, encoding: .utf8)) ?? ""
                 seen.path = temp
@@ -94,25 +81,25 @@ struct FilesTests {
         try Files.createExclusive(path, Array("secret".utf8), mode: 0o600)
         #expect(Files.mode(path) == 0o600)
         #expect(try dir.readText("key") == "secret")
-        let again = filesError { try Files.createExclusive(path, Array("other".utf8), mode: 0o600) }
+        let again = authorityError { try Files.createExclusive(path, Array("other".utf8), mode: 0o600) }
         #expect(again?.code == .home)
         #expect(try dir.readText("key") == "secret")
-        #expect(filesError { try Files.createExclusive(dir.file("none/key"), [1], mode: 0o600) }?.code == .io)
+        #expect(authorityError { try Files.createExclusive(dir.file("none/key"), [1], mode: 0o600) }?.code == .io)
     }
 
     @Test func reads() throws {
         let dir = try TempDir()
-        let missing = filesError { _ = try Files.read(dir.file("nope"), what: "thing") }
+        let missing = authorityError { _ = try Files.read(dir.file("nope"), what: "thing") }
         #expect(missing?.code == .io)
         #expect(missing?.reason.contains("does not exist") == true)
         #expect(missing?.reason.contains("thing") == true)
-        let directory = filesError { _ = try Files.read(dir.path) }
+        let directory = authorityError { _ = try Files.read(dir.path) }
         #expect(directory?.reason.contains("directory") == true)
         try dir.write("big", Data(count: 1001))
         #expect(try Files.read(dir.file("big"), maximumBytes: 1001).count == 1001)
-        #expect(filesError { _ = try Files.read(dir.file("big"), maximumBytes: 1000) }?.code == .badInput)
+        #expect(authorityError { _ = try Files.read(dir.file("big"), maximumBytes: 1000) }?.code == .badInput)
         try dir.write("binary", Data([0xff, 0xfe, 0x00]))
-        #expect(filesError { _ = try Files.readText(dir.file("binary")) }?.code == .badInput)
+        #expect(authorityError { _ = try Files.readText(dir.file("binary")) }?.code == .badInput)
         try dir.write("text", "grüße\n")
         #expect(try Files.readText(dir.file("text")) == "grüße\n")
         #expect(Files.exists(dir.file("text")) && !Files.exists(dir.file("nope")))
@@ -127,7 +114,7 @@ struct FilesTests {
         #expect(Files.mode(dir.file("a/b/c")) == 0o700)
         try Files.makeDirectory(dir.file("a/b/c"), mode: 0o700) // exists: fine
         try dir.write("file", "x")
-        #expect(filesError { try Files.makeDirectory(dir.file("file/sub"), mode: 0o700) }?.code == .io)
+        #expect(authorityError { try Files.makeDirectory(dir.file("file/sub"), mode: 0o700) }?.code == .io)
         #expect(Files.parentDirectory(of: "/srv/ca/key") == "/srv/ca")
         #expect(Files.parentDirectory(of: "/key") == "/")
         #expect(Files.parentDirectory(of: "key") == ".")
@@ -153,9 +140,9 @@ struct FilesTests {
         let text = try dir.readText("id-cert.pub")
         #expect(text == certificate.openSSHLine(comment: "me@host") + "\n")
         #expect(try KeyFiles.parseCertificate(Array(text.utf8), source: path) == certificate)
-        let notText = filesError { _ = try KeyFiles.parseCertificate([0xff, 0xfe], source: "x") }
+        let notText = authorityError { _ = try KeyFiles.parseCertificate([0xff, 0xfe], source: "x") }
         #expect(notText?.code == .badInput)
-        let plain = filesError { _ = try KeyFiles.parseCertificate(Array(subject.openSSHLine().utf8), source: "the-file") }
+        let plain = authorityError { _ = try KeyFiles.parseCertificate(Array(subject.openSSHLine().utf8), source: "the-file") }
         #expect(plain?.reason.hasPrefix("the-file: ") == true)
         #expect(listing(dir.path) == ["id-cert.pub"])
     }
@@ -166,14 +153,14 @@ struct FilesTests {
         let parsed = try KeyFiles.readPublicKey(dir.file("id.pub"))
         #expect(parsed.comment == "me@laptop")
         #expect(parsed.key.openSSHLine(comment: "me@laptop") == line)
-        let priv = filesError { _ = try KeyFiles.readPublicKey(dir.file("id")) }
+        let priv = authorityError { _ = try KeyFiles.readPublicKey(dir.file("id")) }
         #expect(priv?.code == .badInput)
         #expect(priv?.reason.hasPrefix(dir.file("id") + ": ") == true)
         #expect(priv?.reason.contains("private key") == true)
         try dir.write("bin", Data([0xc3, 0x28]))
-        #expect(filesError { _ = try KeyFiles.readPublicKey(dir.file("bin")) }?.code == .badInput)
+        #expect(authorityError { _ = try KeyFiles.readPublicKey(dir.file("bin")) }?.code == .badInput)
         try dir.write("huge", Data(repeating: 0x23, count: PublicKeyText.maximumLength + 1))
-        #expect(filesError { _ = try KeyFiles.readPublicKey(dir.file("huge")) }?.code == .badInput)
+        #expect(authorityError { _ = try KeyFiles.readPublicKey(dir.file("huge")) }?.code == .badInput)
     }
 }
 

@@ -5,19 +5,6 @@ import SSHFormat
 import SSHCrypto
 @testable import Authority
 
-private func issueError(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> AuthorityError? {
-    do {
-        try body()
-        Issue.record("expected an error", sourceLocation: sourceLocation)
-        return nil
-    } catch let error as AuthorityError {
-        return error
-    } catch {
-        Issue.record("expected an AuthorityError, got \(error)", sourceLocation: sourceLocation)
-        return nil
-    }
-}
-
 /// Keys shared by the issuance tests.
 enum IssuerKeys {
     static let ca = try! PrivateKey.generate(.ed25519)
@@ -51,7 +38,7 @@ struct IssuerTests {
     }
 
     func refusal(_ change: (inout CertificateRequest) -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> AuthorityError? {
-        let error = issueError({ _ = try body(request(change)) }, sourceLocation: sourceLocation)
+        let error = authorityError({ _ = try body(request(change)) }, sourceLocation: sourceLocation)
         #expect(error?.code == .badInput, sourceLocation: sourceLocation)
         return error
     }
@@ -99,19 +86,19 @@ struct IssuerTests {
         try IssuanceRules.checkExtensionName("login@example.com", hasValue: true)
         try IssuanceRules.checkExtensionName("login@example.com", hasValue: false)
 
-        let typo = issueError { try IssuanceRules.checkExtensionName("permit-x11-forwarding", hasValue: false) }
+        let typo = authorityError { try IssuanceRules.checkExtensionName("permit-x11-forwarding", hasValue: false) }
         #expect(typo?.code == .badInput)
         #expect(typo?.reason.contains("did you mean permit-X11-forwarding?") == true)
-        let typo2 = issueError { try IssuanceRules.checkExtensionName("PERMIT-PTY", hasValue: false) }
+        let typo2 = authorityError { try IssuanceRules.checkExtensionName("PERMIT-PTY", hasValue: false) }
         #expect(typo2?.reason.contains("did you mean permit-pty?") == true)
-        let unknown = issueError { try IssuanceRules.checkExtensionName("permit-everything", hasValue: false) }
+        let unknown = authorityError { try IssuanceRules.checkExtensionName("permit-everything", hasValue: false) }
         #expect(unknown?.reason.contains("name@your-domain") == true)
         #expect(unknown?.reason.contains("did you mean") == false)
-        let valued = issueError { try IssuanceRules.checkExtensionName("permit-pty", hasValue: true) }
+        let valued = authorityError { try IssuanceRules.checkExtensionName("permit-pty", hasValue: true) }
         #expect(valued?.reason.contains("flag") == true)
-        #expect(issueError { try IssuanceRules.checkExtensionName("", hasValue: false) } != nil)
-        #expect(issueError { try IssuanceRules.checkExtensionName("a b@example.com", hasValue: false) } != nil)
-        #expect(issueError { try IssuanceRules.checkExtensionName("a,b@example.com", hasValue: false) } != nil)
+        #expect(authorityError { try IssuanceRules.checkExtensionName("", hasValue: false) } != nil)
+        #expect(authorityError { try IssuanceRules.checkExtensionName("a b@example.com", hasValue: false) } != nil)
+        #expect(authorityError { try IssuanceRules.checkExtensionName("a,b@example.com", hasValue: false) } != nil)
 
         // Through the issuer.
         #expect(refusal { $0.extensions = [.flag("permit-x11-forwarding")] }?.reason.contains("did you mean permit-X11-forwarding?") == true)
@@ -172,7 +159,7 @@ struct IssuerTests {
             ["example.com"], ["10.0.0.*"], ["10.0.0.0/ 8"], ["10.0.0.0/08x"], ["10.1"], ["2001:db8:::1"],
         ]
         for list in bad {
-            let error = issueError { try IssuanceRules.checkSourceAddresses(list) }
+            let error = authorityError { try IssuanceRules.checkSourceAddresses(list) }
             #expect(error?.code == .badInput, "\(list)")
         }
         // Through the issuer: joined with commas and nested as a string.
@@ -212,7 +199,7 @@ struct IssuerTests {
         _ = try body(request { $0.publicKey = IssuerKeys.external["rsa2048"]! })
         var strict = Configuration()
         strict.minimumRSABits = 3072
-        let error = issueError { _ = try body(request { $0.publicKey = IssuerKeys.external["rsa2048"]! }, configuration: strict) }
+        let error = authorityError { _ = try body(request { $0.publicKey = IssuerKeys.external["rsa2048"]! }, configuration: strict) }
         #expect(error?.code == .badInput)
     }
 
@@ -321,11 +308,11 @@ struct IssuerTests {
     @Test func signRefusesABodyForAnotherCA() throws {
         var b = try body(request())
         b.signatureKey = IssuerKeys.ecdsaCA.publicKey
-        let error = issueError { _ = try IssuerKeys.issuer.sign(b) }
+        let error = authorityError { _ = try IssuerKeys.issuer.sign(b) }
         #expect(error?.code == .key)
         #expect(error?.reason.contains(IssuerKeys.ecdsaCA.publicKey.fingerprint) == true)
         // issue() checks the rules before it signs.
-        let refused = issueError { _ = try IssuerKeys.issuer.issue(request { $0.principals = [] }, now: Self.now) }
+        let refused = authorityError { _ = try IssuerKeys.issuer.issue(request { $0.principals = [] }, now: Self.now) }
         #expect(refused?.code == .badInput)
     }
 

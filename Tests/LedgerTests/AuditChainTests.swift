@@ -7,6 +7,7 @@ import SSHFormat
 /// KRL's comment carries the chain head.
 @Suite("Audit chain")
 struct AuditChainTests {
+    @discardableResult
     func sqlite(_ database: URL, _ sql: String) async throws -> ProcessResult {
         try await runChecked("sqlite3", [database.path, sql])
     }

@@ -6,7 +6,7 @@ import Foundation
 import Glibc
 #endif
 
-public struct CommandResult: CustomStringConvertible {
+public struct CommandResult: CustomStringConvertible, Sendable {
     public var command: [String]
     public var status: Int32
     public var stdout: Data
