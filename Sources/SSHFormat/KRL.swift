@@ -414,8 +414,18 @@ extension KRL {
 
 extension KRL {
     /// Why a key or certificate is revoked, or nil if it is not.
-    public enum Verdict: Equatable, Sendable {
+    public enum Verdict: Equatable, Sendable, CustomStringConvertible {
         case explicitKey, sha1Fingerprint, sha256Fingerprint, keyID(String), serial(UInt64)
+
+        public var description: String {
+            switch self {
+            case .explicitKey: return "the key is revoked"
+            case .sha1Fingerprint: return "the key's SHA-1 fingerprint is revoked"
+            case .sha256Fingerprint: return "the key's SHA-256 fingerprint is revoked"
+            case .keyID(let id): return "key id \"\(id)\" is revoked"
+            case .serial(let serial): return "serial \(serial) is revoked"
+            }
+        }
     }
 
     /// As sshd decides: the key itself (a certificate's underlying key counts), then, for a
