@@ -28,10 +28,8 @@ let package = Package(
         .target(name: "SSHFormat", dependencies: ["CCryptoShim"]),
         // CA keys, the Signer abstraction (OpenSSL and ssh-agent), verification.
         .target(name: "SSHCrypto", dependencies: ["SSHFormat", "CCryptoShim"]),
-        // sqlite3_db_config is variadic: a two-line C wrapper for the ledger (system libsqlite3).
-        .target(name: "CSQLiteShim", linkerSettings: [.linkedLibrary("sqlite3")]),
         // Certificates, serials, revocations and the audit chain: a protocol and its SQLite store.
-        .target(name: "Ledger", dependencies: ["SSHFormat", "CSQLiteShim", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Ledger", dependencies: ["SSHFormat", .product(name: "GRDB", package: "GRDB.swift")]),
         // Configuration, the CA home, validity rules, issuance, revocation, KRL publishing.
         .target(name: "Authority", dependencies: ["SSHFormat", "SSHCrypto", "Ledger"]),
         // Server side: install the CA's files on a server without ever locking anyone out.

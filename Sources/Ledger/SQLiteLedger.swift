@@ -1,5 +1,4 @@
 import GRDB
-import CSQLiteShim
 public import SSHFormat
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -29,10 +28,10 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.label = "sshca-ledger"
-        configuration.prepareDatabase { db in
-            let rc = sshca_sqlite_keep_wal_on_close(UnsafeMutableRawPointer(db.sqliteConnection))
-            guard rc == 0 else { throw DatabaseError(resultCode: ResultCode(rawValue: rc)) }
-        }
+        // SQLite's own close behaviour is kept on purpose: the last connection checkpoints and
+        // removes the WAL. Keeping the WAL between commands (SQLITE_FCNTL_PERSIST_WAL without the
+        // checkpoint) made every later command re-read the whole WAL to rebuild its index, which
+        // measured slower than the checkpoint once a few hundred certificates were in it.
         do {
             switch access {
             case .singleConnection:
