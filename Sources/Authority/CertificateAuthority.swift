@@ -12,7 +12,8 @@ import Darwin
 public struct CertificateAuthority: Sendable {
     public let home: CAHome
     public let configuration: Configuration
-    public let ledger: SQLiteLedger
+    /// Behind the protocol: Authority holds no SQL, so another store can replace SQLite.
+    public let ledger: any Ledger
 
     public init(home: CAHome) throws(AuthorityError) {
         self.home = home

@@ -207,4 +207,16 @@ public protocol Ledger: Sendable {
 
     /// A consistent copy of the ledger, made while it is in use.
     func backup(to path: String) throws
+
+    /// Makes the ledger know CA keys, so key-id revocations cover what they sign from the start.
+    func registerCAKeys(_ keys: [PublicKey]) throws
+
+    /// Carries a published KRL's revocations into the ledger (after a restore).
+    func importRevocations(from krl: KRL, reason: String, by: String, now: UInt64) throws
+
+    /// Revoked keys that were certified as host keys (for @revoked lines in known_hosts).
+    func revokedHostKeys() throws -> [PublicKey]
+
+    /// The next serial and the last KRL version.
+    func counters() throws -> (nextSerial: UInt64, krlVersion: UInt64)
 }

@@ -75,8 +75,7 @@ case "krl-fill":
     guard arguments.count == 4 else { fail("usage: sshca-bench krl-fill dense|third|sparse HOME SPEC") }
     let serials = try serialPattern(arguments[1])
     let home = try CAHome.create(at: arguments[2], CAHome.Creation())
-    let authority = try CertificateAuthority(home: home)
-    try authority.ledger.revokeSerialsBulk(serials, caKey: try home.publicKey(.user), reason: "benchmark", by: "bench", now: UInt64(time(nil)))
+    try home.openLedger().revokeSerialsBulk(serials, caKey: try home.publicKey(.user), reason: "benchmark", by: "bench", now: UInt64(time(nil)))
     let spec = serials.map { "serial: \($0)\n" }.joined()
     try Files.writeAtomically(arguments[3], Array(spec.utf8), mode: 0o644)
 case "ledger-fill":
@@ -85,6 +84,7 @@ case "ledger-fill":
     guard arguments.count == 3, let count = Int(arguments[2]) else { fail("usage: sshca-bench ledger-fill HOME COUNT") }
     let home = try CAHome.create(at: arguments[1], CAHome.Creation())
     let authority = try CertificateAuthority(home: home)
+    let ledger = try home.openLedger()
     let issuer = Issuer(signer: try home.signer(.user, passphrase: .none, configuration: authority.configuration), configuration: authority.configuration)
     let subject = try PrivateKey.generate(.ed25519).publicKey
     let now = UInt64(time(nil))
@@ -92,7 +92,7 @@ case "ledger-fill":
     var done = 0
     while done < count {
         let batch = min(10_000, count - done)
-        try authority.ledger.issueBatch(count: batch, requestedBy: Requester(name: "bench", channel: "bench"), now: now) { serial in
+        try ledger.issueBatch(count: batch, requestedBy: Requester(name: "bench", channel: "bench"), now: now) { serial in
             let i = Int(serial)
             var principals = ["user\(i % 10_000)"]
             if i % 1000 == 0 { principals.append("root") }
