@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "SSHCryptoTests", dependencies: ["SSHCrypto", "TestSupport"]),
         .testTarget(name: "AuthorityTests", dependencies: ["Authority", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Authority", "TestSupport", "sshca"]),
-        .testTarget(name: "CLITests", dependencies: ["sshca"]),
+        .testTarget(name: "CLITests", dependencies: ["sshca", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Authority", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport"]),
         .testTarget(name: "HostSetupTests", dependencies: ["Authority", "HostSetup", "SSHFormat", "TestSupport"]),
     ]

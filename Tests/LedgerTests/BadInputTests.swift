@@ -77,7 +77,7 @@ struct LedgerBadInputTests {
             let ca = try await CAHomeFixture.create(in: dir)
             let key = try await makeUserKey(dir, "k")
             try await ca.sign(key, keyID: "one", principals: ["root"], output: dir.child("first-cert.pub"))
-            var rng = SplitMix64(seed: 42)
+            var rng = SplitMix(seed: 42)
             let garbage = Data((0..<8192).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
             // Remove the WAL too, so only the garbage file is there to read.
             for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: ca.ledgerFile.path + suffix) }

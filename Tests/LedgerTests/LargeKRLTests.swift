@@ -30,7 +30,7 @@ struct LargeKRLTests {
         case .everyThird:
             return (0..<UInt64(count)).map { 1 + 3 * $0 }
         case .randomOnePercent:
-            var rng = SplitMix64(seed: 0x5EED_2024_0000_0001)
+            var rng = SplitMix(seed: 0x5EED_2024_0000_0001)
             return (0..<UInt64(count)).map { block in block * 100 + 1 + rng.next() % 100 }
         }
     }

@@ -222,16 +222,3 @@ func makeDirectory(_ url: URL) throws -> URL {
 
 /// The first two fields of an OpenSSH line (type and base64), for comparisons without comments.
 func typeAndBlob(_ line: String) -> String { keyTypeAndBlob(line) }
-
-/// A small deterministic PRNG (SplitMix64) for reproducible "random" data.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

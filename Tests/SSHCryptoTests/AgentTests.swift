@@ -56,18 +56,6 @@ final class TestAgent {
     }
 }
 
-private func agentError(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> CryptoError? {
-    do {
-        try body()
-        return nil
-    } catch let error as CryptoError {
-        return error
-    } catch {
-        Issue.record("expected a CryptoError, got \(error)", sourceLocation: sourceLocation)
-        return nil
-    }
-}
-
 @Suite("ssh-agent signer")
 struct AgentTests {
     @Test func identitiesAndSignaturesThroughARealAgent() throws {
@@ -119,7 +107,7 @@ struct AgentTests {
         defer { agent.stop() }
         try agent.add(SharedKeys.ed25519, comment: "only this one")
         let missing = SharedKeys.ecdsaP521.publicKey
-        let error = agentError { _ = try AgentSigner(agent: agent.client, publicKey: missing) }
+        let error = cryptoError { _ = try AgentSigner(agent: agent.client, publicKey: missing) }
         #expect(error?.code == .keyNotInAgent)
         #expect(error?.reason.contains(missing.fingerprint) == true)
         #expect(error?.reason.contains("ssh-add") == true)
@@ -128,16 +116,16 @@ struct AgentTests {
         let signer = try AgentSigner(agent: agent.client, publicKey: SharedKeys.ed25519.publicKey)
         try agent.removeAll()
         #expect(try agent.client.identities().isEmpty)
-        #expect(agentError { _ = try signer.sign([1, 2, 3]) }?.code == .agent)
+        #expect(cryptoError { _ = try signer.sign([1, 2, 3]) }?.code == .agent)
     }
 
     @Test func noAgentAtTheSocket() throws {
         let dir = try TempDir()
         let client = SSHAgentClient(socketPath: dir.file("nothing-here.sock"))
-        let error = agentError { _ = try client.identities() }
+        let error = cryptoError { _ = try client.identities() }
         #expect(error?.code == .agent)
         #expect(error?.reason.contains("nothing-here.sock") == true)
         let tooLong = SSHAgentClient(socketPath: "/tmp/" + String(repeating: "x", count: 200))
-        #expect(agentError { _ = try tooLong.identities() }?.code == .agent)
+        #expect(cryptoError { _ = try tooLong.identities() }?.code == .agent)
     }
 }

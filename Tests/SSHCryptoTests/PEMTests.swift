@@ -7,18 +7,6 @@ import TestSupport
 import SSHCrypto
 import SSHFormat
 
-private func cryptoError(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> CryptoError? {
-    do {
-        try body()
-        return nil
-    } catch let error as CryptoError {
-        return error
-    } catch {
-        Issue.record("expected a CryptoError, got \(error)", sourceLocation: sourceLocation)
-        return nil
-    }
-}
-
 @Suite("Private keys as PEM")
 struct PEMTests {
     static let cheap = ScryptCost(n: 1 << 10, r: 8, p: 1)
