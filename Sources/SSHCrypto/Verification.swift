@@ -92,9 +92,30 @@ extension PublicKey {
             }
             return verifyDigest(key: key, md: PrivateKey.evpMD(digest), digest: digest.hash(message),
                                 signature: Array(signature.bytes), rsa: true)
-        case .skEd25519, .skECDSA:
-            return .unsupported("signatures by security keys (\(typeName)) are not checked here")
+        case .skEd25519(let pk, let application):
+            guard signature.algorithm == PublicKey.skEd25519Name, let sk = signature.securityKey else {
+                return .invalid("an \(typeName) key cannot make a \(signature.algorithm) signature")
+            }
+            let signed = Self.securityKeySignedData(application: application, fields: sk, message: message)
+            return PublicKey.ed25519(pk).verify(SSHSignature(algorithm: PublicKey.ed25519Name, bytes: signature.bytes), over: signed)
+        case .skECDSA(let point, let application):
+            guard signature.algorithm == PublicKey.skECDSAName, let sk = signature.securityKey else {
+                return .invalid("an \(typeName) key cannot make a \(signature.algorithm) signature")
+            }
+            let signed = Self.securityKeySignedData(application: application, fields: sk, message: message)
+            return PublicKey.ecdsa(curve: .nistp256, point: point)
+                .verify(SSHSignature(algorithm: ECCurve.nistp256.keyTypeName, bytes: signature.bytes), over: signed)
         }
+    }
+
+    /// What a FIDO authenticator signs for an sk- key (PROTOCOL.u2f): SHA-256 of the application,
+    /// the flags, the counter and SHA-256 of the message.
+    static func securityKeySignedData(application: String, fields: SSHSignature.SecurityKeyFields, message: [UInt8]) -> [UInt8] {
+        var data = Digest.sha256.hash(Array(application.utf8))
+        data.append(fields.flags)
+        data += withUnsafeBytes(of: fields.counter.bigEndian) { Array($0) }
+        data += Digest.sha256.hash(message)
+        return data
     }
 
     private func verifyDigest(key: EVPKey, md: OpaquePointer?, digest: [UInt8], signature: [UInt8], rsa: Bool) -> SignatureVerdict {
@@ -118,5 +139,24 @@ extension Certificate {
     /// Checks the CA signature over the certificate's signed bytes with its own signature key.
     public func verifySignature() -> SignatureVerdict {
         body.signatureKey.verify(signature, over: signedBytes)
+    }
+}
+
+extension SSHSig {
+    /// Verifies the signature over `message` as `ssh-keygen -Y verify` does: the namespace must be
+    /// the expected one, the signature must verify with the key it names, and a security key must
+    /// have seen the user's touch unless `requireUserPresence` is false.
+    public func verify(message: some Collection<UInt8>, namespace expected: String, requireUserPresence: Bool = true) -> SignatureVerdict {
+        guard namespace == expected else {
+            return .invalid("the signature is for namespace \"\(namespace)\", not \"\(expected)\"")
+        }
+        if case .rsa = publicKey, signature.algorithm == "ssh-rsa" {
+            return .invalid("ssh-rsa (SHA-1) signatures are refused")
+        }
+        if publicKey.isSecurityKey, requireUserPresence, signature.securityKey?.userPresent != true {
+            return .invalid("the security key signed without the user's touch")
+        }
+        let signed = SSHSig.signedData(message: Array(message), namespace: namespace, hashAlgorithm: hashAlgorithm)
+        return publicKey.verify(signature, over: signed)
     }
 }

@@ -143,23 +143,41 @@ public struct CertificateBody: Hashable, Sendable {
 public struct SSHSignature: Hashable, Sendable {
     public var algorithm: String
     public var bytes: Data
+    /// Security-key (sk-) signatures carry the authenticator's flags and counter after the
+    /// signature (PROTOCOL.u2f); nil for other algorithms.
+    public var securityKey: SecurityKeyFields?
 
-    public init(algorithm: String, bytes: Data) {
+    public struct SecurityKeyFields: Hashable, Sendable {
+        public var flags: UInt8
+        public var counter: UInt32
+        /// Bit 0: the user touched the key (user presence).
+        public var userPresent: Bool { flags & 0x01 != 0 }
+    }
+
+    public init(algorithm: String, bytes: Data, securityKey: SecurityKeyFields? = nil) {
         self.algorithm = algorithm
         self.bytes = bytes
+        self.securityKey = securityKey
     }
 
     public init(blob: some Collection<UInt8>) throws(SSHFormatError) {
         var r = SSHReader(blob)
         algorithm = try r.readText("signature algorithm")
         bytes = Data(try r.readString())
+        if algorithm.hasPrefix("sk-") {
+            securityKey = SecurityKeyFields(flags: try r.readByte(), counter: try r.readUInt32())
+        }
         try r.expectEnd("the signature")
     }
 
     public var blob: Data {
-        var w = SSHWriter(reservingCapacity: 16 + bytes.count + algorithm.utf8.count)
+        var w = SSHWriter(reservingCapacity: 24 + bytes.count + algorithm.utf8.count)
         w.writeString(algorithm)
         w.writeString(bytes)
+        if let securityKey {
+            w.writeByte(securityKey.flags)
+            w.writeUInt32(securityKey.counter)
+        }
         return w.data
     }
 }
