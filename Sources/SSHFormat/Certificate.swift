@@ -150,6 +150,11 @@ public struct SSHSignature: Hashable, Sendable {
     public struct SecurityKeyFields: Hashable, Sendable {
         public var flags: UInt8
         public var counter: UInt32
+
+        public init(flags: UInt8, counter: UInt32) {
+            self.flags = flags
+            self.counter = counter
+        }
         /// Bit 0: the user touched the key (user presence).
         public var userPresent: Bool { flags & 0x01 != 0 }
     }

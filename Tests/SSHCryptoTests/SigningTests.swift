@@ -89,10 +89,20 @@ struct SigningTests {
         #expect(rValue.count <= 66 && sValue.count <= 66)
     }
 
-    @Test func securityKeySignaturesAreNotCheckedHere() throws {
+    /// Security-key signatures are checked (SSHSigTests verifies real ones); malformed ones fail.
+    @Test func malformedSecurityKeySignaturesAreInvalid() throws {
         let sk = PublicKey.skEd25519(publicKey: Data(repeating: 1, count: 32), application: "ssh:")
-        let verdict = sk.verify(SSHSignature(algorithm: "sk-ssh-ed25519@openssh.com", bytes: Data(count: 69)), over: [1])
-        guard case .unsupported = verdict else { Issue.record("got \(verdict)"); return }
+        // No flags and counter after the signature: not an sk- signature at all.
+        let bare = sk.verify(SSHSignature(algorithm: "sk-ssh-ed25519@openssh.com", bytes: Data(count: 64)), over: [1])
+        guard case .invalid = bare else { Issue.record("got \(bare)"); return }
+        // Well-formed but made by no key.
+        let fields = SSHSignature.SecurityKeyFields(flags: 1, counter: 7)
+        let forged = sk.verify(SSHSignature(algorithm: "sk-ssh-ed25519@openssh.com", bytes: Data(count: 64), securityKey: fields), over: [1])
+        guard case .invalid = forged else { Issue.record("got \(forged)"); return }
+        // An sk- signature from a plain key's point of view is the wrong algorithm.
+        let plain = PublicKey.ed25519(Data(repeating: 1, count: 32))
+            .verify(SSHSignature(algorithm: "sk-ssh-ed25519@openssh.com", bytes: Data(count: 64), securityKey: fields), over: [1])
+        guard case .invalid = plain else { Issue.record("got \(plain)"); return }
     }
 
     // MARK: cross-checks with OpenSSH
