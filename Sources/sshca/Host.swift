@@ -14,7 +14,7 @@ struct HostKRLSync: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "krl-sync",
         abstract: "Install a new KRL for sshd's RevokedKeys, only if OpenSSH will accept it.",
-        discussion: """
+        discussion: helpText("""
         sshd refuses every key login when its RevokedKeys file is missing or invalid. krl-sync
         installs the new file only when it parses strictly, its signatures verify, it is not signed
         only by keys it revokes, `ssh-keygen -Q` loads it, and its version is not older than the
@@ -23,9 +23,10 @@ struct HostKRLSync: ParsableCommand {
         sshd re-reads RevokedKeys at every login; no reload is needed.
 
         Example (on a server, from cron or a systemd timer):
-          sshca host krl-sync --from /var/tmp/revoked.krl --to /etc/ssh/sshca_revoked.krl --ca-key /etc/ssh/sshca_user_ca.pub
+          sshca host krl-sync --from /var/tmp/revoked.krl \\
+              --to /etc/ssh/sshca_revoked.krl --ca-key /etc/ssh/sshca_user_ca.pub
         Exit status: 0 installed or already current, 65 refused (the installed file is untouched), 1 I/O failure.
-        """
+        """)
     )
 
     @Option(name: .long, help: ArgumentHelp("The new KRL file.", valueName: "file"))
@@ -55,12 +56,12 @@ struct KnownHosts: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "known-hosts",
         abstract: "Print the known_hosts lines that make clients trust the host CA.",
-        discussion: """
+        discussion: helpText("""
         Appends to ~/.ssh/known_hosts (or /etc/ssh/ssh_known_hosts) so users never see a host-key
         prompt for servers with sshca host certificates:
           sshca known-hosts --hosts '*.example.com,10.0.0.*' >> ~/.ssh/known_hosts
         Host keys that were revoked in the ledger get @revoked lines.
-        """
+        """)
     )
 
     @OptionGroup var home: HomeOptions
@@ -96,7 +97,7 @@ struct HostSetupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "setup",
         abstract: "Make sshd trust the CA (TrustedUserCAKeys, RevokedKeys, principals) in one safe step.",
-        discussion: """
+        discussion: helpText("""
         Run on the server, as root. It installs the user CA key, an empty but valid KRL (only if
         none is there), principal mappings, and a drop-in that sshd reads first (Debian/Ubuntu's
         sshd_config.d; otherwise a marked block at the top of sshd_config). Then sshd -t must
@@ -112,8 +113,9 @@ struct HostSetupCommand: ParsableCommand {
 
         Examples:
           sshca host setup --ca-key user_ca.pub --dry-run
-          sshca host setup --ca-key user_ca.pub --principal deploy=alice,bob --disable-passwords
-        """
+          sshca host setup --ca-key user_ca.pub --principal deploy=alice,bob \\
+              --disable-passwords
+        """)
     )
 
     @Option(name: .long, help: ArgumentHelp("The user CA public key (from `sshca ca-key`).", valueName: "pubkey-file"))
@@ -204,14 +206,14 @@ struct HostCert: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cert",
         abstract: "Sign this server's host keys with the host CA and make sshd present the certificates.",
-        discussion: """
+        discussion: helpText("""
         Run where both the CA home and the server's sshd configuration are (the CA machine itself,
         or a server with a copy of the CA home). Without --hostkey, every HostKey sshd uses is
         certified; principals default to this host's full and short names. The certificates are
         written next to the keys (NAME-cert.pub) and listed as HostCertificate in a drop-in (or a
         managed block), validated with sshd -t, then sshd is reloaded.
         Clients trust them with one line from: sshca known-hosts --hosts '*.example.com'
-        """
+        """)
     )
 
     @OptionGroup var home: HomeOptions
@@ -252,13 +254,13 @@ struct HostDoctor: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
         abstract: "Explain why a certificate login fails on this server, and how to fix it.",
-        discussion: """
+        discussion: helpText("""
         Checks the sshd configuration (sshd -t / sshd -T), the trusted CA file, the KRL, the
         user's home and ~/.ssh permissions and, with --cert, the certificate itself: its CA, type,
         validity, revocation and principals for --user.
           sshca host doctor --user deploy --cert alice-cert.pub
         Exit status: 0 no problem found, 1 problems found.
-        """
+        """)
     )
 
     @OptionGroup var paths: ServerPaths

@@ -5,7 +5,7 @@ import Authority
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a new CA: a user CA key, a host CA key and a commented sshca.toml.",
-        discussion: """
+        discussion: helpText("""
         Two separate key pairs are made, so trusting the user CA never means trusting host keys and
         the reverse. Private keys are PKCS#8 PEM files, mode 0600, encrypted with the passphrase
         (scrypt + AES-256) unless --no-passphrase. An existing CA is never overwritten.
@@ -18,7 +18,7 @@ struct Init: ParsableCommand {
           sshca init --home /srv/ca --passphrase-file /root/ca-pass
           sshca init --no-passphrase --key-type ecdsa-p256
           sshca init --user-ca-in-agent ca.pub --no-passphrase
-        """
+        """)
     )
 
     @OptionGroup var home: HomeOptions
@@ -88,14 +88,14 @@ struct CAKey: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ca-key",
         abstract: "Print a CA public key (or export a CA private key for ssh-agent).",
-        discussion: """
+        discussion: helpText("""
         The user CA key is what servers list in TrustedUserCAKeys; the host CA key (--host) is what
         clients put after "@cert-authority *.example.com" in known_hosts.
 
         --export-private writes the CA private key in OpenSSH's own format to standard output, so it
         can go into an agent or a token and off the disk:
           sshca ca-key --export-private | ssh-add -
-        """
+        """)
     )
 
     @OptionGroup var home: HomeOptions

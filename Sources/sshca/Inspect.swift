@@ -10,11 +10,11 @@ import Foundation
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a certificate's fields and whether its CA signature verifies.",
-        discussion: """
+        discussion: helpText("""
         Prints what ssh-keygen -L prints, plus the signature verdict and the signing CA's
         fingerprint (compare it with: sshca ca-key | ssh-keygen -lf -).
         Exit status: 0 the signature verifies, 1 it does not, 65 the file is not a certificate.
-        """
+        """)
     )
 
     @Flag(name: .long, help: "Print JSON for scripts.")

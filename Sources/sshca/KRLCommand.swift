@@ -121,11 +121,11 @@ struct Backup: ParsableCommand {
 struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replace the ledger with a backup; serials and KRL versions jump past anything the lost ledger could have used.",
-        discussion: """
+        discussion: helpText("""
         Stop anything else using this CA home first. The restored ledger's next serial and KRL
         version are raised by 2^32, so no serial is issued twice and servers accept the next KRL
         (they refuse one with a lower version). A new KRL is published right away.
-        """
+        """)
     )
 
     @OptionGroup var home: HomeOptions

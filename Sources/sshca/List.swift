@@ -16,11 +16,11 @@ func printJSON<T: Encodable>(_ value: T) throws {
 struct List: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List issued certificates from the ledger.",
-        discussion: """
+        discussion: helpText("""
         Answers "who holds a certificate for root right now?":
           sshca list --principal root --active
         Filters combine. --json prints an array for scripts (with the certificates themselves).
-        """
+        """)
     )
 
     @OptionGroup var home: HomeOptions

@@ -6,24 +6,25 @@ import SSHFormat
 struct Revoke: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Revoke certificates or keys, and publish the new KRL.",
-        discussion: """
+        discussion: helpText("""
         Name exactly one target. The revocation is recorded in the ledger with its reason, and the
         CA's revoked.krl is rewritten at once (a new version; copy it to servers' RevokedKeys).
         Revoking the same thing again changes nothing and says so.
 
-          --serial 42 | --serial 40-49   those certificates
-          --key-id alice@laptop          every certificate with that key id, now and later; the CA
-                                         then refuses to issue that id again
-          --key stolen.pub               the key itself: all its certificates are dead, and
-                                         signing requests for it are refused
-          --principal root               every unexpired certificate naming that principal
-          --ca-key-compromised [--host]  the user (or host) CA key itself: sshd stops trusting
-                                         everything it signed. Make a new CA afterwards.
+          --serial 42, --serial 40-49    those certificates
+          --key-id alice@laptop          every certificate with that key id, now
+                                         and later; that id is refused from now on
+          --key stolen.pub               the key itself: all its certificates die,
+                                         and signing requests for it are refused
+          --principal root               every unexpired certificate naming it
+          --ca-key-compromised [--host]  the user (or host) CA key itself: sshd
+                                         stops trusting all it signed. Make a new CA.
 
         Examples:
           sshca revoke --serial 42 --reason "laptop stolen"
-          sshca revoke --key-id alice@laptop --reason "left the company" --by security-oncall
-        """
+          sshca revoke --key-id alice@laptop --reason "left the company" \\
+              --by security-oncall
+        """)
     )
 
     @OptionGroup var home: HomeOptions

@@ -6,7 +6,7 @@ import Ledger
 struct Sign: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sign a public key into an OpenSSH certificate.",
-        discussion: """
+        discussion: helpText("""
         Writes NAME-cert.pub next to NAME.pub (as ssh-keygen -s does), or to --output ("-" for
         standard output). Accepts OpenSSH public key lines and RFC 4716 files (PuTTYgen's "Save public
         key"); Ed25519, ECDSA, RSA (2048 bits and up) and FIDO sk- keys. DSA keys are refused.
@@ -20,11 +20,14 @@ struct Sign: ParsableCommand {
         permit-pty and permit-user-rc unless --no-default-extensions; host certificates get none.
 
         Examples:
-          sshca sign --key-id alice@laptop --principals alice,deploy ~/.ssh/id_ed25519.pub
-          sshca sign --key-id backup --principals backup --force-command /usr/local/bin/backup \\
-                     --source-address 192.0.2.10/32 --validity 30d backup.pub
-          sshca sign --host --key-id web1 --principals web1.example.com,web1 /etc/ssh/ssh_host_ed25519_key.pub
-        """
+          sshca sign --key-id alice@laptop --principals alice,deploy \\
+              ~/.ssh/id_ed25519.pub
+          sshca sign --key-id backup --principals backup --validity 30d \\
+              --force-command /usr/local/bin/backup \\
+              --source-address 192.0.2.10/32 backup.pub
+          sshca sign --host --key-id web1 --principals web1.example.com,web1 \\
+              /etc/ssh/ssh_host_ed25519_key.pub
+        """)
     )
 
     @OptionGroup var home: HomeOptions

@@ -133,3 +133,23 @@ func reportingErrors(failureCode: Int32 = ExitStatus.failure, _ body: () throws 
 func unixNow() -> UInt64 {
     UInt64(max(0, time(nil)))
 }
+
+/// Help text as written in the source, reflowed for ArgumentParser: lines of a prose paragraph
+/// are joined (it wraps them to the terminal), while indented lines (examples) stay as they are.
+func helpText(_ text: String) -> String {
+    var out: [String] = []
+    var paragraph: [Substring] = []
+    func flush() {
+        if !paragraph.isEmpty { out.append(paragraph.joined(separator: " ")); paragraph = [] }
+    }
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        if line.isEmpty || line.hasPrefix(" ") {
+            flush()
+            out.append(String(line))
+        } else {
+            paragraph.append(line)
+        }
+    }
+    flush()
+    return out.joined(separator: "\n")
+}
