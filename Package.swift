@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "sshca", targets: ["sshca"]),
         .executable(name: "sshca-bench", targets: ["sshca-bench"]),
+        .executable(name: "sshca-fuzz", targets: ["sshca-fuzz"]),
         .library(name: "Authority", targets: ["Authority"]),
     ],
     dependencies: [
@@ -39,6 +40,8 @@ let package = Package(
             dependencies: ["Authority", "HostSetup", "Ledger", "SSHFormat", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "sshca-bench", dependencies: ["Authority"]),
+        // Parsers as fuzz targets: corpus replay normally, libFuzzer with scripts/fuzz.
+        .executableTarget(name: "sshca-fuzz", dependencies: ["Authority", "HostSetup", "SSHCrypto", "SSHFormat"]),
 
         .target(name: "TestSupport", dependencies: ["SSHFormat"], path: "Tests/TestSupport"),
         .testTarget(name: "SSHFormatTests", dependencies: ["SSHFormat", "TestSupport"]),

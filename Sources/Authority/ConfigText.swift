@@ -167,6 +167,8 @@ public struct ConfigText: Sendable {
                 while true {
                     skipBlankAndComments()
                     if peek() == "]" { advance(); break }
+                    // Refused before recursing: "[[[[..." must not exhaust the stack.
+                    if peek() == "[" { throw error("lists inside lists are not used by sshca") }
                     let item = try value()
                     if case .array = item { throw error("lists inside lists are not used by sshca") }
                     items.append(item)

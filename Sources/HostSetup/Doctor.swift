@@ -50,7 +50,7 @@ public enum Doctor {
         if caFile == "none" {
             problem("no-trusted-ca", "sshd trusts no user CA (TrustedUserCAKeys is not set)", fix: "run: sshca host setup --ca-key user_ca.pub")
         } else if let text = try? Files.readText(caFile, maximumBytes: 1 << 20) {
-            trusted = text.split(separator: "\n").compactMap { try? PublicKeyText(parsing: String($0)).key }
+            trusted = text.split(whereSeparator: isLineBreak).compactMap { try? PublicKeyText(parsing: String($0)).key }
             if trusted.isEmpty {
                 problem("ca-file-empty", "\(caFile) (TrustedUserCAKeys) holds no readable public key", fix: "write the line from `sshca ca-key` into \(caFile)")
             } else {
@@ -123,7 +123,7 @@ public enum Doctor {
                 } else if principalsFile != "none" {
                     let path = expandTokens(principalsFile, user: user)
                     let allowed = (try? Files.readText(path, maximumBytes: 1 << 20))
-                        .map { $0.split(separator: "\n").map { $0.trimmingCharacters(in: " \t\r") }.filter { !$0.isEmpty && !$0.hasPrefix("#") } }
+                        .map { $0.split(whereSeparator: isLineBreak).map { $0.trimmingCharacters(in: " \t\r") }.filter { !$0.isEmpty && !$0.hasPrefix("#") } }
                     if let allowed {
                         if Set(allowed).isDisjoint(with: body.principals) {
                             problem("principal-not-allowed", "\(user) accepts principals \(allowed.joined(separator: ",")) (from \(path)); the certificate names \(body.principals.joined(separator: ","))", fix: "sign for one of those principals, or add one to \(path) (sshca host setup --principal \(user)=...)")

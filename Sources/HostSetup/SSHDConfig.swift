@@ -36,7 +36,7 @@ public struct SSHDConfigFile: Sendable {
     /// Directives in order, before the first Match (later ones are conditional), with line numbers.
     var globalDirectives: [(keyword: String, arguments: String, line: Int)] {
         var out: [(String, String, Int)] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: isLineBreak).enumerated() {
             let line = raw.trimmingCharacters(in: " \t\r")
             if line.isEmpty || line.hasPrefix("#") { continue }
             let keyword = String(line.prefix { $0 != " " && $0 != "\t" && $0 != "=" })
@@ -70,7 +70,7 @@ public struct SSHDConfigFile: Sendable {
     public func textWithoutManagedBlock(_ markers: BlockMarkers = .setup) -> String {
         var lines: [Substring] = []
         var inside = false
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: isLineBreak) {
             if line == markers.begin { inside = true; continue }
             if inside { if line == markers.end { inside = false }; continue }
             lines.append(line)
@@ -84,23 +84,23 @@ public struct SSHDConfigFile: Sendable {
         SSHDConfigFile(path: path, text: textWithoutManagedBlock(markers)).inserting(body, markers, atEnd: atEnd)
     }
 
-    init(path: String, text: String) {
+    public init(path: String, text: String) {
         self.path = path
         self.text = text
     }
 
     private func inserting(_ body: String, _ markers: BlockMarkers, atEnd: Bool) -> String {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: isLineBreak).map(String.init)
         if atEnd {
             while lines.last == "" { lines.removeLast() }
-            lines += [markers.begin] + body.split(separator: "\n").map(String.init) + [markers.end, ""]
+            lines += [markers.begin] + body.split(whereSeparator: isLineBreak).map(String.init) + [markers.end, ""]
             return lines.joined(separator: "\n")
         }
         let firstDirective = lines.firstIndex { line in
             let t = line.trimmingCharacters(in: " \t\r")
             return !t.isEmpty && !t.hasPrefix("#")
         } ?? lines.count
-        let block = [markers.begin] + body.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) + [markers.end]
+        let block = [markers.begin] + body.split(whereSeparator: isLineBreak).map(String.init) + [markers.end]
         lines.insert(contentsOf: block, at: firstDirective)
         return lines.joined(separator: "\n")
     }
@@ -129,7 +129,7 @@ public struct SSHDCheck: Sendable {
         guard result.status == 0 else {
             throw AuthorityError(.badConfig, "sshd -T cannot read \(configPath): \(result.output.trimmingCharacters(in: " \n"))")
         }
-        return result.output.split(separator: "\n").compactMap { line in
+        return result.output.split(whereSeparator: isLineBreak).compactMap { line in
             let parts = line.split(separator: " ", maxSplits: 1)
             return parts.count == 2 && parts[0].lowercased() == keyword ? String(parts[1]) : nil
         }
@@ -145,7 +145,7 @@ public struct SSHDCheck: Sendable {
             throw AuthorityError(.badConfig, "sshd -T cannot read \(configPath): \(result.output.trimmingCharacters(in: " \n"))")
         }
         var values: [String: String] = [:]
-        for line in result.output.split(separator: "\n") {
+        for line in result.output.split(whereSeparator: isLineBreak) {
             let parts = line.split(separator: " ", maxSplits: 1)
             guard let key = parts.first else { continue }
             let k = key.lowercased()
@@ -190,4 +190,10 @@ enum Subprocess {
         let exited = status & 0x7f == 0
         return (exited ? (status >> 8) & 0xff : 255, String(decoding: output, as: UTF8.self))
     }
+}
+
+/// Line breaks in configuration text. Swift reads "\r\n" as one Character, so splitting on "\n"
+/// alone would leave a CRLF file (or a lone CR before a newline) as one long line.
+func isLineBreak(_ character: Character) -> Bool {
+    character == "\n" || character == "\r\n"
 }

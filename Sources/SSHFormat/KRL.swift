@@ -199,7 +199,8 @@ enum SerialEncoder {
         var deque: [Int] = []
         deque.reserveCapacity(64)
         var head = 0
-        func key(_ i: Int) -> Int64 { Int64(cost[i]) * 8 - Int64(bitPattern: runs[i].lowerBound &* 1) }
+        // Wrapping: serials past 2^63 only make the ordering approximate (costs are checked exactly).
+        func key(_ i: Int) -> Int64 { Int64(cost[i]) &* 8 &- Int64(bitPattern: runs[i].lowerBound) }
         for j in 0..<n {
             let run = runs[j]
             let length = run.upperBound - run.lowerBound + 1
