@@ -125,33 +125,32 @@ public struct SSHDCheck: Sendable {
 
     /// Every value sshd -T prints for a keyword that may repeat (HostKey, HostCertificate).
     public func all(configPath: String, keyword: String) throws(AuthorityError) -> [String] {
-        let result = Subprocess.run(sshdPath, ["-T", "-f", configPath])
-        guard result.status == 0 else {
-            throw AuthorityError(.badConfig, "sshd -T cannot read \(configPath): \(result.output.trimmingCharacters(in: " \n"))")
-        }
-        return result.output.split(whereSeparator: isLineBreak).compactMap { line in
-            let parts = line.split(separator: " ", maxSplits: 1)
-            return parts.count == 2 && parts[0].lowercased() == keyword ? String(parts[1]) : nil
-        }
+        try dump(configPath: configPath, connection: nil).filter { $0.keyword == keyword }.map(\.value)
     }
 
     /// Effective settings, keyword (lower case) to value, optionally for a connection spec
     /// like "user=deploy,host=localhost,addr=127.0.0.1".
     public func effective(configPath: String, connection: String? = nil) throws(AuthorityError) -> [String: String] {
+        var values: [String: String] = [:]
+        for setting in try dump(configPath: configPath, connection: connection) where values[setting.keyword] == nil {
+            values[setting.keyword] = setting.value
+        }
+        return values
+    }
+
+    /// `sshd -T` (with -C for a connection): every line as keyword (lower case) and value.
+    private func dump(configPath: String, connection: String?) throws(AuthorityError) -> [(keyword: String, value: String)] {
         var arguments = ["-T", "-f", configPath]
         if let connection { arguments += ["-C", connection] }
         let result = Subprocess.run(sshdPath, arguments)
         guard result.status == 0 else {
             throw AuthorityError(.badConfig, "sshd -T cannot read \(configPath): \(result.output.trimmingCharacters(in: " \n"))")
         }
-        var values: [String: String] = [:]
-        for line in result.output.split(whereSeparator: isLineBreak) {
+        return result.output.split(whereSeparator: isLineBreak).compactMap { line in
             let parts = line.split(separator: " ", maxSplits: 1)
-            guard let key = parts.first else { continue }
-            let k = key.lowercased()
-            if values[k] == nil { values[k] = parts.count > 1 ? String(parts[1]) : "" }
+            guard let keyword = parts.first else { return nil }
+            return (keyword.lowercased(), parts.count > 1 ? String(parts[1]) : "")
         }
-        return values
     }
 }
 
