@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Layers, bottom to top (dependencies point down only):
-//   CLibCrypto/CCryptoShim -> SSHFormat -> SSHCrypto, Ledger -> Authority -> sshca (CLI)
+//   CLibCrypto/CCryptoShim -> SSHFormat -> SSHCrypto, Ledger -> Authority -> Service (HTTP)
+//   SSHFormat, SSHCrypto -> Client (talks to the service) -> HostSetup -> sshca (CLI)
 let package = Package(
     name: "sshca",
     platforms: [.macOS(.v15)],
@@ -15,6 +16,12 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // Default traits off: sshca needs neither swift-configuration nor full Foundation there.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // OpenSSL libcrypto, found through pkg-config (Debian: libssl-dev).
@@ -33,11 +40,28 @@ let package = Package(
         .target(name: "Ledger", dependencies: ["SSHFormat", .product(name: "GRDB", package: "GRDB.swift")]),
         // Configuration, the CA home, validity rules, issuance, revocation, KRL publishing.
         .target(name: "Authority", dependencies: ["SSHFormat", "SSHCrypto", "Ledger"]),
+        // The HTTP service: routes, authentication (SSHSIG challenges, tokens), policy, metrics.
+        .target(name: "Service", dependencies: [
+            "Authority", "Ledger", "SSHFormat", "SSHCrypto",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
+        // Talking to the service (pinned to the CA key and, over TLS, a CA bundle), login/logout.
+        .target(name: "Client", dependencies: [
+            "SSHFormat", "SSHCrypto", "Authority",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         // Server side: install the CA's files on a server without ever locking anyone out.
-        .target(name: "HostSetup", dependencies: ["Authority", "Ledger", "SSHFormat"]),
+        .target(name: "HostSetup", dependencies: ["Authority", "Client", "Ledger", "SSHFormat"]),
         .executableTarget(
             name: "sshca",
-            dependencies: ["Authority", "HostSetup", "Ledger", "SSHFormat", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Authority", "Client", "HostSetup", "Ledger", "Service", "SSHFormat", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "sshca-bench", dependencies: ["Authority"]),
         // Parsers as fuzz targets: corpus replay normally, libFuzzer with scripts/fuzz.
@@ -50,6 +74,7 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["Authority", "TestSupport", "sshca"]),
         .testTarget(name: "CLITests", dependencies: ["sshca", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Authority", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "Client", "Authority", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport", "sshca"]),
         .testTarget(name: "HostSetupTests", dependencies: ["Authority", "HostSetup", "SSHFormat", "TestSupport"]),
     ]
 )

@@ -40,7 +40,7 @@ public struct AuthorityError: Error, Equatable, Sendable, CustomStringConvertibl
 }
 
 extension AuthorityError {
-    init(ledger error: LedgerError) {
+    public init(ledger error: LedgerError) {
         switch error.code {
         case .refused: self.init(.refused, error.reason)
         case .notFound: self.init(.notFound, error.reason)

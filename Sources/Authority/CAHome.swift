@@ -28,6 +28,8 @@ public struct PassphraseSource: Sendable {
         self.provide = provide
     }
 
+    public func read() throws(AuthorityError) -> [UInt8] { try provide() }
+
     /// For keys that must not be encrypted (tests, benchmarks): any request is an error.
     public static let none = PassphraseSource { () throws(AuthorityError) -> [UInt8] in
         throw AuthorityError(.key, "the CA private key is encrypted; give its passphrase with --passphrase-file FILE or $SSHCA_PASSPHRASE_FILE")
@@ -82,12 +84,12 @@ public struct CAHome: Sendable {
     public var isInitialized: Bool { Files.exists(configurationPath) }
 
     /// Opens the ledger; a CA made before the ledger existed gets an empty one.
-    public func openLedger() throws(AuthorityError) -> SQLiteLedger {
+    public func openLedger(access: SQLiteLedger.Access = .singleConnection) throws(AuthorityError) -> SQLiteLedger {
         guard isInitialized else {
             throw AuthorityError(.home, "no CA at \(path) (\(Configuration.fileName) is missing); create one with: sshca init --home \(path)")
         }
         do {
-            return try SQLiteLedger(path: ledgerPath)
+            return try SQLiteLedger(path: ledgerPath, access: access)
         } catch {
             throw AuthorityError(ledger: error)
         }
@@ -127,6 +129,7 @@ public struct CAHome: Sendable {
 
         var files: [(path: String, bytes: [UInt8], mode: mode_t)] = []
         var configuration = Configuration()
+        configuration.roles = Configuration.defaultRoles
         for kind in CAKind.allCases {
             let inAgent = kind == .user ? creation.userKeyInAgent : creation.hostKeyInAgent
             let publicKey: PublicKey

@@ -15,10 +15,16 @@ public struct CertificateAuthority: Sendable {
     /// Behind the protocol: Authority holds no SQL, so another store can replace SQLite.
     public let ledger: any Ledger
 
-    public init(home: CAHome) throws(AuthorityError) {
+    /// `ledgerAccess`: `.concurrentReaders` for the long-running service.
+    /// `configuration`: read from another file than the home's sshca.toml (`serve --config`).
+    public init(home: CAHome, configuration: Configuration? = nil, ledgerAccess: SQLiteLedger.Access = .singleConnection) throws(AuthorityError) {
         self.home = home
-        self.configuration = try home.configuration()
-        self.ledger = try home.openLedger()
+        if let configuration {
+            self.configuration = configuration
+        } else {
+            self.configuration = try home.configuration()
+        }
+        self.ledger = try home.openLedger(access: ledgerAccess)
     }
 
     // MARK: Issuance

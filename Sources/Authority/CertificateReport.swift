@@ -4,7 +4,7 @@ import SSHCrypto
 /// What `sshca inspect` shows of a certificate: its fields, who signed it and whether the
 /// signature verifies. Printed like `ssh-keygen -L`, or encoded as JSON for scripts.
 public struct CertificateReport: Encodable, Sendable, Equatable {
-    public struct Option: Encodable, Sendable, Equatable {
+    public struct Option: Codable, Sendable, Equatable {
         public var name: String
         /// The nested string value; nil for a flag.
         public var value: String?

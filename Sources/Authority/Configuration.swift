@@ -29,6 +29,11 @@ public struct Configuration: Equatable, Sendable {
     /// refuses them anyway, and the margin covers servers whose clocks run behind.
     public var krlExpiredMargin: UInt64 = 86400
 
+    /// `[service]`: where `sshca serve` listens and who may do what.
+    public var service = ServiceSettings()
+    /// `[role.NAME]` tables.
+    public var roles: [String: Role] = [:]
+
     public init() {}
 
     public static let fileName = "sshca.toml"
@@ -39,9 +44,19 @@ public struct Configuration: Equatable, Sendable {
             "ca": ["user_key", "host_key"],
             "certificates": ["user_validity", "host_validity", "backdate", "user_extensions", "min_rsa_bits"],
             "krl": ["sign", "keep_expired_for"],
+            "service": ServiceSettings.tableKeys,
         ]
-        for table in document.tables where known[table.name] == nil {
-            throw AuthorityError(.badConfig, "\(fileName):\(table.line): unknown table [\(table.name)]; sshca knows [\(known.keys.sorted().joined(separator: "], ["))]")
+        for table in document.tables where table.name.hasPrefix("role.") {
+            let name = String(table.name.dropFirst(5))
+            guard Role.isValidName(name) else {
+                throw AuthorityError(.badConfig, "\(fileName):\(table.line): role name \"\(name)\" must be letters, digits, - or _")
+            }
+            var role = Role(name: name)
+            role.line = table.line
+            roles[name] = role
+        }
+        for table in document.tables where known[table.name] == nil && !table.name.hasPrefix("role.") {
+            throw AuthorityError(.badConfig, "\(fileName):\(table.line): unknown table [\(table.name)]; sshca knows [\(known.keys.sorted().joined(separator: "], ["))] and [role.NAME]")
         }
         for entry in document.entries {
             func fail(_ message: String) -> AuthorityError {
@@ -58,6 +73,21 @@ public struct Configuration: Equatable, Sendable {
                 let s = try string()
                 guard let storage = KeyStorage(rawValue: s) else { throw fail("must be \"file\" or \"agent\", not \"\(s)\"") }
                 return storage
+            }
+            if entry.table.hasPrefix("role.") {
+                let name = String(entry.table.dropFirst(5))
+                guard Role.tableKeys.contains(entry.key) else {
+                    throw AuthorityError(.badConfig, "\(fileName):\(entry.line): unknown key \"\(entry.key)\" in [\(entry.table)]; known keys there: \(Role.tableKeys.sorted().joined(separator: ", "))")
+                }
+                do { try roles[name]!.set(entry.key, entry.value) } catch { throw fail(error.reason) }
+                continue
+            }
+            if entry.table == "service" {
+                guard ServiceSettings.tableKeys.contains(entry.key) else {
+                    throw AuthorityError(.badConfig, "\(fileName):\(entry.line): unknown key \"\(entry.key)\" in [service]; known keys there: \(ServiceSettings.tableKeys.sorted().joined(separator: ", "))")
+                }
+                do { try service.set(entry.key, entry.value) } catch { throw fail(error.reason) }
+                continue
             }
             guard let keys = known[entry.table], keys.contains(entry.key) else {
                 let table = entry.table.isEmpty ? "the top level" : "[\(entry.table)]"
@@ -94,6 +124,91 @@ public struct Configuration: Equatable, Sendable {
                 throw fail("a validity of zero makes certificates that are never valid")
             }
         }
+        try checkRoles(fileName: fileName)
+        for name in service.securityStaff where name.isEmpty {
+            throw AuthorityError(.badConfig, "\(fileName): [service] security_staff has an empty name")
+        }
+    }
+
+    /// Checks that need the whole file: a role's default within its maximum.
+    func checkRoles(fileName: String) throws(AuthorityError) {
+        for role in roles.values.sorted(by: { $0.line < $1.line }) {
+            if role.defaultValidity > role.maximumValidity {
+                throw AuthorityError(.badConfig, "\(fileName):\(role.line): [role.\(role.name)] default_validity \(DurationText.format(role.defaultValidity)) is longer than its max_validity \(DurationText.format(role.maximumValidity))")
+            }
+        }
+    }
+
+    /// The role a `sshca user add --role` or `token create --role` names, or an error listing them.
+    public func role(named name: String) throws(AuthorityError) -> Role {
+        guard let role = roles[name] else {
+            let known = roles.keys.sorted()
+            throw AuthorityError(.badInput, known.isEmpty
+                ? "no roles are configured; add a [role.\(name)] table to \(Configuration.fileName) (see ca-config/sshca.toml)"
+                : "unknown role \"\(name)\"; \(Configuration.fileName) defines: \(known.joined(separator: ", "))")
+        }
+        return role
+    }
+
+    /// The roles `sshca init` starts with: engineers get their own name, security staff may
+    /// revoke and list, and a host token gets host certificates for the name it was created with.
+    public static var defaultRoles: [String: Role] {
+        var engineer = Role(name: "engineer")
+        engineer.principals = ["{user}"]
+        var security = Role(name: "security")
+        security.principals = ["{user}"]
+        security.security = true
+        var host = Role(name: "host")
+        host.principals = ["{user}"]
+        host.userCertificates = false
+        host.hostCertificates = true
+        host.defaultValidity = 30 * 86400
+        host.maximumValidity = 90 * 86400
+        return ["engineer": engineer, "security": security, "host": host]
+    }
+
+    func renderedServiceAndRoles() -> String {
+        func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
+        var text = """
+        [service]
+        # Where `sshca serve` listens. Plain HTTP is allowed on loopback only; anywhere else set
+        # tls_certificate and tls_key (PEM files, relative to this directory), or
+        # allow_plain_http = true behind a TLS-terminating proxy.
+        listen = "\(service.listen)"
+        \(service.tlsCertificate.map { "tls_certificate = \"\($0)\"" } ?? "# tls_certificate = \"tls.crt\"")
+        \(service.tlsKey.map { "tls_key = \"\($0)\"" } ?? "# tls_key = \"tls.key\"")
+        # How long a login challenge may be answered; failed sign-ins allowed per user and per
+        # address per minute; the largest request body.
+        challenge_lifetime = "\(DurationText.format(service.challengeLifetime))"
+        failures_per_minute = \(service.failuresPerMinute)
+        max_request_bytes = \(service.maximumRequestBytes)
+        # Users (by name) who may revoke and list certificates, whatever their role.
+        security_staff = \(list(service.securityStaff))
+
+        # Roles: what enrolled users (sshca user add NAME --role ROLE --identity-key KEY.pub) and
+        # tokens (sshca token create --role ROLE --name NAME) may get. principals: fixed names,
+        # "{user}" (the user's or token's own name) and patterns with * ("*.example.com") that a
+        # request must name. A request naming nothing gets every fixed principal of its role for
+        # default_validity. Other keys: extensions, force_command, source_address, key_types,
+        # min_rsa_bits, user_certificates, host_certificates, security (may revoke and list).
+
+        """
+        for role in roles.values.sorted(by: { $0.name < $1.name }) {
+            text += "[role.\(role.name)]\n"
+            text += "principals = \(list(role.principals))\n"
+            text += "default_validity = \"\(DurationText.format(role.defaultValidity))\"\n"
+            text += "max_validity = \"\(DurationText.format(role.maximumValidity))\"\n"
+            if let e = role.extensions { text += "extensions = \(list(e))\n" }
+            if let c = role.forceCommand { text += "force_command = \"\(c)\"\n" }
+            if let a = role.sourceAddresses { text += "source_address = \(list(a))\n" }
+            if let k = role.keyTypes { text += "key_types = \(list(k))\n" }
+            if let b = role.minimumRSABits { text += "min_rsa_bits = \(b)\n" }
+            if !role.userCertificates { text += "user_certificates = false\n" }
+            if role.hostCertificates { text += "host_certificates = true\n" }
+            if role.security { text += "security = true\n" }
+            text += "\n"
+        }
+        return text
     }
 
     /// The commented configuration `sshca init` writes.
@@ -120,6 +235,7 @@ public struct Configuration: Equatable, Sendable {
         # Smallest RSA user or host key the CA will certify.
         min_rsa_bits = \(minimumRSABits)
 
+        \(renderedServiceAndRoles())
         [krl]
         # revoked.krl in this directory is rewritten after every revocation; servers read it
         # through sshd's RevokedKeys (copy it there with: sshca krl write --output FILE).

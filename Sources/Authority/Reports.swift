@@ -3,8 +3,8 @@ public import Ledger
 import SSHCrypto
 
 /// One certificate from the ledger as `sshca list` and `sshca show` print it.
-public struct CertificateSummary: Encodable, Sendable, Equatable {
-    public struct Revocation: Encodable, Sendable, Equatable {
+public struct CertificateSummary: Codable, Sendable, Equatable {
+    public struct Revocation: Codable, Sendable, Equatable {
         public var id: Int64
         public var kind: String
         public var target: String

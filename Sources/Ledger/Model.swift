@@ -180,7 +180,7 @@ extension String {
 /// Where certificates, serials, revocations and the audit chain are kept. The SQLite ledger is
 /// the one implementation today; the protocol keeps `Authority` free of SQL so another store
 /// (PostgreSQL) can join later.
-public protocol Ledger: Sendable {
+public protocol Ledger: IdentityStore {
     /// Issues one certificate in one transaction: the next serial, `make` builds and signs the
     /// certificate for it, then the certificate and its audit entry are stored and committed.
     /// Nothing is returned (so nothing can be handed out) unless the commit succeeded.

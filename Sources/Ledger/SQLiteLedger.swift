@@ -116,6 +116,28 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                     hash BLOB NOT NULL);
                 """)
         }
+        // Identities and tokens (the service, issue 5). Challenges are not stored: they live a
+        // minute in the service's memory and are single-use.
+        migrator.registerMigration("v2-identities") { db in
+            try db.execute(sql: """
+                CREATE TABLE identities (
+                    name TEXT PRIMARY KEY,
+                    role TEXT NOT NULL,
+                    key_blob BLOB NOT NULL,
+                    key_fingerprint TEXT NOT NULL,
+                    disabled INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE TABLE tokens (
+                    id TEXT PRIMARY KEY,
+                    role TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    secret_hash BLOB NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    revoked INTEGER NOT NULL) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 

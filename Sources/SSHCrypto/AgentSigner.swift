@@ -68,6 +68,39 @@ public struct SSHAgentClient: Sendable {
         return signature
     }
 
+    static let success: UInt8 = 6
+    static let removeIdentity: UInt8 = 18
+    static let addIdentityConstrained: UInt8 = 25
+    static let constrainLifetime: UInt8 = 1
+
+    /// Adds an Ed25519 key with its certificate (as `ssh-add -t` does for a key with a
+    /// -cert.pub beside it); the agent forgets it after `lifetime` seconds.
+    public func addCertificate(_ certificate: Certificate, ed25519Seed seed: Data, comment: String, lifetime: UInt32) throws(CryptoError) {
+        guard case .ed25519(let pk) = certificate.body.publicKey else {
+            throw CryptoError(.unsupportedKey, "only Ed25519 login keys are added to the agent")
+        }
+        var w = SSHWriter(reservingCapacity: 1024)
+        w.writeString(certificate.typeName)
+        w.writeString(certificate.bytes)
+        w.writeString(pk)
+        w.writeString(seed + pk)
+        w.writeString(comment)
+        w.writeByte(Self.constrainLifetime)
+        w.writeUInt32(max(lifetime, 1))
+        let reply = try request(type: Self.addIdentityConstrained, payload: w.bytes)
+        guard reply.first == Self.success else {
+            throw CryptoError(.agent, "ssh-agent refused the certificate (a locked agent, or one that does not take lifetimes?)")
+        }
+    }
+
+    /// Removes one identity (a key or certificate blob); false if the agent did not hold it.
+    @discardableResult
+    public func remove(keyBlob: Data) throws(CryptoError) -> Bool {
+        var w = SSHWriter(reservingCapacity: keyBlob.count + 8)
+        w.writeString(keyBlob)
+        return try request(type: Self.removeIdentity, payload: w.bytes).first == Self.success
+    }
+
     private func request(type: UInt8, payload: [UInt8]) throws(CryptoError) -> [UInt8] {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw CryptoError(.agent, "cannot create a socket: \(String(cString: strerror(errno)))") }

@@ -70,3 +70,31 @@ public enum PrivateKeyComponents: Sendable {
         return text
     }
 }
+
+extension PrivateKeyComponents {
+    /// Reads an unencrypted Ed25519 "openssh-key-v1" file, as `sshca login` writes them (to put
+    /// a still-valid login key back into ssh-agent). Encrypted files and other types are refused.
+    public init(openSSHEd25519File text: String) throws(SSHFormatError) {
+        let lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map { $0.trimmingCharacters(in: " \t") }
+        guard lines.first == "-----BEGIN OPENSSH PRIVATE KEY-----", let end = lines.firstIndex(of: "-----END OPENSSH PRIVATE KEY-----") else {
+            throw .notAKey("not an OpenSSH private key file")
+        }
+        guard let data = Data(base64Encoded: lines[1..<end].joined()) else { throw .invalid("the key file is not valid base64") }
+        var r = SSHReader(data)
+        let magic = Array("openssh-key-v1".utf8) + [0]
+        guard (try? r.readBytes(magic.count)) == magic else { throw .notAKey("not an openssh-key-v1 file") }
+        guard try r.readString() == Array("none".utf8), try r.readString() == Array("none".utf8) else {
+            throw .notAKey("the key file is encrypted")
+        }
+        _ = try r.readString()
+        guard try r.readUInt32() == 1 else { throw .notAKey("the file holds several keys") }
+        _ = try r.readString()
+        var inner = SSHReader(try r.readString())
+        guard try inner.readUInt32() == (try inner.readUInt32()) else { throw .notAKey("the key file's check bytes differ") }
+        guard try inner.readString() == Array(PublicKey.ed25519Name.utf8) else { throw .notAKey("not an Ed25519 key") }
+        let pk = try inner.readString()
+        let sk = try inner.readString()
+        guard pk.count == 32, sk.count == 64, Array(sk[32...]) == Array(pk) else { throw .notAKey("malformed Ed25519 key") }
+        self = .ed25519(seed: Data(sk[0..<32]), publicKey: Data(pk))
+    }
+}

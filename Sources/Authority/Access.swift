@@ -1,0 +1,150 @@
+public import SSHFormat
+import SSHCrypto
+public import Ledger
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A bearer token as the holder sees it: `sshca_<id>_<secret>`. The id is public (lists, audit
+/// entries); only SHA-256 of the secret is stored.
+public struct BearerToken: Sendable, Equatable {
+    public static let prefix = "sshca_"
+    public var id: String
+    public var secret: [UInt8]
+
+    public static func generate() -> BearerToken {
+        BearerToken(id: SecureRandom.bytes(6).map { String($0, radix: 16).paddedTo2 }.joined(), secret: SecureRandom.bytes(32))
+    }
+
+    init(id: String, secret: [UInt8]) {
+        self.id = id
+        self.secret = secret
+    }
+
+    public init?(text: String) {
+        let parts = text.split(separator: "_", omittingEmptySubsequences: false)
+        guard text.utf8.count < 200, parts.count == 3, parts[0] == "sshca", parts[1].utf8.count == 12,
+              parts[1].allSatisfy({ $0.isHexDigit }),
+              let secret = Data(base64URL: String(parts[2])), secret.count == 32 else { return nil }
+        id = String(parts[1])
+        self.secret = [UInt8](secret)
+    }
+
+    public var text: String { "\(Self.prefix)\(id)_\(Data(secret).base64URLEncoded())" }
+    public var secretHash: [UInt8] { Digest.sha256.hash(secret) }
+}
+
+extension String {
+    var paddedTo2: String { count >= 2 ? self : "0" + self }
+}
+
+extension Data {
+    func base64URLEncoded() -> String {
+        String(base64EncodedStringWithoutPadding().map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
+    }
+
+    init?(base64URL text: String) {
+        var s = String(text.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
+        while s.utf8.count % 4 != 0 { s += "=" }
+        self.init(base64Encoded: s)
+    }
+}
+
+/// Users and tokens: the library calls behind `sshca user ...` and `sshca token ...`.
+extension CertificateAuthority {
+    public static func checkUserName(_ name: String) throws(AuthorityError) {
+        guard !name.isEmpty, name.utf8.count <= 64,
+              name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-@".unicodeScalars.contains($0)) }),
+              name.first != "-" else {
+            throw AuthorityError(.badInput, "user name \"\(name.prefix(70))\" must be 1-64 letters, digits, '.', '_', '-' or '@' (it becomes the {user} principal)")
+        }
+    }
+
+    /// Identity keys are long-term: the same strength rules as certified keys apply.
+    static func checkIdentityKey(_ key: PublicKey, configuration: Configuration) throws(AuthorityError) {
+        try IssuanceRules.checkSubjectKey(key, type: .user, minimumRSABits: configuration.minimumRSABits)
+    }
+
+    public func addUser(name: String, role: String, key: PublicKey, by: String, now: UInt64 = Clock.now()) throws(AuthorityError) -> IdentityRecord {
+        try Self.checkUserName(name)
+        _ = try configuration.role(named: role)
+        try Self.checkIdentityKey(key, configuration: configuration)
+        let record = IdentityRecord(name: name, role: role, key: key, createdAt: now, updatedAt: now)
+        do { try ledger.addIdentity(record, by: by) } catch { throw AuthorityError.from(error) }
+        return record
+    }
+
+    public func users() throws(AuthorityError) -> [IdentityRecord] {
+        do { return try ledger.identities() } catch { throw AuthorityError.from(error) }
+    }
+
+    public func setUserDisabled(_ name: String, disabled: Bool, by: String, now: UInt64 = Clock.now()) throws(AuthorityError) {
+        do { try ledger.setIdentityDisabled(name, disabled: disabled, by: by, now: now) } catch { throw AuthorityError.from(error) }
+    }
+
+    public func rekeyUser(_ name: String, key: PublicKey, by: String, now: UInt64 = Clock.now()) throws(AuthorityError) {
+        try Self.checkIdentityKey(key, configuration: configuration)
+        do { try ledger.rekeyIdentity(name, key: key, by: by, now: now) } catch { throw AuthorityError.from(error) }
+    }
+
+    /// Creates a token; the returned text is the only time the secret exists outside the holder.
+    public func createToken(role: String, name: String, lifetime: UInt64, by: String, now: UInt64 = Clock.now()) throws(AuthorityError) -> (record: TokenRecord, text: String) {
+        _ = try configuration.role(named: role)
+        try Self.checkUserName(name)
+        guard lifetime > 0 else { throw AuthorityError(.badInput, "--ttl must be longer than zero") }
+        let token = BearerToken.generate()
+        let record = TokenRecord(id: token.id, role: role, name: name, secretHash: token.secretHash,
+                                 createdAt: now, expiresAt: now.addingClamped(lifetime))
+        do { try ledger.addToken(record, by: by) } catch { throw AuthorityError.from(error) }
+        return (record, token.text)
+    }
+
+    public func tokens() throws(AuthorityError) -> [TokenRecord] {
+        do { return try ledger.tokens() } catch { throw AuthorityError.from(error) }
+    }
+
+    public func revokeToken(id: String, by: String, now: UInt64 = Clock.now()) throws(AuthorityError) {
+        do { try ledger.revokeToken(id: id, by: by, now: now) } catch { throw AuthorityError.from(error) }
+    }
+
+    /// The applicant behind a bearer token, or why it is refused.
+    public func applicant(forToken text: String, now: UInt64 = Clock.now()) throws(AuthorityError) -> Applicant {
+        guard let token = BearerToken(text: text) else {
+            throw AuthorityError(.refused, "the bearer token is malformed (tokens look like sshca_<id>_<secret>)")
+        }
+        let record: TokenRecord?
+        do { record = try ledger.token(id: token.id) } catch { throw AuthorityError.from(error) }
+        guard let record, Self.constantTimeEqual(record.secretHash, token.secretHash) else {
+            throw AuthorityError(.refused, "the bearer token is not valid")
+        }
+        guard !record.revoked else { throw AuthorityError(.refused, "the token \(record.id) was revoked") }
+        guard now < record.expiresAt else { throw AuthorityError(.refused, "the token \(record.id) expired at \(CertificateTime.format(record.expiresAt)); ask for a new one (sshca token create)") }
+        return Applicant(name: record.name, kind: .token, role: try configuration.role(named: record.role))
+    }
+
+    /// The enrolled user who may sign in with a challenge, or why not.
+    public func activeUser(_ name: String) throws(AuthorityError) -> (identity: IdentityRecord, applicant: Applicant) {
+        let record: IdentityRecord?
+        do { record = try ledger.identity(named: name) } catch { throw AuthorityError.from(error) }
+        guard let record else { throw AuthorityError(.refused, "no enrolled user \(name)") }
+        guard !record.disabled else { throw AuthorityError(.refused, "the user \(name) is disabled") }
+        let reason: String?
+        do { reason = try ledger.keyRevocationReason(record.key) } catch { throw AuthorityError.from(error) }
+        if let reason { throw AuthorityError(.refused, "the identity key of \(name) (\(record.key.fingerprint)) is revoked: \(reason)") }
+        return (record, Applicant(name: record.name, kind: .user, role: try configuration.role(named: record.role)))
+    }
+
+    /// Security staff: by name in `[service] security_staff`, or through a role with `security = true`.
+    public func isSecurityStaff(_ applicant: Applicant) -> Bool {
+        applicant.role.security || (applicant.kind == .user && configuration.service.securityStaff.contains(applicant.name))
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for i in 0..<a.count { difference |= a[i] ^ b[i] }
+        return difference == 0
+    }
+}

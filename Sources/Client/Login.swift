@@ -1,0 +1,152 @@
+public import Authority
+public import SSHFormat
+import SSHCrypto
+import Foundation
+
+/// Where `sshca login` keeps the day's key pair and certificate.
+public struct LoginFiles: Sendable, Equatable {
+    public var key: String
+    public var publicKey: String { key + ".pub" }
+    public var certificate: String { key + "-cert.pub" }
+
+    public init(key: String) { self.key = key }
+
+    public static func standard(environment: [String: String] = ProcessInfo.processInfo.environment) -> LoginFiles {
+        LoginFiles(key: (environment["HOME"] ?? "/root") + "/.ssh/sshca_ed25519")
+    }
+}
+
+public struct LoginOutcome: Sendable {
+    public var certificate: Certificate
+    /// True when a still-valid certificate was kept instead of asking for a new one.
+    public var reused: Bool
+    /// nil when the key and certificate are in ssh-agent; else why not.
+    public var agentProblem: String?
+    public var files: LoginFiles
+}
+
+/// The engineer's daily flow: a fresh Ed25519 key that never leaves the machine, a certificate
+/// for it from the service, both handed to ssh-agent until the certificate expires.
+public enum Login {
+    /// A certificate closer than this to its end is renewed rather than reused.
+    public static let renewalMargin: UInt64 = 300
+
+    public static func login(client: ServiceClient, credential: Credential, principals: [String]?, validity: String?,
+                             force: Bool, files: LoginFiles, now: @escaping @Sendable () -> UInt64 = { Clock.now() }) async throws(AuthorityError) -> LoginOutcome {
+        let caKey = try await client.caPublicKey(.user)
+        if !force, let (certificate, seed) = reusable(files: files, caKey: caKey, principals: principals, now: now()) {
+            let problem = addToAgent(certificate, seed: seed, now: now())
+            return LoginOutcome(certificate: certificate, reused: true, agentProblem: problem, files: files)
+        }
+        let privateKey: PrivateKey
+        let components: PrivateKeyComponents
+        do {
+            privateKey = try PrivateKey.generate(.ed25519)
+            components = try privateKey.components()
+        } catch {
+            throw AuthorityError(.key, "cannot generate the login key: \(error)")
+        }
+        guard case .ed25519(let seed, _) = components else { throw AuthorityError(.key, "unexpected key type") }
+        let publicKey = privateKey.publicKey
+        let issued = try await client.requestCertificate(
+            ServiceAPI.CertificateRequest(publicKey: publicKey.openSSHLine(), type: "user", principals: principals, validity: validity),
+            credential: credential)
+        let certificate = try check(issued.certificate, caKey: caKey, publicKey: publicKey)
+        let comment = "sshca login \(certificate.body.keyID) serial \(certificate.body.serial)"
+        try makeDirectory(for: files.key)
+        try Files.writeAtomically(files.key, Array(components.openSSHPrivateKeyFile(comment: comment, checkInt: UInt32.random(in: 0...UInt32.max)).utf8), mode: 0o600)
+        try Files.writeAtomically(files.publicKey, Array((publicKey.openSSHLine(comment: comment) + "\n").utf8), mode: 0o600)
+        try Files.writeAtomically(files.certificate, Array((certificate.openSSHLine(comment: comment) + "\n").utf8), mode: 0o600)
+        let problem = addToAgent(certificate, seed: seed, now: now())
+        return LoginOutcome(certificate: certificate, reused: false, agentProblem: problem, files: files)
+    }
+
+    /// The service's answer must be a certificate for our key, signed by the (pinned) CA key.
+    static func check(_ line: String, caKey: PublicKey, publicKey: PublicKey) throws(AuthorityError) -> Certificate {
+        let certificate: Certificate
+        do { certificate = try Certificate(parsingText: line) } catch {
+            throw AuthorityError(.io, "the service sent a certificate that does not parse: \(error)")
+        }
+        guard certificate.body.signatureKey == caKey else {
+            throw AuthorityError(.refused, "the certificate is signed by \(certificate.body.signatureKey.fingerprint), not by the CA key \(caKey.fingerprint); refusing it")
+        }
+        guard certificate.body.publicKey == publicKey else {
+            throw AuthorityError(.refused, "the service certified another key than the one sent; refusing it")
+        }
+        if case .invalid(let why) = certificate.verifySignature() {
+            throw AuthorityError(.refused, "the certificate's signature does not verify (\(why)); refusing it")
+        }
+        return certificate
+    }
+
+    static func reusable(files: LoginFiles, caKey: PublicKey, principals: [String]?, now: UInt64) -> (Certificate, Data)? {
+        guard let text = try? Files.readText(files.certificate, what: "certificate"),
+              let certificate = try? Certificate(parsingText: text),
+              let keyText = try? Files.readText(files.key, what: "login key"),
+              case .ed25519(let seed, let pk)? = try? PrivateKeyComponents(openSSHEd25519File: keyText),
+              certificate.body.publicKey == .ed25519(pk),
+              certificate.body.signatureKey == caKey,
+              certificate.verifySignature() == .valid,
+              certificate.body.validAfter <= now,
+              certificate.body.validBefore > now &+ renewalMargin else { return nil }
+        if let principals, !Set(principals).isSubset(of: Set(certificate.body.principals)) { return nil }
+        return (certificate, seed)
+    }
+
+    /// nil when added; else a sentence saying why not (no agent running is normal on servers).
+    static func addToAgent(_ certificate: Certificate, seed: Data, now: UInt64) -> String? {
+        guard let agent = try? SSHAgentClient.fromEnvironment() else { return "no ssh-agent is running (SSH_AUTH_SOCK is not set)" }
+        let remaining = certificate.body.validBefore > now ? certificate.body.validBefore - now : 1
+        do {
+            try agent.addCertificate(certificate, ed25519Seed: seed, comment: "sshca \(certificate.body.keyID) serial \(certificate.body.serial)",
+                                     lifetime: UInt32(clamping: remaining))
+            return nil
+        } catch {
+            return "ssh-agent did not take the certificate: \(error)"
+        }
+    }
+
+    static func makeDirectory(for path: String) throws(AuthorityError) {
+        let directory = (path as NSString).deletingLastPathComponent
+        guard !FileManager.default.fileExists(atPath: directory) else { return }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw AuthorityError(.io, "cannot create \(directory): \(error)")
+        }
+    }
+
+    public struct Status: Sendable {
+        public var certificate: Certificate?
+        public var inAgent: Bool
+        public var problem: String?
+    }
+
+    public static func status(files: LoginFiles) -> Status {
+        guard let text = try? Files.readText(files.certificate, what: "certificate") else {
+            return Status(certificate: nil, inAgent: false, problem: "not logged in: \(files.certificate) does not exist (run sshca login)")
+        }
+        guard let certificate = try? Certificate(parsingText: text) else {
+            return Status(certificate: nil, inAgent: false, problem: "\(files.certificate) is not a certificate; run sshca login --force")
+        }
+        var inAgent = false
+        if let agent = try? SSHAgentClient.fromEnvironment(), let held = try? agent.identities() {
+            inAgent = held.contains { $0.key == certificate.bytes }
+        }
+        return Status(certificate: certificate, inAgent: inAgent, problem: nil)
+    }
+
+    /// Takes the certificate out of ssh-agent and deletes the three files. Returns what was done.
+    public static func logout(files: LoginFiles) -> [String] {
+        var done: [String] = []
+        if let text = try? Files.readText(files.certificate, what: "certificate"), let certificate = try? Certificate(parsingText: text),
+           let agent = try? SSHAgentClient.fromEnvironment() {
+            if (try? agent.remove(keyBlob: certificate.bytes)) == true { done.append("removed the certificate from ssh-agent") }
+            if (try? agent.remove(keyBlob: certificate.body.publicKey.blob)) == true { done.append("removed the key from ssh-agent") }
+        }
+        for path in [files.certificate, files.publicKey, files.key] where FileManager.default.fileExists(atPath: path) {
+            if (try? FileManager.default.removeItem(atPath: path)) != nil { done.append("deleted \(path)") }
+        }
+        return done
+    }
+}

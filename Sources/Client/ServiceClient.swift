@@ -1,0 +1,216 @@
+public import Authority
+public import SSHFormat
+import SSHCrypto
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import Foundation
+
+/// Where the CA service is and how it is trusted: `--ca-url`, `--ca-fingerprint` (the CA key the
+/// service must present) and, over TLS, `--ca-bundle` (PEM roots; the server's own certificate
+/// works as a pin).
+public struct ServiceEndpoint: Sendable, Equatable {
+    public var url: String
+    public var caFingerprint: String?
+    public var caBundle: String?
+
+    public init(url: String, caFingerprint: String? = nil, caBundle: String? = nil) {
+        self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
+        self.caFingerprint = caFingerprint
+        self.caBundle = caBundle
+    }
+}
+
+/// An HTTP answer, before it is decoded.
+public struct ServiceReply: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+}
+
+/// Talks to `sshca serve`. Every failure is an AuthorityError with a sentence for the person at
+/// the terminal: refusals keep the service's message (and the rule that refused).
+public final class ServiceClient: Sendable {
+    public let endpoint: ServiceEndpoint
+    let http: HTTPClient
+
+    public init(_ endpoint: ServiceEndpoint) throws(AuthorityError) {
+        self.endpoint = endpoint
+        guard endpoint.url.hasPrefix("http://") || endpoint.url.hasPrefix("https://"), endpoint.url.count > 8 else {
+            throw AuthorityError(.badInput, "--ca-url must start with http:// or https:// (for example https://ca.example.com:8443), not \"\(endpoint.url.prefix(80))\"")
+        }
+        if let fingerprint = endpoint.caFingerprint, !fingerprint.hasPrefix("SHA256:") {
+            throw AuthorityError(.badInput, "--ca-fingerprint must be a SHA256:... fingerprint, as `sshca ca-key | ssh-keygen -lf -` prints it")
+        }
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(60))
+        configuration.redirectConfiguration = .disallow
+        if let bundle = endpoint.caBundle {
+            guard endpoint.url.hasPrefix("https://") else {
+                throw AuthorityError(.badInput, "--ca-bundle is for https:// URLs; \(endpoint.url) is plain HTTP")
+            }
+            let roots: [NIOSSLCertificate]
+            do { roots = try NIOSSLCertificate.fromPEMFile(bundle) } catch {
+                throw AuthorityError(.badInput, "--ca-bundle \(bundle): not a PEM certificate file (\(error))")
+            }
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .certificates(roots)
+            tls.minimumTLSVersion = .tlsv12
+            configuration.tlsConfiguration = tls
+        }
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    deinit {
+        try? http.syncShutdown()
+    }
+
+    public func send(_ method: String, _ path: String, json: [UInt8]? = nil, headers: [(String, String)] = []) async throws(AuthorityError) -> ServiceReply {
+        var request = HTTPClientRequest(url: endpoint.url + path)
+        request.method = HTTPMethod(rawValue: method)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: json))
+        }
+        do {
+            let response = try await http.execute(request, timeout: .seconds(60))
+            let body = try await response.body.collect(upTo: 64 << 20)
+            return ServiceReply(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
+                                body: Array(body.readableBytesView))
+        } catch {
+            throw AuthorityError(.io, "cannot reach the CA service at \(endpoint.url): \(Self.describe(error))")
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        let text = "\(error)"
+        if text.contains("connectTimeout") { return "connection timed out" }
+        if text.contains("Connection refused") || text.contains("connectionRefused") || text.contains("ECONNREFUSED") { return "connection refused (is sshca serve running there?)" }
+        if text.contains("handshakeFailed") || text.contains("NIOSSL") { return "TLS failed (\(text)); check --ca-bundle" }
+        return text
+    }
+
+    /// Decodes a 2xx answer, or turns the service's JSON error into an AuthorityError.
+    public func decode<T: Decodable>(_ type: T.Type, _ reply: ServiceReply) throws(AuthorityError) -> T {
+        guard (200..<300).contains(reply.status) else { throw Self.error(from: reply, url: endpoint.url) }
+        do { return try JSONDecoder().decode(T.self, from: Data(reply.body)) } catch {
+            throw AuthorityError(.io, "the service at \(endpoint.url) sent an answer this client does not understand (\(error))")
+        }
+    }
+
+    static func error(from reply: ServiceReply, url: String) -> AuthorityError {
+        let detail = try? JSONDecoder().decode(ServiceAPI.ErrorBody.self, from: Data(reply.body)).error
+        let message: String
+        if let detail {
+            message = detail.rule.map { "\(detail.message) (rule \($0))" } ?? detail.message
+        } else {
+            message = "HTTP \(reply.status) from \(url)"
+        }
+        switch reply.status {
+        case 400, 413: return AuthorityError(.badInput, "the CA service refused the request: \(message)")
+        case 401, 403, 429: return AuthorityError(.refused, "the CA service refused: \(message)")
+        case 404: return AuthorityError(.notFound, "the CA service: \(message)")
+        default: return AuthorityError(.io, "the CA service failed: \(message)")
+        }
+    }
+
+    static func json<T: Encodable>(_ value: T) -> [UInt8] {
+        (try? [UInt8](JSONEncoder().encode(value))) ?? []
+    }
+
+    // MARK: Typed calls
+
+    /// The CA key the service presents, checked against `--ca-fingerprint` when one is pinned.
+    public func caPublicKey(_ kind: CAKind) async throws(AuthorityError) -> PublicKey {
+        let reply = try await send("GET", "/v1/ca/\(kind.rawValue).pub")
+        guard reply.status == 200 else { throw Self.error(from: reply, url: endpoint.url) }
+        let key: PublicKey
+        do { key = try PublicKeyText(parsing: String(decoding: reply.body, as: UTF8.self)).key } catch {
+            throw AuthorityError(.io, "the service's \(kind.rawValue) CA key does not parse: \(error)")
+        }
+        if let pinned = endpoint.caFingerprint, pinned != key.fingerprint {
+            throw AuthorityError(.refused, "the service at \(endpoint.url) presents \(kind.rawValue) CA key \(key.fingerprint), but --ca-fingerprint pins \(pinned); refusing to proceed (wrong URL, or someone in between)")
+        }
+        return key
+    }
+
+    /// Checks the pin before anything else is sent (for commands that use no CA key otherwise).
+    public func checkPin(_ kind: CAKind = .user) async throws(AuthorityError) {
+        if endpoint.caFingerprint != nil { _ = try await caPublicKey(kind) }
+    }
+
+    public func challenge(identity: String) async throws(AuthorityError) -> ServiceAPI.Challenge {
+        try decode(ServiceAPI.Challenge.self, try await send("POST", "/v1/challenge", json: Self.json(ServiceAPI.ChallengeRequest(identity: identity))))
+    }
+
+    public func requestCertificate(_ request: ServiceAPI.CertificateRequest, credential: Credential) async throws(AuthorityError) -> ServiceAPI.IssuedCertificate {
+        let authorization = try await credential.authorization(self)
+        return try decode(ServiceAPI.IssuedCertificate.self,
+                          try await send("POST", "/v1/certificates", json: Self.json(request), headers: [("Authorization", authorization)]))
+    }
+
+    public func revoke(_ request: ServiceAPI.RevocationRequest, credential: Credential) async throws(AuthorityError) -> ServiceAPI.Revocation {
+        try await checkPin()
+        let authorization = try await credential.authorization(self)
+        return try decode(ServiceAPI.Revocation.self,
+                          try await send("POST", "/v1/revocations", json: Self.json(request), headers: [("Authorization", authorization)]))
+    }
+
+    public func certificates(query: [(String, String)], credential: Credential) async throws(AuthorityError) -> [CertificateSummary] {
+        try await checkPin()
+        let authorization = try await credential.authorization(self)
+        let q = query.isEmpty ? "" : "?" + query.map { "\($0.0)=\(Self.percentEncode($0.1))" }.joined(separator: "&")
+        return try decode(ServiceAPI.CertificateList.self,
+                          try await send("GET", "/v1/certificates" + q, headers: [("Authorization", authorization)])).certificates
+    }
+
+    public func certificate(serial: UInt64, credential: Credential) async throws(AuthorityError) -> CertificateSummary {
+        try await checkPin()
+        let authorization = try await credential.authorization(self)
+        return try decode(CertificateSummary.self, try await send("GET", "/v1/certificates/\(serial)", headers: [("Authorization", authorization)]))
+    }
+
+    /// The KRL bytes and ETag, or nil when `etag` still matches (304).
+    public func krl(ifNoneMatch etag: String? = nil) async throws(AuthorityError) -> (bytes: [UInt8], etag: String?)? {
+        let reply = try await send("GET", "/v1/krl", headers: etag.map { [("If-None-Match", $0)] } ?? [])
+        if reply.status == 304 { return nil }
+        guard reply.status == 200 else { throw Self.error(from: reply, url: endpoint.url) }
+        return (reply.body, reply.header("ETag"))
+    }
+
+    static func percentEncode(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            let c = Character(Unicode.Scalar(byte))
+            if c.isASCII && (c.isLetter || c.isNumber || "-._~".contains(c)) { out.append(c) } else { out += String(format: "%%%02X", byte) }
+        }
+        return out
+    }
+}
+
+/// Runs async client work from the synchronous CLI.
+public func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(AuthorityError) -> T) throws(AuthorityError) -> T {
+    let box = ResultBox<T>()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do throws(AuthorityError) {
+            box.result = .success(try await body())
+        } catch {
+            box.result = .failure(error)
+        }
+        done.signal()
+    }
+    done.wait()
+    return try box.result!.get()
+}
+
+final class ResultBox<T>: @unchecked Sendable {
+    // Written once by the task before the semaphore is signalled, read after the wait.
+    var result: Result<T, AuthorityError>?
+}

@@ -1,0 +1,278 @@
+public import Authority
+public import Ledger
+public import SSHFormat
+import SSHCrypto
+import Foundation
+
+/// A refusal or failure on its way to the client: an HTTP status, a stable code, a sentence a
+/// person can act on and, for policy refusals, the rule that refused.
+public struct ServiceError: Error, Sendable, Equatable {
+    public var status: Int
+    public var code: String
+    public var message: String
+    public var rule: String?
+
+    public init(_ status: Int, _ code: String, _ message: String, rule: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.rule = rule
+    }
+
+    static func from(_ error: AuthorityError) -> ServiceError {
+        switch error.code {
+        case .badInput, .badConfig: return ServiceError(400, "bad-request", error.reason)
+        case .refused: return ServiceError(403, "refused", error.reason)
+        case .notFound: return ServiceError(404, "not-found", error.reason)
+        default: return ServiceError(503, "unavailable", error.reason)
+        }
+    }
+
+    public var body: ServiceAPI.ErrorBody { ServiceAPI.ErrorBody(error: .init(code: code, message: message, rule: rule)) }
+}
+
+/// The CA behind the HTTP service: authentication, policy, group-committed issuance,
+/// revocation, KRL serving. Every route is a thin wrapper around one of these methods.
+public final class CAService: Sendable {
+    public let authority: CertificateAuthority
+    let userIssuer: Issuer
+    let hostIssuer: Issuer
+    let passphrase: PassphraseSource
+    let policy: IssuancePolicy
+    let challenges: ChallengeStore
+    let limiter: FailureLimiter
+    public let metrics = ServiceMetrics()
+    public let committer: GroupCommitter
+    public var settings: ServiceSettings { authority.configuration.service }
+
+    /// Unlocks both CA keys now, so a wrong passphrase stops the service at start and not at the
+    /// first request.
+    public init(authority: CertificateAuthority, passphrase: PassphraseSource) throws(AuthorityError) {
+        self.authority = authority
+        let configuration = authority.configuration
+        // The passphrase is asked once; KRL signing later reuses it.
+        var cached: [UInt8]? = nil
+        let needsPassphrase = configuration.userKeyStorage == .file || configuration.hostKeyStorage == .file
+        if needsPassphrase, (try? PrivateKey.isEncrypted(pem: String(decoding: Files.read(authority.home.privateKeyPath(.user)), as: UTF8.self))) == true {
+            cached = try passphrase.read()
+        }
+        let once: PassphraseSource = cached.map { bytes in PassphraseSource { bytes } } ?? passphrase
+        self.passphrase = once
+        userIssuer = Issuer(signer: try authority.home.signer(.user, passphrase: once, configuration: configuration), configuration: configuration)
+        hostIssuer = Issuer(signer: try authority.home.signer(.host, passphrase: once, configuration: configuration), configuration: configuration)
+        policy = IssuancePolicy(configuration: configuration)
+        challenges = ChallengeStore(lifetime: configuration.service.challengeLifetime)
+        limiter = FailureLimiter(limit: configuration.service.failuresPerMinute)
+        committer = GroupCommitter(ledger: authority.ledger)
+    }
+
+    public func shutdown() { committer.stop() }
+
+    // MARK: Authentication
+
+    public func challenge(_ request: ServiceAPI.ChallengeRequest, now: UInt64 = Clock.now()) throws(ServiceError) -> ServiceAPI.Challenge {
+        do { try CertificateAuthority.checkUserName(request.identity) } catch { throw ServiceError(400, "bad-request", error.reason) }
+        guard let (nonce, expires) = challenges.issue(for: request.identity, now: now) else {
+            throw ServiceError(503, "busy", "too many open login challenges; try again in a minute")
+        }
+        return ServiceAPI.Challenge(identity: request.identity, nonce: nonce, namespace: ServiceAPI.namespace, expiresAt: expires)
+    }
+
+    /// Who is asking, from the Authorization header; every failure is counted, rate-limited
+    /// and audited.
+    public func authenticate(authorization: String?, address: String, now: UInt64 = Clock.now()) throws(ServiceError) -> Applicant {
+        guard let authorization, !authorization.isEmpty else {
+            throw ServiceError(401, "unauthenticated", "this needs credentials: Authorization: Bearer TOKEN, or a signed challenge (sshca login does this)")
+        }
+        if authorization.hasPrefix("Bearer ") {
+            let text = String(authorization.dropFirst(7)).trimmingCharacters(in: " ")
+            let tokenID = BearerToken(text: text)?.id ?? "malformed"
+            let keys = ["address:\(address)", "token:\(tokenID)"]
+            try checkLimit(keys, method: "token", who: "token \(tokenID)", address: address, now: now)
+            do {
+                return try authority.applicant(forToken: text, now: now)
+            } catch {
+                throw authenticationFailed(keys, method: "token", who: "token \(tokenID)", address: address, reason: error.reason, now: now)
+            }
+        }
+        if let credential = ServiceAPI.SignatureCredential(headerValue: authorization) {
+            let keys = ["address:\(address)", "user:\(credential.identity)"]
+            try checkLimit(keys, method: "sshsig", who: credential.identity, address: address, now: now)
+            do throws(AuthorityError) {
+                return try verify(credential, now: now)
+            } catch {
+                throw authenticationFailed(keys, method: "sshsig", who: credential.identity, address: address, reason: error.reason, now: now)
+            }
+        }
+        throw ServiceError(401, "unauthenticated", "unknown Authorization scheme; use Bearer TOKEN or SSHSIG identity=NAME,nonce=NONCE,signature=BASE64")
+    }
+
+    private func verify(_ credential: ServiceAPI.SignatureCredential, now: UInt64) throws(AuthorityError) -> Applicant {
+        switch challenges.redeem(credential.nonce, identity: credential.identity, now: now) {
+        case .valid: break
+        case .unknown: throw AuthorityError(.refused, "the challenge is unknown or was already used; ask for a new one")
+        case .expired: throw AuthorityError(.refused, "the challenge expired; ask for a new one")
+        case .otherIdentity: throw AuthorityError(.refused, "the challenge was issued to another identity")
+        }
+        guard let blob = Data(base64Encoded: credential.signature) else {
+            throw AuthorityError(.refused, "the signature is not base64")
+        }
+        let signature: SSHSig
+        do { signature = try SSHSig(blob: blob) } catch { throw AuthorityError(.refused, "the signature is not an SSHSIG signature: \(error)") }
+        let (identity, applicant) = try authority.activeUser(credential.identity)
+        guard signature.publicKey == identity.key else {
+            throw AuthorityError(.refused, "the signature was made by \(signature.publicKey.fingerprint), not by \(credential.identity)'s enrolled key \(identity.key.fingerprint)")
+        }
+        if case .invalid(let why) = signature.verify(message: Array(credential.nonce.utf8), namespace: ServiceAPI.namespace) {
+            throw AuthorityError(.refused, "the signature does not verify: \(why)")
+        }
+        return applicant
+    }
+
+    private func checkLimit(_ keys: [String], method: String, who: String, address: String, now: UInt64) throws(ServiceError) {
+        if limiter.isLimited(keys, now: now) {
+            metrics.refused("rate-limited")
+            throw ServiceError(429, "rate-limited", "too many failed sign-ins for \(who) or from \(address) in the last minute; wait a minute")
+        }
+    }
+
+    private func authenticationFailed(_ keys: [String], method: String, who: String, address: String, reason: String, now: UInt64) -> ServiceError {
+        limiter.recordFailure(keys, now: now)
+        metrics.authFailure(method)
+        metrics.refused("authentication")
+        try? authority.ledger.recordEvent(actor: who, action: "auth-failed", details: "method=\(method) address=\(address) reason=\(reason)", now: now)
+        return ServiceError(401, "unauthenticated", reason)
+    }
+
+    // MARK: Issuance
+
+    public func issue(_ request: ServiceAPI.CertificateRequest, applicant: Applicant, now: UInt64 = Clock.now()) async throws(ServiceError) -> IssuedCertificate {
+        let key: PublicKey
+        do { key = try PublicKeyText(parsing: request.publicKey).key } catch {
+            metrics.refused("bad-key")
+            throw ServiceError(400, "bad-key", "publicKey: \(error)")
+        }
+        let type: CertificateType
+        switch request.type ?? "user" {
+        case "user": type = .user
+        case "host": type = .host
+        case let other: throw ServiceError(400, "bad-request", "type must be \"user\" or \"host\", not \"\(other.prefix(20))\"")
+        }
+        var validity: UInt64? = nil
+        if let text = request.validity {
+            do { validity = try DurationText.seconds(text) } catch { throw ServiceError(400, "bad-request", "validity: \(error.reason)") }
+        }
+        let decision = policy.decide(PolicyRequest(publicKey: key, type: type, principals: request.principals, validity: validity),
+                                     applicant: applicant, now: now)
+        let certificateRequest: Authority.CertificateRequest
+        switch decision {
+        case .success(let r): certificateRequest = r
+        case .failure(let refusal):
+            metrics.refused("policy")
+            try? authority.ledger.recordEvent(actor: applicant.name, action: "refused",
+                                              details: "rule=\(refusal.rule) key=\(key.fingerprint) reason=\(refusal.reason)", now: now)
+            throw ServiceError(403, "policy", refusal.reason, rule: refusal.rule)
+        }
+        let issuer = type == .host ? hostIssuer : userIssuer
+        let body: CertificateBody
+        do {
+            body = try Issuer.body(for: certificateRequest, configuration: authority.configuration, signatureKey: issuer.signer.publicKey, now: now)
+        } catch {
+            metrics.refused(error.code == .refused ? "policy" : "bad-key")
+            throw ServiceError.from(error)
+        }
+        let requester = Requester(name: applicant.name, channel: "api-\(applicant.kind.rawValue)")
+        switch await committer.issue(body: body, issuer: issuer, requester: requester) {
+        case .success(let issued):
+            metrics.issued(type == .host ? "host" : "user")
+            return issued
+        case .failure(let error):
+            metrics.refused(error.code == .refused ? "revoked" : "ledger")
+            throw ServiceError.from(error)
+        }
+    }
+
+    // MARK: Security staff
+
+    func requireSecurity(_ applicant: Applicant) throws(ServiceError) {
+        guard authority.isSecurityStaff(applicant) else {
+            metrics.refused("not-security")
+            throw ServiceError(403, "forbidden", "\(applicant.name) is not security staff: only roles with security = true, or users in [service] security_staff, may revoke and list", rule: "service.security_staff")
+        }
+    }
+
+    public func revoke(_ request: ServiceAPI.RevocationRequest, applicant: Applicant, now: UInt64 = Clock.now()) throws(ServiceError) -> ServiceAPI.Revocation {
+        try requireSecurity(applicant)
+        var targets: [RevocationTarget] = []
+        if let serial = request.serial { targets.append(.serials(serial...serial)) }
+        if let text = request.serials {
+            let parts = text.split(separator: "-")
+            guard parts.count == 2, let low = UInt64(parts[0]), let high = UInt64(parts[1]), low <= high else {
+                throw ServiceError(400, "bad-request", "serials must be LOW-HIGH, such as 100-200")
+            }
+            targets.append(.serials(low...high))
+        }
+        if let keyID = request.keyId { targets.append(.keyID(keyID)) }
+        if let text = request.publicKey {
+            do { targets.append(.key(try PublicKeyText(parsing: text).key)) } catch { throw ServiceError(400, "bad-key", "publicKey: \(error)") }
+        }
+        if let principal = request.principal { targets.append(.principal(principal)) }
+        guard targets.count == 1, let target = targets.first else {
+            throw ServiceError(400, "bad-request", "name exactly one of serial, serials, keyId, publicKey, principal")
+        }
+        do {
+            let (outcome, krl) = try authority.revoke(target, reason: request.reason, by: "\(applicant.name) (api)", passphrase: passphrase, now: now)
+            metrics.revoked()
+            let r = outcome.record
+            return ServiceAPI.Revocation(id: r.id, kind: r.kind, target: r.target, reason: r.reason, revokedBy: r.revokedBy,
+                                         isNew: outcome.isNew, certificatesAffected: outcome.certificatesAffected, krlVersion: krl.version)
+        } catch {
+            throw ServiceError.from(error)
+        }
+    }
+
+    public func certificates(_ query: CertificateQuery, applicant: Applicant, now: UInt64 = Clock.now()) throws(ServiceError) -> ServiceAPI.CertificateList {
+        try requireSecurity(applicant)
+        do {
+            return ServiceAPI.CertificateList(certificates: try authority.certificates(query, now: now).map { CertificateSummary($0, now: now) })
+        } catch {
+            throw ServiceError.from(error)
+        }
+    }
+
+    public func certificate(serial: UInt64, applicant: Applicant, now: UInt64 = Clock.now()) throws(ServiceError) -> CertificateSummary {
+        try requireSecurity(applicant)
+        do { return CertificateSummary(try authority.certificate(serial: serial), now: now) } catch { throw ServiceError.from(error) }
+    }
+
+    // MARK: Public files
+
+    public func caPublicKey(_ kind: CAKind) -> String {
+        (kind == .host ? hostIssuer : userIssuer).signer.publicKey.openSSHLine(comment: "sshca \(kind.rawValue) CA")
+    }
+
+    /// The KRL file as published, with an ETag that changes whenever its bytes do.
+    public func krl() throws(ServiceError) -> (bytes: [UInt8], etag: String) {
+        let bytes: [UInt8]
+        do { bytes = try Files.read(authority.home.krlPath) } catch {
+            throw ServiceError(503, "unavailable", "the KRL cannot be read: \(error.reason)")
+        }
+        let digest = Digest.sha256.hash(bytes).prefix(16).map { String($0, radix: 16).leftPadded }.joined()
+        return (bytes, "\"\(digest)\"")
+    }
+
+    public func health() -> (ok: Bool, body: ServiceAPI.Health) {
+        var ledger = "ok", krl = "ok"
+        var counters: (nextSerial: UInt64, krlVersion: UInt64)? = nil
+        do { counters = try authority.ledger.counters() } catch { ledger = "\(error)" }
+        do {
+            let bytes = try Files.read(authority.home.krlPath)
+            _ = try KRL.parse(bytes)
+        } catch {
+            krl = "\(error)"
+        }
+        let ok = ledger == "ok" && krl == "ok"
+        return (ok, ServiceAPI.Health(status: ok ? "ok" : "failing", ledger: ledger, krl: krl,
+                                      nextSerial: counters?.nextSerial, krlVersion: counters?.krlVersion))
+    }
+}

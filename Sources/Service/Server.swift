@@ -1,0 +1,250 @@
+public import Authority
+import Ledger
+import SSHFormat
+public import Hummingbird
+import HummingbirdTLS
+import HummingbirdCore
+public import Logging
+import NIOCore
+import NIOSSL
+import HTTPTypes
+import Foundation
+
+/// Per request: the client's address, and notes the handler leaves for the one log line.
+public struct CAContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+    let notes = RequestNotes()
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    var address: String { remoteAddress?.ipAddress ?? "unknown" }
+}
+
+final class RequestNotes: @unchecked Sendable {
+    // Written by the request's own handler, read by the logging middleware after it; one task.
+    var identity = "-"
+    var outcome = ""
+}
+
+/// Makes every thrown error one JSON shape, and logs one line per request: method, path,
+/// status, identity, outcome, time.
+struct RequestLogMiddleware: RouterMiddleware {
+    typealias Context = CAContext
+    let logger: Logger
+    let metrics: ServiceMetrics
+
+    func handle(_ request: Request, context: CAContext, next: (Request, CAContext) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as ServiceError {
+            context.notes.outcome = error.code
+            response = Self.errorResponse(error)
+        } catch let error as HTTPError {
+            let status = Int(error.status.code)
+            let code = status == 413 ? "too-large" : status == 404 ? "not-found" : status == 405 ? "method-not-allowed" : "bad-request"
+            let message = status == 413 ? "the request body is too large" : status == 404 ? "no such endpoint (see docs/openapi.yaml)" : (error.body ?? "\(error.status.reasonPhrase)")
+            context.notes.outcome = code
+            response = Self.errorResponse(ServiceError(status, code, message))
+        } catch {
+            context.notes.outcome = "internal"
+            logger.error("request failed", metadata: ["path": .string(request.uri.path), "error": .string("\(error)")])
+            response = Self.errorResponse(ServiceError(500, "internal", "internal error; the service log has details"))
+        }
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        metrics.request(status: Int(response.status.code), seconds: seconds)
+        logger.info("request", metadata: [
+            "method": .string(request.method.rawValue), "path": .string(request.uri.path),
+            "status": .stringConvertible(response.status.code), "identity": .string(context.notes.identity),
+            "address": .string(context.address), "outcome": .string(context.notes.outcome.isEmpty ? "ok" : context.notes.outcome),
+            "ms": .string(String(format: "%.2f", seconds * 1000)),
+        ])
+        return response
+    }
+
+    static func errorResponse(_ error: ServiceError) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if error.status == 401 { headers[.wwwAuthenticate] = "Bearer, SSHSIG" }
+        return Response(status: .init(code: error.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: JSON.encode(error.body))))
+    }
+}
+
+enum JSON {
+    static func encode<T: Encodable>(_ value: T) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? [UInt8](encoder.encode(value))) ?? Array("{}".utf8)
+    }
+
+    static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encode(value))))
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from request: inout Request, limit: Int) async throws -> T {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch {
+            throw ServiceError(413, "too-large", "the request body is over \(limit) bytes")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw ServiceError(400, "bad-json", "the request is missing \"\(key.stringValue)\"")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw ServiceError(400, "bad-json", "\(context.codingPath.map(\.stringValue).joined(separator: ".")): wrong type (\(context.debugDescription))")
+        } catch {
+            throw ServiceError(400, "bad-json", "the request body is not the JSON this endpoint takes (see docs/openapi.yaml)")
+        }
+    }
+}
+
+/// The routes of the API; each one parses, calls one CAService method and encodes.
+public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContext> {
+    let router = Router(context: CAContext.self)
+    router.add(middleware: RequestLogMiddleware(logger: logger, metrics: service.metrics))
+    let limit = service.settings.maximumRequestBytes
+
+    router.get("/healthz") { _, _ -> Response in
+        let (ok, body) = service.health()
+        return JSON.response(body, status: ok ? .ok : .serviceUnavailable)
+    }
+    router.get("/metrics") { _, _ -> Response in
+        let stats = service.committer.statistics
+        let text = service.metrics.render(extra: [
+            ("sshca_ledger_group_commits", "Durable transactions that committed issued certificates.", Double(stats.groups)),
+            ("sshca_process_resident_bytes", "Resident memory of the service.", Double(ProcessMemory.residentBytes())),
+        ])
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+    router.get("/v1/ca/user.pub") { _, _ -> Response in
+        Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: service.caPublicKey(.user) + "\n")))
+    }
+    router.get("/v1/ca/host.pub") { _, _ -> Response in
+        Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: service.caPublicKey(.host) + "\n")))
+    }
+    router.get("/v1/krl") { request, _ -> Response in
+        let (bytes, etag) = try service.krl()
+        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: " ") == etag || $0.trimmingCharacters(in: " ") == "*" }) {
+            return Response(status: .notModified, headers: [.eTag: etag])
+        }
+        return Response(status: .ok, headers: [.contentType: "application/octet-stream", .eTag: etag, .cacheControl: "no-cache"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+    router.post("/v1/challenge") { request, context -> Response in
+        var request = request
+        let body = try await JSON.decode(ServiceAPI.ChallengeRequest.self, from: &request, limit: limit)
+        context.notes.identity = body.identity
+        return JSON.response(try service.challenge(body))
+    }
+    router.post("/v1/certificates") { request, context -> Response in
+        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address)
+        context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
+        var request = request
+        let body = try await JSON.decode(ServiceAPI.CertificateRequest.self, from: &request, limit: limit)
+        let issued = try await service.issue(body, applicant: applicant)
+        context.notes.outcome = "issued serial=\(issued.serial)"
+        let b = issued.body
+        return JSON.response(ServiceAPI.IssuedCertificate(
+            certificate: issued.certificate.openSSHLine(comment: b.keyID), serial: b.serial, type: b.type.description,
+            keyId: b.keyID, principals: b.principals, validAfter: b.validAfter, validBefore: b.validBefore,
+            caFingerprint: b.signatureKey.fingerprint), status: .created)
+    }
+    router.get("/v1/certificates") { request, context -> Response in
+        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address)
+        context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
+        let q = request.uri.queryParameters
+        var query = CertificateQuery()
+        query.principal = q["principal"].map(String.init)
+        query.keyID = q["keyId"].map(String.init)
+        if let status = q["status"] {
+            guard let s = CertificateQuery.Status(rawValue: String(status)) else {
+                throw ServiceError(400, "bad-request", "status must be any, active, expired or revoked")
+            }
+            query.status = s
+        }
+        if let limitText = q["limit"] {
+            guard let n = Int(limitText), n > 0 else { throw ServiceError(400, "bad-request", "limit must be a positive number") }
+            query.limit = n
+        }
+        return JSON.response(try service.certificates(query, applicant: applicant))
+    }
+    router.get("/v1/certificates/:serial") { request, context -> Response in
+        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address)
+        context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
+        guard let serial = context.parameters.get("serial").flatMap({ UInt64($0) }) else {
+            throw ServiceError(400, "bad-request", "the serial must be a number")
+        }
+        return JSON.response(try service.certificate(serial: serial, applicant: applicant))
+    }
+    router.post("/v1/revocations") { request, context -> Response in
+        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address)
+        context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
+        var request = request
+        let body = try await JSON.decode(ServiceAPI.RevocationRequest.self, from: &request, limit: limit)
+        let revocation = try service.revoke(body, applicant: applicant)
+        context.notes.outcome = "revoked \(revocation.kind) \(revocation.target)"
+        return JSON.response(revocation, status: .created)
+    }
+    return router
+}
+
+enum ProcessMemory {
+    /// VmRSS from /proc/self/status, in bytes.
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            let digits = line.filter(\.isNumber)
+            return (Int(digits) ?? 0) * 1024
+        }
+        return 0
+    }
+}
+
+/// Runs the service until SIGTERM or SIGINT, then finishes the requests in flight.
+public func runService(_ service: CAService, listen: ListenAddress, logger: Logger,
+                       onListening: @escaping @Sendable (String) -> Void) async throws {
+    let settings = service.settings
+    var server: HTTPServerBuilder = .http1()
+    var scheme = "http"
+    if let certificatePath = settings.tlsCertificate, let keyPath = settings.tlsKey {
+        let home = service.authority.home.path
+        func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : home + "/" + path }
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(resolve(certificatePath))
+            key = try NIOSSLPrivateKey(file: resolve(keyPath), format: .pem)
+        } catch {
+            throw AuthorityError(.badConfig, "[service] tls_certificate/tls_key: cannot load \(resolve(certificatePath)) and \(resolve(keyPath)) as PEM (\(error))")
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.minimumTLSVersion = .tlsv12
+        server = try .tls(.http1(), tlsConfiguration: tls)
+        scheme = "https"
+    } else if settings.tlsCertificate != nil || settings.tlsKey != nil {
+        throw AuthorityError(.badConfig, "[service] needs both tls_certificate and tls_key, or neither")
+    } else if !listen.isLoopback && !settings.allowPlainHTTP {
+        throw AuthorityError(.badConfig, "refusing plain HTTP on \(listen): certificates and tokens would cross the network unencrypted. Set [service] tls_certificate and tls_key, or allow_plain_http = true behind a TLS proxy")
+    }
+    let finalScheme = scheme
+    let app = Application(
+        router: buildRouter(service, logger: logger),
+        server: server,
+        configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "sshca"),
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? listen.port
+            let host = listen.host.contains(":") ? "[\(listen.host)]" : listen.host
+            onListening("\(finalScheme)://\(host):\(port)")
+        },
+        logger: logger
+    )
+    try await app.runService()
+    service.shutdown()
+}

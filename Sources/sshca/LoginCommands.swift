@@ -1,0 +1,142 @@
+import ArgumentParser
+import Authority
+import Client
+import SSHFormat
+
+/// How a client command reaches and trusts the service, and who it is there.
+struct RemoteOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The CA service (https://ca.example.com:8443).", valueName: "url"))
+    var caUrl: String?
+
+    @Option(name: .long, help: ArgumentHelp("Pin the CA key the service must present (SHA256:..., from `sshca ca-key | ssh-keygen -lf -`).", valueName: "fingerprint"))
+    var caFingerprint: String?
+
+    @Option(name: .long, help: ArgumentHelp("PEM roots to trust for https (the server's own certificate works as a pin).", valueName: "file"))
+    var caBundle: String?
+
+    @Option(name: .long, help: ArgumentHelp("Authenticate with this bearer token (default: $SSHCA_TOKEN).", valueName: "token"))
+    var token: String?
+
+    @Option(name: .long, help: ArgumentHelp("Read the bearer token from this file.", valueName: "file"))
+    var tokenFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("Your enrolled user name (default: $USER).", valueName: "name"))
+    var user: String?
+
+    @Option(name: .long, help: ArgumentHelp("Your identity key: a private key file, or a .pub whose key is in ssh-agent (default: ~/.ssh/id_ed25519).", valueName: "keyfile"))
+    var identity: String?
+
+    var endpoint: ServiceEndpoint? {
+        caUrl.map { ServiceEndpoint(url: $0, caFingerprint: caFingerprint, caBundle: caBundle) }
+    }
+
+    func client() throws(AuthorityError) -> ServiceClient {
+        guard let endpoint else { throw AuthorityError(.badInput, "give --ca-url URL (the sshca serve address)") }
+        return try ServiceClient(endpoint)
+    }
+
+    func credential() throws(AuthorityError) -> Credential {
+        try Credential.resolve(token: token, tokenFile: tokenFile, user: user, identity: identity)
+    }
+}
+
+struct LoginCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "login",
+        abstract: "Get today's certificate: a fresh key, signed by the CA service, loaded into ssh-agent.",
+        discussion: helpText("""
+        Generates a new Ed25519 key pair on this machine, proves who you are to the service by
+        signing its challenge with your enrolled identity key (through ssh-agent, or ssh-keygen
+        asks for the key's passphrase or touch), and writes ~/.ssh/sshca_ed25519, .pub and
+        -cert.pub (0600). Key and certificate go into ssh-agent for exactly as long as the
+        certificate lasts. A still-valid certificate is reused unless --force.
+
+        Examples:
+          sshca login --ca-url https://ca.example.com:8443 --ca-fingerprint SHA256:... \\
+              --user alice --identity ~/.ssh/id_ed25519
+          sshca login --ca-url http://127.0.0.1:8443 --principals alice,deploy --validity 8h
+          sshca login --status
+          sshca logout
+        """)
+    )
+
+    @OptionGroup var remote: RemoteOptions
+
+    @Option(name: .long, help: ArgumentHelp("Principals to ask for (default: all your role allows).", valueName: "p1,p2"))
+    var principals: String?
+
+    @Option(name: .long, help: ArgumentHelp("How long (default: your role's default, such as 16h).", valueName: "duration"))
+    var validity: String?
+
+    @Flag(name: .long, help: "Get a new certificate even if the current one is still valid.")
+    var force = false
+
+    @Flag(name: .long, help: "Show the current certificate and whether ssh-agent holds it; contact nobody.")
+    var status = false
+
+    @Option(name: .long, help: ArgumentHelp("Where the key goes (default: ~/.ssh/sshca_ed25519).", valueName: "path"))
+    var keyFile: String?
+
+    func run() throws {
+        let files = keyFile.map(LoginFiles.init(key:)) ?? LoginFiles.standard()
+        if status {
+            try reportingErrors {
+                let state = Login.status(files: files)
+                guard let certificate = state.certificate else { throw AuthorityError(.notFound, state.problem ?? "not logged in") }
+                let body = certificate.body
+                let now = Clock.now()
+                print("Certificate: \(files.certificate)")
+                print("  key id \(body.keyID), serial \(body.serial), principals \(body.principals.joined(separator: ","))")
+                if body.validBefore <= now {
+                    print("  EXPIRED at \(CertificateTime.format(body.validBefore)): run sshca login")
+                } else {
+                    print("  valid until \(CertificateTime.format(body.validBefore)) (\(DurationText.format(body.validBefore - now)) left)")
+                }
+                print("  ssh-agent: \(state.inAgent ? "loaded" : "not loaded")")
+                if body.validBefore <= now { throw ExitCode(ExitStatus.failure) }
+            }
+            return
+        }
+        try reportingErrors {
+            let client = try remote.client()
+            let credential = try remote.credential()
+            let asked = principals.map { $0.split(separator: ",").map(String.init) }
+            let validity = self.validity
+            let force = self.force
+            let outcome = try blocking { () throws(AuthorityError) in
+                try await Login.login(client: client, credential: credential, principals: asked, validity: validity, force: force, files: files)
+            }
+            let body = outcome.certificate.body
+            print(outcome.reused ? "Still valid; kept the current certificate (--force for a new one)." : "Certificate issued: serial \(body.serial), key id \(body.keyID).")
+            print("Principals: \(body.principals.joined(separator: ", "))")
+            print("Valid until: \(CertificateTime.format(body.validBefore))")
+            if let problem = outcome.agentProblem {
+                print("Not in ssh-agent: \(problem). Use it through ~/.ssh/config:")
+            } else {
+                print("Loaded into ssh-agent until it expires. Without an agent, use ~/.ssh/config:")
+            }
+            print("  IdentityFile \(files.key)")
+            print("  CertificateFile \(files.certificate)")
+        }
+    }
+}
+
+struct LogoutCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logout",
+        abstract: "Remove the login certificate from ssh-agent and delete the key and certificate files."
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The login key (default: ~/.ssh/sshca_ed25519).", valueName: "path"))
+    var keyFile: String?
+
+    func run() throws {
+        let files = keyFile.map(LoginFiles.init(key:)) ?? LoginFiles.standard()
+        let done = Login.logout(files: files)
+        if done.isEmpty {
+            print("Nothing to do: no login key or certificate at \(files.key).")
+        } else {
+            done.forEach { print($0.prefix(1).uppercased() + $0.dropFirst() + ".") }
+        }
+    }
+}

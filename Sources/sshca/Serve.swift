@@ -1,0 +1,81 @@
+import ArgumentParser
+import Authority
+import Client
+import Logging
+import Service
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the CA service: engineers log in, hosts renew, security staff revoke, servers fetch the KRL.",
+        discussion: helpText("""
+        An HTTP API on --listen (default from [service] listen, 127.0.0.1:8443). Plain HTTP is
+        allowed on loopback only; elsewhere configure tls_certificate and tls_key in [service].
+        Roles in sshca.toml decide what each enrolled user or token may get. SIGTERM or Ctrl-C
+        stops it after the requests in flight. One log line per request goes to standard error.
+
+        Endpoints: POST /v1/challenge, POST /v1/certificates, GET /v1/ca/user.pub and host.pub,
+        GET /v1/krl (ETag), POST /v1/revocations, GET /v1/certificates[/SERIAL], GET /healthz,
+        GET /metrics (Prometheus). The OpenAPI document is docs/openapi.yaml.
+
+        Examples:
+          sshca serve --init                 a new CA in ./ca-data, served on 127.0.0.1:8443
+          sshca serve --home /srv/ca --passphrase-file /run/keys/ca-pass
+          sshca user add alice --role engineer --identity-key alice.pub
+          sshca login --ca-url http://127.0.0.1:8443 --user alice
+        """)
+    )
+
+    @OptionGroup var home: HomeOptions
+    @OptionGroup var passphrase: PassphraseOptions
+
+    @Option(name: .long, help: ArgumentHelp("Read the configuration from this file instead of HOME/sshca.toml.", valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("HOST:PORT to listen on (port 0: any free port, printed at start).", valueName: "host:port"))
+    var listen: String?
+
+    @Flag(name: .long, help: "Create a CA in the home first if there is none (keys unencrypted unless --passphrase-file).")
+    var `init` = false
+
+    func run() throws {
+        try reportingErrors {
+            let caHome = home.caHome
+            if self.`init` && !caHome.isInitialized {
+                var creation = CAHome.Creation()
+                if let file = passphrase.passphraseFile ?? Environment.value("SSHCA_PASSPHRASE_FILE") {
+                    creation.passphrase = try PassphraseSource.readPassphraseFile(file)
+                }
+                _ = try CAHome.create(at: caHome.path, creation)
+                printNote("Created a new CA in \(caHome.path) (\(creation.passphrase == nil ? "keys unencrypted: protect this directory" : "keys encrypted with the passphrase")).")
+            }
+            var configuration: Configuration? = nil
+            if let config {
+                configuration = try Configuration(parsing: try Files.readText(config, what: "configuration file"), fileName: config)
+            }
+            let authority = try CertificateAuthority(home: caHome, configuration: configuration, ledgerAccess: .concurrentReaders)
+            let address = try ListenAddress(parsing: listen ?? authority.configuration.service.listen)
+            let service = try CAService(authority: authority, passphrase: passphrase.source)
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = .info
+                return handler
+            }
+            let logger = Logger(label: "sshca")
+            let userCA = try authority.home.publicKey(.user).fingerprint
+            try blocking { () throws(AuthorityError) in
+                do {
+                    try await runService(service, listen: address, logger: logger) { url in
+                        FileHandleLite.standardOutput.write("sshca serve: listening on \(url) (CA home \(caHome.path), user CA \(userCA))\n")
+                    }
+                } catch let error as AuthorityError {
+                    throw error
+                } catch {
+                    throw AuthorityError(.io, "the service stopped: \(error)")
+                }
+            }
+        }
+    }
+}
