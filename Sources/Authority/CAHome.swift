@@ -112,6 +112,10 @@ public struct CAHome: Sendable {
             self.hostKeyInAgent = hostKeyInAgent
         }
 
+        /// Sign published KRLs with the user CA key (`[krl] sign`); the service's homes do, as
+        /// their KRL travels to servers over the network.
+        public var signKRL = false
+
         public var needsPassphraseDecision: Bool { userKeyInAgent == nil || hostKeyInAgent == nil }
     }
 
@@ -130,6 +134,7 @@ public struct CAHome: Sendable {
         var files: [(path: String, bytes: [UInt8], mode: mode_t)] = []
         var configuration = Configuration()
         configuration.roles = Configuration.defaultRoles
+        configuration.signKRL = creation.signKRL
         for kind in CAKind.allCases {
             let inAgent = kind == .user ? creation.userKeyInAgent : creation.hostKeyInAgent
             let publicKey: PublicKey
@@ -167,7 +172,8 @@ public struct CAHome: Sendable {
         do throws(AuthorityError) {
             let authority = try CertificateAuthority(home: home)
             try authority.registerCAKeys()
-            _ = try authority.publishKRL(by: "sshca init", passphrase: .none, now: Clock.now())
+            let passphrase = creation.passphrase.map { bytes in PassphraseSource { bytes } } ?? .none
+            _ = try authority.publishKRL(by: "sshca init", passphrase: passphrase, now: Clock.now())
         } catch {
             (written + [home.ledgerPath, home.ledgerPath + "-wal", home.ledgerPath + "-shm", home.krlPath, home.krlLockPath]).forEach(Files.remove)
             throw error

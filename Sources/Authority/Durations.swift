@@ -161,12 +161,12 @@ public struct ValidityWindow: Equatable, Sendable, CustomStringConvertible {
 }
 
 extension UInt64 {
-    func addingClamped(_ other: UInt64) -> UInt64 {
+    public func addingClamped(_ other: UInt64) -> UInt64 {
         let (sum, overflow) = addingReportingOverflow(other)
         return overflow ? .max : sum
     }
 
-    func subtractingClamped(_ other: UInt64) -> UInt64 {
+    public func subtractingClamped(_ other: UInt64) -> UInt64 {
         self > other ? self - other : 0
     }
 }

@@ -28,8 +28,26 @@ public enum HostCertificates {
 
     public static let dropInName = "00-sshca-hostcerts.conf"
 
+    /// Signs one host key for these principals (the CA home here, or the service).
+    public typealias Certifier = @Sendable (PublicKey, [String]) throws(AuthorityError) -> Certificate
+
+    /// With the CA home on this machine.
     public static func issue(_ request: Request, authority: CertificateAuthority, passphrase: PassphraseSource,
                              reload: Bool) throws(AuthorityError) -> (issued: [Issued], reload: String) {
+        let validity = request.validity
+        let certify: Certifier = { (key: PublicKey, principals: [String]) throws(AuthorityError) -> Certificate in
+            var certificateRequest = CertificateRequest(publicKey: key, type: .host, keyID: "host:\(principals[0]):\(key.typeName)", principals: principals)
+            certificateRequest.validity = validity
+            return try authority.issue(certificateRequest, requestedBy: Requester(name: Operator.name(nil), channel: "host-cert"), passphrase: passphrase).certificate
+        }
+        let result = try issue(request, certify: certify, renewBefore: nil, hostCA: nil, reload: reload)
+        return (result.issued, result.reload)
+    }
+
+    /// Certifies the host keys and installs the certificates. With `renewBefore`, a key whose
+    /// current certificate (signed by `hostCA`, same principals) has longer than that left is kept.
+    public static func issue(_ request: Request, certify: Certifier, renewBefore: UInt64?, hostCA: PublicKey?,
+                             reload: Bool, now: UInt64 = Clock.now()) throws(AuthorityError) -> (issued: [Issued], kept: [String], reload: String) {
         let check = SSHDCheck(sshdPath: request.sshdPath)
         try check.validate(configPath: request.sshdConfigPath)
         let keyPaths = request.hostKeys.isEmpty
@@ -39,22 +57,33 @@ public enum HostCertificates {
         let principals = request.principals.isEmpty ? hostNames() : request.principals
 
         // Sign everything first: nothing is written unless every key could be certified.
-        var certificates: [(key: String, path: String, certificate: IssuedCertificate, comment: String)] = []
+        var certificates: [(key: String, path: String, certificate: Certificate, comment: String)] = []
+        var kept: [String] = []
         for keyPath in keyPaths {
             let subject = try KeyFiles.readPublicKey(keyPath)
-            var certificateRequest = CertificateRequest(publicKey: subject.key, type: .host, keyID: "host:\(principals[0]):\(subject.key.typeName)", principals: principals)
-            certificateRequest.validity = request.validity
-            let issued = try authority.issue(certificateRequest, requestedBy: Requester(name: Operator.name(nil), channel: "host-cert"), passphrase: passphrase)
-            certificates.append((keyPath, KeyFiles.certificatePath(forKey: keyPath), issued, subject.comment))
+            let certificatePath = KeyFiles.certificatePath(forKey: keyPath)
+            if let renewBefore, let hostCA,
+               let text = try? Files.readText(certificatePath, what: "host certificate"),
+               let current = try? Certificate(parsingText: text),
+               current.body.publicKey == subject.key, current.body.signatureKey == hostCA, current.body.type == .host,
+               Set(current.body.principals) == Set(principals), current.verifySignature() == .valid,
+               current.body.validAfter <= now, current.body.validBefore > now.addingClamped(renewBefore) {
+                kept.append(certificatePath)
+                continue
+            }
+            certificates.append((keyPath, certificatePath, try certify(subject.key, principals), subject.comment))
+        }
+        if certificates.isEmpty {
+            return ([], kept, "not reloaded (nothing changed)")
         }
 
         var changes: [FileChange] = []
         for entry in certificates {
-            if let change = try FileChange.toward(entry.path, Array(KeyFiles.certificateLine(entry.certificate.certificate, comment: entry.comment).utf8), mode: 0o644) {
+            if let change = try FileChange.toward(entry.path, Array(KeyFiles.certificateLine(entry.certificate, comment: entry.comment).utf8), mode: 0o644) {
                 changes.append(change)
             }
         }
-        let lines = certificates.map { "HostCertificate \($0.path)" }.joined(separator: "\n") + "\n"
+        let lines = (certificates.map(\.path) + kept).sorted().map { "HostCertificate \($0)" }.joined(separator: "\n") + "\n"
         let config = try SSHDConfigFile(path: request.sshdConfigPath)
         if let dropIn = config.dropInDirectory {
             let text = "# Written by `sshca host cert`: the host certificates sshd presents.\n" + lines
@@ -70,7 +99,7 @@ public enum HostCertificates {
             }
             return reload ? try Reloader.reload(configPath: request.sshdConfigPath, check: check) : "not reloaded (--no-reload)"
         }
-        return (certificates.map { Issued(keyPath: $0.key, certificatePath: $0.path, serial: $0.certificate.serial) }, reloaded)
+        return (certificates.map { Issued(keyPath: $0.key, certificatePath: $0.path, serial: $0.certificate.body.serial) }, kept, reloaded)
     }
 
     /// The host's full name (as the resolver knows it) and its short name.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Authority
+import Client
 import HostSetup
 import SSHFormat
 
@@ -22,15 +23,23 @@ struct HostKRLSync: ParsableCommand {
         The file is replaced atomically: whatever fails, the installed KRL stays as it was.
         sshd re-reads RevokedKeys at every login; no reload is needed.
 
-        Example (on a server, from cron or a systemd timer):
+        --from may be the CA service's URL: its /v1/krl is fetched (with the last ETag, so an
+        unchanged KRL is not downloaded again) and installed through the same checks.
+
+        Examples (on a server, from cron or the systemd timer in ca-config/):
+          sshca host krl-sync --from https://ca.example.com:8443 \\
+              --to /etc/ssh/sshca_revoked.krl --ca-key /etc/ssh/sshca_user_ca.pub
           sshca host krl-sync --from /var/tmp/revoked.krl \\
               --to /etc/ssh/sshca_revoked.krl --ca-key /etc/ssh/sshca_user_ca.pub
         Exit status: 0 installed or already current, 65 refused (the installed file is untouched), 1 I/O failure.
         """)
     )
 
-    @Option(name: .long, help: ArgumentHelp("The new KRL file.", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("The new KRL file, or the CA service's URL.", valueName: "file|url"))
     var from: String
+
+    @Option(name: .long, help: ArgumentHelp("With a URL: PEM roots to trust for https.", valueName: "file"))
+    var caBundle: String?
 
     @Option(name: .long, help: ArgumentHelp("The installed KRL (sshd's RevokedKeys path).", valueName: "path"))
     var to: String
@@ -41,8 +50,17 @@ struct HostKRLSync: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let pinned = try caKey.map { (path: String) throws(AuthorityError) -> PublicKey in try KeyFiles.readPublicKey(path).key }
-            let bytes = try Files.read(from, maximumBytes: 1 << 30, what: "KRL")
-            switch try KRLSync.install(bytes, source: from, to: to, pinnedSigner: pinned) {
+            let outcome: KRLSync.Outcome
+            if from.hasPrefix("http://") || from.hasPrefix("https://") {
+                var base = from
+                if base.hasSuffix("/v1/krl") { base.removeLast(7) }
+                let client = try ServiceClient(ServiceEndpoint(url: base, caFingerprint: pinned?.fingerprint, caBundle: caBundle))
+                outcome = try RemoteCA.syncKRL(client, to: to, pinnedSigner: pinned)
+            } else {
+                let bytes = try Files.read(from, maximumBytes: 1 << 30, what: "KRL")
+                outcome = try KRLSync.install(bytes, source: from, to: to, pinnedSigner: pinned)
+            }
+            switch outcome {
             case .installed(let version, let previous):
                 print("Installed KRL version \(version) at \(to)" + (previous.map { " (was version \($0))" } ?? ""))
             case .alreadyCurrent(let version):
@@ -111,7 +129,11 @@ struct HostSetupCommand: ParsableCommand {
         checking that certificate login is in place. Keep a console or authorized_keys as a
         break-glass path until you have logged in with a certificate.
 
+        With --ca-url the CA key and the current KRL come from the CA service; --ca-fingerprint
+        (SHA256:..., from `sshca ca-key | ssh-keygen -lf -` on the CA) is then required.
+
         Examples:
+          sshca host setup --ca-url https://ca.example.com:8443 --ca-fingerprint SHA256:...
           sshca host setup --ca-key user_ca.pub --dry-run
           sshca host setup --ca-key user_ca.pub --principal deploy=alice,bob \\
               --disable-passwords
@@ -119,7 +141,16 @@ struct HostSetupCommand: ParsableCommand {
     )
 
     @Option(name: .long, help: ArgumentHelp("The user CA public key (from `sshca ca-key`).", valueName: "pubkey-file"))
-    var caKey: String
+    var caKey: String?
+
+    @Option(name: .long, help: ArgumentHelp("Fetch the CA key and KRL from the CA service instead.", valueName: "url"))
+    var caUrl: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --ca-url: the CA key's fingerprint the service must present.", valueName: "fingerprint"))
+    var caFingerprint: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --ca-url over https: PEM roots to trust.", valueName: "file"))
+    var caBundle: String?
 
     @OptionGroup var paths: ServerPaths
 
@@ -147,9 +178,22 @@ struct HostSetupCommand: ParsableCommand {
     @Flag(name: .long, help: "Do not reload sshd afterwards.")
     var noReload = false
 
+    func validate() throws {
+        guard (caKey == nil) != (caUrl == nil) else { throw ValidationError("give --ca-key FILE or --ca-url URL (with --ca-fingerprint), one of them") }
+        if caUrl == nil && (caFingerprint != nil || caBundle != nil) { throw ValidationError("--ca-fingerprint and --ca-bundle go with --ca-url") }
+    }
+
     func run() throws {
         try reportingErrors {
-            var request = SetupRequest(caKey: try KeyFiles.readPublicKey(caKey).key, sshdConfigPath: paths.sshdConfig)
+            var client: ServiceClient? = nil
+            let key: PublicKey
+            if let caUrl {
+                client = try ServiceClient(ServiceEndpoint(url: caUrl, caFingerprint: caFingerprint, caBundle: caBundle))
+                key = try RemoteCA.userCAKey(client!)
+            } else {
+                key = try KeyFiles.readPublicKey(caKey!).key
+            }
+            var request = SetupRequest(caKey: key, sshdConfigPath: paths.sshdConfig)
             request.krlPath = krl
             request.caKeyPath = caKeyPath
             request.principalsDirectory = principalsDir
@@ -176,6 +220,13 @@ struct HostSetupCommand: ParsableCommand {
             for change in plan.changes { print("\(change.before == nil ? "created" : "updated") \(change.path)") }
             for check in report.checks { print("ok: \(check)") }
             print("sshd: \(report.reload)")
+            if let client {
+                switch try RemoteCA.syncKRL(client, to: krl, pinnedSigner: nil) {
+                case .installed(let version, _): print("installed the service's KRL version \(version) at \(krl)")
+                case .alreadyCurrent(let version): print("\(krl) is already the service's KRL version \(version)")
+                }
+                print("keep it current with: sshca host krl-sync --from \(client.endpoint.url) --to \(krl) --ca-key \(caKeyPath)  (ca-config/sshca-krl-sync.timer)")
+            }
         }
     }
 }
@@ -213,8 +264,22 @@ struct HostCert: ParsableCommand {
         written next to the keys (NAME-cert.pub) and listed as HostCertificate in a drop-in (or a
         managed block), validated with sshd -t, then sshd is reloaded.
         Clients trust them with one line from: sshca known-hosts --hosts '*.example.com'
+
+        With --ca-url the CA service signs instead, with a host token (--token-file; create it with
+        sshca token create --role host --name HOSTNAME). Certificates with more than
+        --renew-before left are kept, so the systemd timer in ca-config/ can run it daily.
+
+        Examples:
+          sshca host cert --principals web-01.example.com,web-01
+          sshca host cert --ca-url https://ca.example.com:8443 --ca-fingerprint SHA256:... \\
+              --token-file /etc/ssh/sshca_host_token --principals web-01.example.com
         """)
     )
+
+    @OptionGroup var remote: RemoteOptions
+
+    @Option(name: .long, help: ArgumentHelp("With --ca-url: renew certificates with less than this left (default 7d).", valueName: "duration"))
+    var renewBefore: String = "7d"
 
     @OptionGroup var home: HomeOptions
     @OptionGroup var passphrase: PassphraseOptions
@@ -233,6 +298,10 @@ struct HostCert: ParsableCommand {
     var noReload = false
 
     func run() throws {
+        if remote.caUrl != nil {
+            try runRemote()
+            return
+        }
         try reportingErrors {
             let authority = try CertificateAuthority(home: home.caHome)
             var request = HostCertificates.Request()
@@ -245,6 +314,23 @@ struct HostCert: ParsableCommand {
             request.sshdPath = paths.sshd
             let result = try HostCertificates.issue(request, authority: authority, passphrase: passphrase.source, reload: !noReload)
             for issued in result.issued { print("certified \(issued.keyPath) -> \(issued.certificatePath) (serial \(issued.serial))") }
+            print("sshd: \(result.reload)")
+        }
+    }
+
+    func runRemote() throws {
+        try reportingErrors {
+            let client = try remote.client()
+            let renewal = try DurationText.seconds(renewBefore)
+            let (certify, hostCA) = try RemoteCA.hostCertifier(client, credential: try remote.credential(), validity: validity)
+            var request = HostCertificates.Request()
+            request.hostKeys = hostkey
+            request.principals = principals.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? []
+            request.sshdConfigPath = paths.sshdConfig
+            request.sshdPath = paths.sshd
+            let result = try HostCertificates.issue(request, certify: certify, renewBefore: renewal, hostCA: hostCA, reload: !noReload)
+            for issued in result.issued { print("certified \(issued.keyPath) -> \(issued.certificatePath) (serial \(issued.serial))") }
+            for path in result.kept { print("kept \(path) (more than \(renewBefore) left)") }
             print("sshd: \(result.reload)")
         }
     }

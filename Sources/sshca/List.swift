@@ -1,5 +1,6 @@
 import ArgumentParser
 import Authority
+import Client
 import Ledger
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -53,13 +54,28 @@ struct List: ParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be 1 or more") }
     }
 
+    @OptionGroup(title: "Through the CA service (security staff)") var remote: RemoteOptions
+
     func run() throws {
         try reportingErrors {
-            let authority = try CertificateAuthority(home: home.caHome)
             let status: CertificateQuery.Status = active ? .active : expired ? .expired : revoked ? .revoked : .any
-            let now = Clock.now()
-            let found = try authority.certificates(CertificateQuery(principal: principal, keyID: keyId, status: status, limit: limit), now: now)
-            let summaries = found.map { CertificateSummary($0, now: now) }
+            let summaries: [CertificateSummary]
+            if remote.caUrl != nil {
+                let client = try remote.client()
+                let credential = try remote.credential()
+                var query: [(String, String)] = []
+                if let principal { query.append(("principal", principal)) }
+                if let keyId { query.append(("keyId", keyId)) }
+                if status != .any { query.append(("status", status.rawValue)) }
+                if let limit { query.append(("limit", String(limit))) }
+                let q = query
+                summaries = try blocking { () throws(AuthorityError) in try await client.certificates(query: q, credential: credential) }
+            } else {
+                let authority = try CertificateAuthority(home: home.caHome)
+                let now = Clock.now()
+                let found = try authority.certificates(CertificateQuery(principal: principal, keyID: keyId, status: status, limit: limit), now: now)
+                summaries = found.map { CertificateSummary($0, now: now) }
+            }
             if json {
                 try printJSON(summaries)
             } else if summaries.isEmpty {
@@ -83,13 +99,22 @@ struct Show: ParsableCommand {
     @Argument(help: ArgumentHelp("The certificate's serial number.", valueName: "serial"))
     var serial: String
 
+    @OptionGroup(title: "Through the CA service (security staff)") var remote: RemoteOptions
+
     func run() throws {
         try reportingErrors {
             guard let number = UInt64(serial) else {
                 throw AuthorityError(.badInput, "\"\(serial)\" is not a serial number")
             }
-            let authority = try CertificateAuthority(home: home.caHome)
-            let summary = CertificateSummary(try authority.certificate(serial: number), now: Clock.now())
+            let summary: CertificateSummary
+            if remote.caUrl != nil {
+                let client = try remote.client()
+                let credential = try remote.credential()
+                summary = try blocking { () throws(AuthorityError) in try await client.certificate(serial: number, credential: credential) }
+            } else {
+                let authority = try CertificateAuthority(home: home.caHome)
+                summary = CertificateSummary(try authority.certificate(serial: number), now: Clock.now())
+            }
             if json { try printJSON(summary) } else { FileHandleLite.standardOutput.write(summary.detail) }
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Authority
+import Client
 import Ledger
 import SSHFormat
 
@@ -54,7 +55,10 @@ struct Revoke: ParsableCommand {
     @Flag(name: .long, help: "With --ca-key-compromised: the host CA key.")
     var host = false
 
+    @OptionGroup(title: "Through the CA service (security staff)") var remote: RemoteOptions
+
     func validate() throws {
+        if remote.caUrl != nil && caKeyCompromised { throw ValidationError("--ca-key-compromised is done on the CA machine itself, not through --ca-url") }
         let given = [serial != nil, keyId != nil, key != nil, principal != nil, caKeyCompromised].filter { $0 }.count
         guard given == 1 else {
             throw ValidationError("name exactly one of --serial, --key-id, --key, --principal or --ca-key-compromised")
@@ -62,7 +66,34 @@ struct Revoke: ParsableCommand {
         if host && !caKeyCompromised { throw ValidationError("--host goes with --ca-key-compromised") }
     }
 
+    func runRemote() throws {
+        try reportingErrors {
+            let client = try remote.client()
+            let credential = try remote.credential()
+            var request = ServiceAPI.RevocationRequest(reason: reason)
+            if let serial {
+                let range = try Self.parseSerials(serial)
+                if range.lowerBound == range.upperBound { request.serial = range.lowerBound } else { request.serials = "\(range.lowerBound)-\(range.upperBound)" }
+            }
+            request.keyId = keyId
+            if let key { request.publicKey = try KeyFiles.readPublicKey(key).key.openSSHLine() }
+            request.principal = principal
+            let body = request
+            let r = try blocking { () throws(AuthorityError) in try await client.revoke(body, credential: credential) }
+            if r.isNew {
+                print("Revoked \(r.kind) \(r.target) (#\(r.id)) through \(client.endpoint.url): \(r.certificatesAffected) certificate(s) affected.")
+            } else {
+                print("Already revoked: \(r.kind) \(r.target) (#\(r.id)). Nothing changed.")
+            }
+            print("The service now serves KRL version \(r.krlVersion) at \(client.endpoint.url)/v1/krl (servers: sshca host krl-sync --from \(client.endpoint.url)).")
+        }
+    }
+
     func run() throws {
+        if remote.caUrl != nil {
+            try runRemote()
+            return
+        }
         try reportingErrors {
             let authority = try CertificateAuthority(home: home.caHome)
             let target: RevocationTarget

@@ -45,6 +45,7 @@ struct Serve: ParsableCommand {
             let caHome = home.caHome
             if self.`init` && !caHome.isInitialized {
                 var creation = CAHome.Creation()
+                creation.signKRL = true
                 if let file = passphrase.passphraseFile ?? Environment.value("SSHCA_PASSPHRASE_FILE") {
                     creation.passphrase = try PassphraseSource.readPassphraseFile(file)
                 }

@@ -1,0 +1,55 @@
+public import Authority
+public import Client
+public import SSHFormat
+import Foundation
+
+/// The server side's URL forms: fetch the CA key and the KRL from `sshca serve`, pinned to the
+/// CA key's fingerprint, and renew host certificates with a host token.
+public enum RemoteCA {
+    /// The user CA key from the service; the fingerprint pin is required, since this key decides
+    /// who may log in to the server.
+    public static func userCAKey(_ client: ServiceClient) throws(AuthorityError) -> PublicKey {
+        guard client.endpoint.caFingerprint != nil else {
+            throw AuthorityError(.badInput, "--ca-url needs --ca-fingerprint SHA256:... here: the CA key decides who may log in, so it is never taken on trust (get it on the CA with: sshca ca-key | ssh-keygen -lf -)")
+        }
+        return try blocking { () throws(AuthorityError) in try await client.caPublicKey(.user) }
+    }
+
+    /// `krl-sync --from URL`: the service's /v1/krl, installed through the same checks as a file.
+    /// The last ETag is kept beside the KRL so an unchanged KRL is not even downloaded.
+    public static func syncKRL(_ client: ServiceClient, to path: String, pinnedSigner: PublicKey?) throws(AuthorityError) -> KRLSync.Outcome {
+        let etagPath = path + ".etag"
+        let known = (try? Files.readText(etagPath, maximumBytes: 256, what: "ETag file"))?.trimmingCharacters(in: " \n")
+        let installedVersion = (try? KRLInspection(bytes: try Files.read(path, maximumBytes: 1 << 30, what: "KRL"), source: path))?.krl.version
+        let etag = installedVersion != nil ? known : nil
+        guard let (bytes, newTag) = try blocking({ () throws(AuthorityError) in try await client.krl(ifNoneMatch: etag) }) else {
+            return .alreadyCurrent(version: installedVersion ?? 0)
+        }
+        let outcome = try KRLSync.install(bytes, source: client.endpoint.url + "/v1/krl", to: path, pinnedSigner: pinnedSigner)
+        if let newTag { try? Files.writeAtomically(etagPath, Array((newTag + "\n").utf8), mode: 0o644) }
+        return outcome
+    }
+
+    /// Signs host keys through the service with a host token (`host cert --ca-url`). Every
+    /// certificate must be signed by the service's host CA key (pinned when a fingerprint is given).
+    public static func hostCertifier(_ client: ServiceClient, credential: Credential, validity: String?) throws(AuthorityError) -> (certify: HostCertificates.Certifier, hostCA: PublicKey) {
+        let hostCA = try blocking { () throws(AuthorityError) in try await client.caPublicKey(.host) }
+        let certify: HostCertificates.Certifier = { (key: PublicKey, principals: [String]) throws(AuthorityError) -> Certificate in
+            let issued = try blocking { () throws(AuthorityError) in
+                try await client.requestCertificate(
+                    ServiceAPI.CertificateRequest(publicKey: key.openSSHLine(), type: "host", principals: principals, validity: validity),
+                    credential: credential)
+            }
+            let certificate: Certificate
+            do { certificate = try Certificate(parsingText: issued.certificate) } catch {
+                throw AuthorityError(.io, "the service sent a host certificate that does not parse: \(error)")
+            }
+            guard certificate.body.signatureKey == hostCA, certificate.body.publicKey == key, certificate.body.type == .host,
+                  certificate.verifySignature() == .valid else {
+                throw AuthorityError(.refused, "the service's answer is not a host certificate for \(key.fingerprint) signed by the host CA \(hostCA.fingerprint); refusing it")
+            }
+            return certificate
+        }
+        return (certify, hostCA)
+    }
+}
