@@ -23,12 +23,16 @@ public struct BearerToken: Sendable, Equatable {
         self.secret = secret
     }
 
+    /// `sshca_` + 12 hex digits + `_` + the base64url secret (which may itself contain `_`).
     public init?(text: String) {
-        let parts = text.split(separator: "_", omittingEmptySubsequences: false)
-        guard text.utf8.count < 200, parts.count == 3, parts[0] == "sshca", parts[1].utf8.count == 12,
-              parts[1].allSatisfy({ $0.isHexDigit }),
-              let secret = Data(base64URL: String(parts[2])), secret.count == 32 else { return nil }
-        id = String(parts[1])
+        let bytes = Array(text.utf8)
+        let prefix = Array(Self.prefix.utf8)
+        guard bytes.count < 200, bytes.count > prefix.count + 13, Array(bytes[0..<prefix.count]) == prefix,
+              bytes[prefix.count + 12] == UInt8(ascii: "_") else { return nil }
+        let id = String(decoding: bytes[prefix.count..<prefix.count + 12], as: UTF8.self)
+        guard id.allSatisfy({ $0.isHexDigit && !$0.isUppercase }),
+              let secret = Data(base64URL: String(decoding: bytes[(prefix.count + 13)...], as: UTF8.self)), secret.count == 32 else { return nil }
+        self.id = id
         self.secret = [UInt8](secret)
     }
 

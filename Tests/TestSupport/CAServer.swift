@@ -28,6 +28,7 @@ public final class CAServer: @unchecked Sendable {
         environment: [String: String?] = [:],
         timeout: Duration = .seconds(30)
     ) async throws -> CAServer {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let home = directory.child("ca")
         if let configure {
             let created = try await SSHCA.run(["init", "--home", home.path, "--no-passphrase"])

@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The engineer's day through the CA service, against real peers: `sshca serve`, a real
+/// ssh-agent, `sshca login`, a real sshd configured by `sshca host setup --ca-url`, revocation
+/// through the API and `sshca host krl-sync --from URL`.
+@Suite("service: login, host setup --ca-url, revoke, krl-sync")
+struct ServiceFlowTests {
+    /// The user CA fingerprint as ssh-keygen prints it.
+    static func fingerprint(_ server: CAServer) async throws -> String {
+        let caKey = try checked(try await server.sshca(["ca-key"]))
+        let listed = try checked(try await runProcess("ssh-keygen", ["-l", "-f", "-"], stdin: caKey.stdout))
+        return String(listed.stdoutText.split(separator: " ")[1])
+    }
+
+    /// `ssh` that uses only the agent (no key files), host key checked against the tree.
+    static func sshThroughAgent(_ sshd: TreeSSHD, agent: SSHAgent, user: String = currentUserName) async throws -> ProcessResult {
+        try await runProcess("ssh", [
+            "-F", "/dev/null", "-p", String(sshd.port), "-T",
+            "-o", "BatchMode=yes", "-o", "IdentityAgent=\(agent.socket.path)", "-o", "IdentityFile=none",
+            "-o", "ConnectTimeout=15", "-o", "UpdateHostKeys=no", "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "UserKnownHostsFile=\(sshd.tree.knownHosts.path)", "-o", "StrictHostKeyChecking=yes",
+            "\(user)@127.0.0.1", "echo ok",
+        ], environment: ["SSH_AUTH_SOCK": agent.socket.path, "TZ": "UTC"], timeout: .seconds(60))
+    }
+
+    @Test("enroll, login through ssh-agent, ssh into a host set up with --ca-url; revoke through the API, krl-sync --from URL, refused")
+    func engineerDay() async throws {
+        try await withTreeDirectory("service") { dir in
+            let server = try await CAServer.start(in: dir.child("service"))
+            defer { server.stop() }
+            let tree = try await DebianTree.create(in: dir.child("tree"))
+            let home = try makeDirectory(dir.child("home"), mode: 0o700)
+            let identity = try await makeClientKey(home, "alice_identity")
+            let fingerprint = try await Self.fingerprint(server)
+
+            let enrolled = try await server.sshca(["user", "add", "alice", "--role", "engineer", "--identity-key", identity.publicKey.path])
+            try #require(enrolled.succeeded, "\(enrolled)")
+            let securityToken = try checked(try await server.sshca(["token", "create", "--role", "security", "--name", "secops"]))
+                .stdoutText.split(separator: "\n").last.map(String.init) ?? ""
+
+            // The identity key lives in a real ssh-agent: login signs the challenge through it.
+            let agent = try await SSHAgent.start(in: dir.child("agent"))
+            defer { agent.stop() }
+            _ = try checked(try await agent.sshAdd([identity.privateKey.path]))
+            let env: [String: String?] = agent.environment.merging(["HOME": home.path]) { $1 }
+            let login = try await SSHCA.run(["login", "--ca-url", server.url, "--ca-fingerprint", fingerprint,
+                                             "--user", "alice", "--identity", identity.publicKey.path], environment: env)
+            try #require(login.succeeded, "login failed:\n\(login)\n--- service log ---\n\(server.log)")
+            #expect(login.stdoutText.contains("Principals: alice"), "\(login)")
+            #expect(login.stdoutText.contains("Loaded into ssh-agent"), "\(login)")
+            let keyFile = home.child(".ssh").child("sshca_ed25519")
+            for path in [keyFile.path, keyFile.path + ".pub", keyFile.path + "-cert.pub"] {
+                let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue
+                #expect(mode == 0o600, "\(path) has mode \(String(mode ?? 0, radix: 8))")
+            }
+            let listed = try checked(try await agent.sshAdd(["-l"]))
+            #expect(listed.stdoutText.contains("ED25519-CERT"), "the certificate is not in the agent:\n\(listed)")
+            let inspected = try await SSHCA.inspect(URL(fileURLWithPath: keyFile.path + "-cert.pub"))
+            #expect(inspected.0.principals == ["alice"] && inspected.0.keyId == "alice" && inspected.0.signatureValid)
+            let serial = inspected.0.serial
+            // ssh-keygen agrees on the certificate the service issued.
+            let keygen = try checked(try await runProcess("ssh-keygen", ["-L", "-f", keyFile.path + "-cert.pub"]))
+            #expect(keygen.stdoutText.contains("Key ID: \"alice\"") && keygen.stdoutText.contains("Serial: \(serial)"), "\(keygen)")
+
+            // A second login reuses the still-valid certificate.
+            let again = try await SSHCA.run(["login", "--ca-url", server.url, "--ca-fingerprint", fingerprint,
+                                             "--user", "alice", "--identity", identity.publicKey.path], environment: env)
+            #expect(again.succeeded && again.stdoutText.contains("Still valid"), "\(again)")
+
+            // The server: set up from the service (CA key and KRL pinned by fingerprint); root
+            // accepts certificates for alice. No authorized_keys anywhere.
+            let sshd = try await TreeSSHD.start(tree)
+            defer { sshd.stop() }
+            let refusedBefore = try await Self.sshThroughAgent(sshd, agent: agent)
+            #expect(!refusedBefore.succeeded, "logged in before the server trusted the CA:\n\(refusedBefore)")
+            let setup = try await SSHCA.run(["host", "setup", "--ca-url", server.url, "--ca-fingerprint", fingerprint,
+                                             "--principal", "\(currentUserName)=alice"] + tree.pathArguments)
+            try #require(setup.succeeded, "host setup --ca-url failed:\n\(setup)")
+            #expect(setup.stdoutText.contains("installed the service's KRL version"), "\(setup)")
+            let mark = sshd.logMark()
+            var accepted = try await Self.sshThroughAgent(sshd, agent: agent)
+            for _ in 0..<50 where !accepted.succeeded {  // sshd re-executes after the SIGHUP
+                try await Task.sleep(for: .milliseconds(100))
+                accepted = try await Self.sshThroughAgent(sshd, agent: agent)
+            }
+            #expect(accepted.succeeded && accepted.stdoutText == "ok\n", "login with the certificate failed:\n\(accepted)\n\(sshd.log(since: mark))")
+            #expect(sshd.log(since: mark).contains("ID alice (serial \(serial))"), "not the certificate:\n\(sshd.log(since: mark))")
+
+            // Security staff revoke it through the API; the server pulls the new KRL by URL.
+            let revoke = try await SSHCA.run(["revoke", "--ca-url", server.url, "--ca-fingerprint", fingerprint,
+                                              "--token", securityToken, "--serial", String(serial), "--reason", "laptop stolen"])
+            try #require(revoke.succeeded, "\(revoke)")
+            let sync = try await SSHCA.run(["host", "krl-sync", "--from", server.url, "--to", tree.krlPath.path,
+                                            "--ca-key", tree.caKeyPath.path])
+            try #require(sync.succeeded, "\(sync)")
+            #expect(sync.stdoutText.contains("Installed KRL version"), "\(sync)")
+            let query = try await runProcess("ssh-keygen", ["-Q", "-f", tree.krlPath.path, keyFile.path + "-cert.pub"])
+            #expect(query.exitCode != 0 && query.stdoutText.contains("REVOKED"), "the installed KRL does not revoke it:\n\(query)")
+            let mark2 = sshd.logMark()
+            let refused = try await Self.sshThroughAgent(sshd, agent: agent)
+            #expect(!refused.succeeded, "a revoked certificate still logs in:\n\(refused)")
+            #expect(sshd.log(since: mark2).contains("revoked"), "sshd did not refuse it as revoked:\n\(sshd.log(since: mark2))")
+
+            // Unchanged KRL: the ETag makes the next sync a no-op.
+            let unchanged = try await SSHCA.run(["host", "krl-sync", "--from", server.url, "--to", tree.krlPath.path,
+                                                 "--ca-key", tree.caKeyPath.path])
+            #expect(unchanged.succeeded && unchanged.stdoutText.contains("already"), "\(unchanged)")
+
+            // Logout takes the certificate out of the agent and deletes the files.
+            let logout = try await SSHCA.run(["logout"], environment: env)
+            #expect(logout.succeeded, "\(logout)")
+            #expect(!FileManager.default.fileExists(atPath: keyFile.path + "-cert.pub"))
+            let after = try checked(try await agent.sshAdd(["-l"]))
+            #expect(!after.stdoutText.contains("ED25519-CERT"), "the certificate is still in the agent:\n\(after)")
+        }
+    }
+
+    @Test("a wrong --ca-fingerprint makes login, revoke, list, host setup and krl-sync refuse before sending anything")
+    func wrongFingerprint() async throws {
+        try await withTreeDirectory("pin") { dir in
+            let server = try await CAServer.start(in: dir.child("service"))
+            defer { server.stop() }
+            let tree = try await DebianTree.create(in: dir.child("tree"))
+            let other = try await makeClientKey(dir, "other")
+            let otherFingerprint = String(try checked(try await runProcess("ssh-keygen", ["-l", "-f", other.publicKey.path]))
+                .stdoutText.split(separator: " ")[1])
+            let home = try makeDirectory(dir.child("home"), mode: 0o700)
+            let identity = try await makeClientKey(home, "id")
+            _ = try checked(try await server.sshca(["user", "add", "bob", "--role", "engineer", "--identity-key", identity.publicKey.path]))
+            let before = try tree.snapshot()
+            let pinned = ["--ca-url", server.url, "--ca-fingerprint", otherFingerprint]
+            let runs: [[String]] = [
+                ["login"] + pinned + ["--user", "bob", "--identity", identity.privateKey.path],
+                ["revoke"] + pinned + ["--user", "bob", "--identity", identity.privateKey.path, "--serial", "1", "--reason", "x"],
+                ["list"] + pinned + ["--user", "bob", "--identity", identity.privateKey.path],
+                ["host", "setup"] + pinned + tree.pathArguments,
+                ["host", "krl-sync", "--from", server.url, "--to", tree.krlPath.path, "--ca-key", other.publicKey.path],
+            ]
+            for arguments in runs {
+                let result = try await SSHCA.run(arguments, environment: ["HOME": home.path])
+                #expect(!result.succeeded, "\(arguments.prefix(2)) went ahead with a wrong pin:\n\(result)")
+                #expect(result.stderrText.contains("pins") || result.stderrText.contains("not signed by the pinned key"),
+                        "\(arguments.prefix(2)): \(result.stderrText)")
+            }
+            expectIdentical(try tree.snapshot(), before, "a refused pin")
+            #expect(!FileManager.default.fileExists(atPath: home.child(".ssh").child("sshca_ed25519").path), "login wrote a key")
+            // Nothing reached the ledger: no certificate was issued.
+            let list = try checked(try await server.sshca(["list", "--json"]))
+            let issued = try JSONSerialization.jsonObject(with: list.stdout) as? [Any]
+            #expect(issued?.isEmpty == true, "\(list)")
+        }
+    }
+}
