@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["Authority", "TestSupport", "sshca"]),
         .testTarget(name: "CLITests", dependencies: ["sshca", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Authority", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "Client", "Authority", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport", "sshca"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "Client", "Authority", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport"]),
         .testTarget(name: "HostSetupTests", dependencies: ["Authority", "HostSetup", "SSHFormat", "TestSupport"]),
     ]
 )

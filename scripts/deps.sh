@@ -32,6 +32,11 @@ sshca_peer_deps() {
         echo "sshca: installing Python cryptography>=40 from PyPI ..." >&2
         python3 -m pip install -q 'cryptography>=40' >&2
     fi
+    # scripts/openapi_check.py checks the running service against docs/openapi.yaml.
+    if ! python3 -c 'import yaml, openapi_schema_validator, openapi_spec_validator.validation' 2>/dev/null; then
+        echo "sshca: installing Python openapi-spec-validator from PyPI ..." >&2
+        python3 -m pip install -q 'openapi-spec-validator>=0.7' 'openapi-schema-validator>=0.6' PyYAML >&2
+    fi
     # sshd refuses to start as root without its privilege-separation directory.
     if [ "$(id -u)" -eq 0 ] && [ ! -d /run/sshd ]; then mkdir -p /run/sshd && chmod 0755 /run/sshd; fi
 }

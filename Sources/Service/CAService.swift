@@ -153,7 +153,14 @@ public final class CAService: Sendable {
             throw ServiceError(400, "bad-key", "publicKey: \(error)")
         }
         let type: CertificateType
-        switch request.type ?? "user" {
+        let typeName = request.type ?? "user"
+        do {
+            try IssuanceRules.checkSubjectKey(key, type: typeName == "host" ? .host : .user, minimumRSABits: authority.configuration.minimumRSABits)
+        } catch {
+            metrics.refused("bad-key")
+            throw ServiceError(400, "bad-key", "publicKey: \(error.reason)")
+        }
+        switch typeName {
         case "user": type = .user
         case "host": type = .host
         case let other: throw ServiceError(400, "bad-request", "type must be \"user\" or \"host\", not \"\(other.prefix(20))\"")
@@ -190,6 +197,13 @@ public final class CAService: Sendable {
             metrics.refused(error.code == .refused ? "revoked" : "ledger")
             throw ServiceError.from(error)
         }
+    }
+
+    /// Audits a refused request from someone who did authenticate (bad JSON, a bad key): who
+    /// sent what is kept. Unauthenticated junk is only logged, so it cannot flood the ledger.
+    public func recordRefusal(_ error: ServiceError, applicant: Applicant, path: String, now: UInt64 = Clock.now()) {
+        try? authority.ledger.recordEvent(actor: applicant.name, action: "refused",
+                                          details: "path=\(path) code=\(error.code) reason=\(error.message.prefix(300))", now: now)
     }
 
     // MARK: Security staff

@@ -147,8 +147,15 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address)
         context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
         var request = request
-        let body = try await JSON.decode(ServiceAPI.CertificateRequest.self, from: &request, limit: limit)
-        let issued = try await service.issue(body, applicant: applicant)
+        let issued: IssuedCertificate
+        do {
+            let body = try await JSON.decode(ServiceAPI.CertificateRequest.self, from: &request, limit: limit)
+            issued = try await service.issue(body, applicant: applicant)
+        } catch let error as ServiceError where error.code != "policy" {
+            // Policy refusals are audited with their rule by the service itself.
+            service.recordRefusal(error, applicant: applicant, path: "/v1/certificates")
+            throw error
+        }
         context.notes.outcome = "issued serial=\(issued.serial)"
         let b = issued.body
         return JSON.response(ServiceAPI.IssuedCertificate(
@@ -187,8 +194,14 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address)
         context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
         var request = request
-        let body = try await JSON.decode(ServiceAPI.RevocationRequest.self, from: &request, limit: limit)
-        let revocation = try service.revoke(body, applicant: applicant)
+        let revocation: ServiceAPI.Revocation
+        do {
+            let body = try await JSON.decode(ServiceAPI.RevocationRequest.self, from: &request, limit: limit)
+            revocation = try service.revoke(body, applicant: applicant)
+        } catch let error as ServiceError {
+            service.recordRefusal(error, applicant: applicant, path: "/v1/revocations")
+            throw error
+        }
         context.notes.outcome = "revoked \(revocation.kind) \(revocation.target)"
         return JSON.response(revocation, status: .created)
     }

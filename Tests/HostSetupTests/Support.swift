@@ -370,10 +370,6 @@ struct CAFixture: Sendable {
 }
 
 @discardableResult
-func checked(_ result: ProcessResult) throws -> ProcessResult {
-    guard result.succeeded else { throw SubprocessError.failed(result) }
-    return result
-}
 
 /// A fresh Ed25519 client key in `directory`.
 func makeClientKey(_ directory: URL, _ name: String) async throws -> KeyPair {

@@ -387,3 +387,10 @@ public final class BackgroundProcess: @unchecked Sendable {
 
     deinit { stop() }
 }
+
+/// The result, or the whole result as an error when the command failed.
+@discardableResult
+public func checked(_ result: ProcessResult) throws -> ProcessResult {
+    guard result.succeeded else { throw SubprocessError.failed(result) }
+    return result
+}

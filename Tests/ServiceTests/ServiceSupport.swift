@@ -1,0 +1,53 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Signs `message` as `ssh-keygen -Y sign -n NAMESPACE` does and returns the SSHSIG blob in
+/// base64, as the Authorization header carries it.
+func sshsig(_ message: String, key: URL, namespace: String = "sshca", in directory: URL) async throws -> String {
+    let file = directory.child("challenge-\(UUID().uuidString)")
+    try writeText(message, to: file)
+    let signed = try await runProcess("ssh-keygen", ["-q", "-Y", "sign", "-f", key.path, "-n", namespace, file.path])
+    guard signed.succeeded else { throw SubprocessError.failed(signed) }
+    let armored = try readText(URL(fileURLWithPath: file.path + ".sig"))
+    return armored.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+}
+
+func decodeJSON(_ data: Data) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+}
+
+/// The `{"error": {...}}` body's fields.
+func errorFields(_ data: Data) -> (code: String?, message: String?, rule: String?) {
+    let error = decodeJSON(data)["error"] as? [String: Any]
+    return (error?["code"] as? String, error?["message"] as? String, error?["rule"] as? String)
+}
+
+extension CAServer {
+    /// `sshca token create --role ROLE --name NAME`: the secret (last line of stdout).
+    func token(role: String, name: String) async throws -> String {
+        let result = try await sshca(["token", "create", "--role", role, "--name", name])
+        guard result.succeeded, let last = result.stdoutText.split(separator: "\n").last else { throw SubprocessError.failed(result) }
+        return String(last)
+    }
+
+    /// A challenge for `identity`, signed with `key`: the Authorization header value.
+    func signedChallenge(identity: String, key: URL, namespace: String = "sshca", in directory: URL) async throws -> String {
+        let (status, body) = try await http("POST", "/v1/challenge", json: "{\"identity\":\"\(identity)\"}")
+        guard status == 200, let nonce = decodeJSON(body)["nonce"] as? String else {
+            throw ParseError("challenge failed: \(status) \(String(decoding: body, as: UTF8.self))")
+        }
+        let signature = try await sshsig(nonce, key: key, namespace: namespace, in: directory)
+        return "SSHSIG identity=\(identity),nonce=\(nonce),signature=\(signature)"
+    }
+
+    /// POST /v1/certificates with a JSON body and an Authorization header.
+    func requestCertificate(_ json: String, authorization: String?) async throws -> (status: Int, body: Data) {
+        try await http("POST", "/v1/certificates", json: json, headers: authorization.map { ["Authorization": $0] } ?? [:])
+    }
+}
+
+func publicKeyJSON(_ key: KeyPair, extra: String = "") throws -> String {
+    let line = try readText(key.publicKey).trimmingCharacters(in: .whitespacesAndNewlines)
+    return "{\"publicKey\":\"\(line)\"\(extra)}"
+}
