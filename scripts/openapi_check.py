@@ -431,7 +431,7 @@ def run(args, spec):
     c.exchange("publicKey that is no key", "POST", "/v1/certificates", headers=engineer,
                body={"publicKey": "ssh-ed25519 not-base64!"}, expect=400, expect_code="bad-key")
     c.exchange("RSA key under min_rsa_bits", "POST", "/v1/certificates", headers=engineer,
-               body={"publicKey": keys.new("-t", "rsa", "-b", "1024")}, expect=400)
+               body={"publicKey": keys.new("-t", "rsa", "-b", "1024")}, expect=400, expect_code="bad-key")
     c.exchange("malformed JSON", "POST", "/v1/certificates", headers=engineer, body="{publicKey:", expect=400, expect_code="bad-json")
     c.exchange("missing publicKey", "POST", "/v1/certificates", headers=engineer, body={"type": "user"}, expect=400, expect_code="bad-json")
     c.exchange("principals of the wrong type", "POST", "/v1/certificates", headers=engineer,

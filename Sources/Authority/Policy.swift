@@ -26,6 +26,14 @@ public struct Role: Sendable, Equatable {
 
     public init(name: String) { self.name = name }
 
+    /// Where the role was written is not part of what it allows.
+    public static func == (a: Role, b: Role) -> Bool {
+        a.name == b.name && a.principals == b.principals && a.defaultValidity == b.defaultValidity
+            && a.maximumValidity == b.maximumValidity && a.extensions == b.extensions && a.forceCommand == b.forceCommand
+            && a.sourceAddresses == b.sourceAddresses && a.keyTypes == b.keyTypes && a.minimumRSABits == b.minimumRSABits
+            && a.userCertificates == b.userCertificates && a.hostCertificates == b.hostCertificates && a.security == b.security
+    }
+
     public static let tableKeys: Set<String> = [
         "principals", "default_validity", "max_validity", "extensions", "force_command", "source_address",
         "key_types", "min_rsa_bits", "user_certificates", "host_certificates", "security",

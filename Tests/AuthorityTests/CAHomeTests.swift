@@ -49,7 +49,9 @@ struct CAHomeTests {
             #expect(mode(path + "/" + name) == expected, "\(name)")
         }
         #expect(home.isInitialized)
-        #expect(try home.configuration() == Configuration())
+        var expected = Configuration()
+        expected.roles = Configuration.defaultRoles
+        #expect(try home.configuration() == expected)
         let user = try home.publicKey(.user), host = try home.publicKey(.host)
         #expect(user != host)
         #expect(user.typeName == "ssh-ed25519")

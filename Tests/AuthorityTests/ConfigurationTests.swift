@@ -93,7 +93,16 @@ struct ConfigurationTests {
 
     @Test("mistakes are errors naming the file, line and setting", arguments: [
         ("[certs]\nuser_validity = \"1d\"\n", 1, "unknown table [certs]"),
-        ("[ca]\n\n[role.admin]\n", 3, "unknown table [role.admin]"),
+        ("[ca]\n\n[roles.admin]\n", 3, "unknown table [roles.admin]"),
+        ("[role.dev]\nprincipals = []\n", 2, "at least one principal"),
+        ("[role.dev]\nmax_validity = \"2x\"\n", 2, "max_validity"),
+        ("[role.dev]\ncolour = \"red\"\n", 2, "unknown key \"colour\" in [role.dev]"),
+        ("[role.dev]\nkey_types = [\"ssh-dss\"]\n", 2, "unknown key type \"ssh-dss\""),
+        ("[role.dev]\nprincipals = [\"a b\"]\n", 2, "principals"),
+        ("\n[role.dev]\ndefault_validity = \"2d\"\nmax_validity = \"1d\"\n", 2, "default_validity 2d is longer than its max_validity 1d"),
+        ("[service]\nlisten = \"nowhere\"\n", 2, "HOST:PORT"),
+        ("[service]\nfailures_per_minute = 0\n", 2, "failures_per_minute"),
+        ("[service]\nsecurity_staff = \"alice\"\n", 2, "security_staff"),
         ("[ca]\nuser_keys = \"file\"\n", 2, "unknown key \"user_keys\""),
         ("validity = \"1d\"\n", 1, "the top level"),
         ("[ca]\nuser_key = 1\n", 2, "expected a string"),
