@@ -26,7 +26,7 @@ sshca_build_deps() {
 
 # The real peers the tests and benchmarks run against.
 sshca_peer_deps() {
-    sshca_apt_install openssh-client openssh-server openssh-tests putty-tools openssl hyperfine sshpass sqlite3 curl wrk
+    sshca_apt_install openssh-client openssh-server openssh-tests putty-tools openssl hyperfine sshpass sqlite3 curl systemd wrk
     # Python cryptography >= 40 verifies OpenSSH certificates (Debian's 38 cannot).
     if ! python3 -c 'import cryptography, sys; sys.exit(int(cryptography.__version__.split(".")[0]) < 40)' 2>/dev/null; then
         echo "sshca: installing Python cryptography>=40 from PyPI ..." >&2

@@ -267,7 +267,8 @@ struct HostCert: ParsableCommand {
 
         With --ca-url the CA service signs instead, with a host token (--token-file; create it with
         sshca token create --role host --name HOSTNAME). Certificates with more than
-        --renew-before left are kept, so the systemd timer in ca-config/ can run it daily.
+        --renew-before left are kept, so the systemd timer in ca-config/ can run it daily. Here
+        --ca-fingerprint pins the host CA key (sshca ca-key --host | ssh-keygen -lf -).
 
         Examples:
           sshca host cert --principals web-01.example.com,web-01

@@ -152,4 +152,61 @@ struct ServiceFlowTests {
             #expect(issued?.isEmpty == true, "\(list)")
         }
     }
+
+    @Test("host cert --ca-url with a host token: sshd presents a certificate ssh trusts through @cert-authority; a second run keeps it, --renew-before renews it")
+    func hostCertificateThroughService() async throws {
+        try await withTreeDirectory("svc-hostcert") { dir in
+            let server = try await CAServer.start(in: dir.child("service"))
+            defer { server.stop() }
+            let tree = try await DebianTree.create(in: dir.child("tree"))
+            let hostCA = try checked(try await server.sshca(["ca-key", "--host"]))
+            let hostFingerprint = String(try checked(try await runProcess("ssh-keygen", ["-l", "-f", "-"], stdin: hostCA.stdout)).stdoutText.split(separator: " ")[1])
+            let token = try checked(try await server.sshca(["token", "create", "--role", "host", "--name", "127.0.0.1"])).stdoutText
+                .split(separator: "\n").last.map(String.init) ?? ""
+            let tokenFile = tree.etc.child("sshca_host_token")
+            try writeText(token + "\n", to: tokenFile, mode: 0o600)
+            let sshd = try await TreeSSHD.start(tree)
+            defer { sshd.stop() }
+
+            let arguments = ["host", "cert", "--ca-url", server.url, "--ca-fingerprint", hostFingerprint, "--token-file", tokenFile.path,
+                             "--principals", "127.0.0.1", "--sshd-config", tree.sshdConfig.path]
+            let first = try await SSHCA.run(arguments)
+            try #require(first.succeeded, "host cert --ca-url failed:\n\(first)\n\(server.log)")
+            #expect(first.stdoutText.contains("certified \(tree.hostPublicKey.path)"), "\(first)")
+            let certificateFile = tree.etc.child("ssh_host_ed25519_key-cert.pub")
+            let listing = try await SSHKeygen.listCertificate(certificateFile)
+            #expect(listing.kind == "host" && listing.principals == ["127.0.0.1"], "\(listing.raw)")
+
+            // A client that trusts only the host CA connects with strict host key checking.
+            let user = try await makeClientKey(tree.client, "id_user")
+            let userCert = try await server.sshca(["sign", "--key-id", "u", "--principals", currentUserName, user.publicKey.path])
+            try #require(userCert.succeeded, "\(userCert)")
+            let setup = try await tree.setup(caKey: server.home.child("user_ca.pub"))
+            try #require(setup.succeeded, "\(setup)")
+            let knownHosts = tree.client.child("known_hosts_ca")
+            let lines = try checked(try await server.sshca(["known-hosts", "--hosts", "[127.0.0.1]:\(sshd.port)"])).stdoutText
+            try writeText(lines, to: knownHosts)
+            var connected = try await SSHClient.run(port: sshd.port, identity: user.privateKey, certificate: user.certificate, knownHosts: knownHosts)
+            for _ in 0..<50 where !connected.succeeded {
+                try await Task.sleep(for: .milliseconds(100))
+                connected = try await SSHClient.run(port: sshd.port, identity: user.privateKey, certificate: user.certificate, knownHosts: knownHosts)
+            }
+            #expect(connected.succeeded, "ssh did not trust the service-issued host certificate:\n\(connected)\n\(sshd.log)")
+
+            let second = try await SSHCA.run(arguments)
+            #expect(second.succeeded && second.stdoutText.contains("kept \(certificateFile.path)") && !second.stdoutText.contains("certified"), "\(second)")
+            let renewed = try await SSHCA.run(arguments + ["--renew-before", "365d"])
+            #expect(renewed.succeeded && renewed.stdoutText.contains("certified"), "\(renewed)")
+            #expect(try await SSHKeygen.listCertificate(certificateFile).serial != listing.serial, "--renew-before did not renew")
+
+            // A token for another name gets nothing for this host, and the installed certificate stays.
+            let otherToken = try checked(try await server.sshca(["token", "create", "--role", "host", "--name", "db-01"])).stdoutText
+                .split(separator: "\n").last.map(String.init) ?? ""
+            let before = try readText(certificateFile)
+            let refused = try await SSHCA.run(["host", "cert", "--ca-url", server.url, "--ca-fingerprint", hostFingerprint, "--token", otherToken,
+                                               "--principals", "127.0.0.1", "--renew-before", "365d", "--sshd-config", tree.sshdConfig.path])
+            #expect(refused.exitCode == 65 && refused.stderrText.contains("role.host.principals"), "\(refused)")
+            #expect(try readText(certificateFile) == before)
+        }
+    }
 }

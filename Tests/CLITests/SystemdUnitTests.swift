@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import sshca
+
+/// The systemd units in ca-config/ are valid units, and every sshca command line in them is one
+/// the CLI accepts (parsed and validated exactly as a run would).
+@Suite("ca-config systemd units")
+struct SystemdUnitTests {
+    static let units = ["sshca.service", "sshca-krl-sync.service", "sshca-krl-sync.timer", "sshca-host-cert.service", "sshca-host-cert.timer"]
+
+    @Test("systemd-analyze verify accepts every unit")
+    func verify() async throws {
+        try await withTemporaryDirectory { dir in
+            let sshca = try SSHCA.executableURL().path
+            var paths: [String] = []
+            for unit in Self.units {
+                let text = try readText(packageRoot.child("ca-config").child(unit)).replacingOccurrences(of: "/usr/local/bin/sshca", with: sshca)
+                try writeText(text, to: dir.child(unit))
+                paths.append(dir.child(unit).path)
+            }
+            let result = try await runProcess("systemd-analyze", ["verify"] + paths, environment: ["SYSTEMD_LOG_LEVEL": "warning"])
+            #expect(result.succeeded && result.stderrText.isEmpty, "\(result)")
+        }
+    }
+
+    @Test("each ExecStart is a command line sshca parses and validates", arguments: ["sshca.service", "sshca-krl-sync.service", "sshca-host-cert.service"])
+    func execStart(unit: String) throws {
+        let text = try readText(packageRoot.child("ca-config").child(unit))
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
+        let words = line.dropFirst("ExecStart=".count).split(separator: " ").map(String.init)
+        #expect(words.first == "/usr/local/bin/sshca")
+        #expect(throws: Never.self, "\(line)") { _ = try SSHCA.parseAsRoot(Array(words.dropFirst())) }
+    }
+}
