@@ -50,6 +50,9 @@ public final class ServiceClient: Sendable {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(60))
         configuration.redirectConfiguration = .disallow
+        // A command run by a person or a timer: a refused connection or a certificate that does
+        // not verify is reported at once, not retried until the connect timeout.
+        configuration.connectionPool.retryConnectionEstablishment = false
         if let bundle = endpoint.caBundle {
             guard endpoint.url.hasPrefix("https://") else {
                 throw AuthorityError(.badInput, "--ca-bundle is for https:// URLs; \(endpoint.url) is plain HTTP")
