@@ -323,15 +323,15 @@ def load_spec(path):
         problems.append(f"{where}: {error.message}")
     if not problems:
         checker = Checker("http://localhost", spec)
-        for method, path, status in checker.documented():
-            operation = checker.operation(method, path)
+        for method, route, status in checker.documented():
+            operation = checker.operation(method, route)
             if "security" not in operation:
-                problems.append(f"{method.upper()} {path}: no security requirement (use security: [] for public routes)")
+                problems.append(f"{method.upper()} {route}: no security requirement (use security: [] for public routes)")
             if not operation.get("description"):
-                problems.append(f"{method.upper()} {path}: no description")
+                problems.append(f"{method.upper()} {route}: no description")
             response = operation["responses"][status]
             for media, body in (response.get("content") or {}).items():
-                problems += closed_schema_problems(body.get("schema", {}), f"{method.upper()} {path} {status} {media}")
+                problems += closed_schema_problems(body.get("schema", {}), f"{method.upper()} {route} {status} {media}")
     if problems:
         print(f"openapi_check: {path} is not a valid OpenAPI 3.0 document for this checker:")
         for problem in sorted(set(problems)):
