@@ -31,7 +31,6 @@ printed), 2 when the document is invalid or the arguments are wrong.
 """
 
 import argparse
-import copy
 import http.client
 import json
 import os
@@ -372,9 +371,9 @@ class Keys:
 
 # -- the scenarios --------------------------------------------------------------------------
 
-def run(args, spec):
+def run(args, spec, directory):
     c = Checker(args.url, spec)
-    keys = Keys(tempfile.mkdtemp(prefix="openapi-check-"))
+    keys = Keys(directory)
     security = {"Authorization": f"Bearer {args.security_token}"}
     engineer = {"Authorization": f"Bearer {args.engineer_token}"}
     wrong_secret = re.sub(r"_[A-Za-z0-9_-]{43}$", "_" + "A" * 43, args.engineer_token)
@@ -586,7 +585,6 @@ def run(args, spec):
         print(f"not exercised (cannot be caused from outside): {line}")
     for line in missing:
         c.mismatches.append(f"documented but never produced by any scenario: {line}")
-    shutil.rmtree(keys.directory, ignore_errors=True)
 
     print(f"{c.checks} exchanges checked, {len(c.mismatches)} mismatches")
     if c.mismatches:
@@ -617,7 +615,8 @@ def main():
     print(f"{args.spec}: a valid OpenAPI {spec['openapi']} document")
     if args.spec_only:
         return 0
-    return run(args, spec)
+    with tempfile.TemporaryDirectory(prefix="openapi-check-") as directory:
+        return run(args, spec, directory)
 
 
 if __name__ == "__main__":

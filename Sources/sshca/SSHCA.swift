@@ -40,17 +40,23 @@ struct SSHCA: ParsableCommand {
         (sshd's TrustedUserCAKeys) and users carry certificates that name who they may log in as and
         until when.
 
-        Start here:
+        Start here (the CA service):
+          sshca serve --init           a new CA in ./ca-data, served on 127.0.0.1:8443
+          sshca user add alice --role engineer --identity-key alice.pub
+                                       enroll an engineer's long-term key (on the CA)
+          sshca login --ca-url http://127.0.0.1:8443 --user alice
+                                       the daily certificate, into ssh-agent
+          sshca host setup --ca-url URL --ca-fingerprint SHA256:...
+                                       on a server: trust the CA, safely
+          sshca revoke --ca-url URL --serial 42 --reason "laptop stolen"
+                                       security staff (token or identity key)
+
+        Or without a service, on the CA home directly:
           sshca init                   create a CA in ./ca-data (or --home DIR)
-          sshca ca-key > user_ca.pub   the line servers put in TrustedUserCAKeys
           sshca sign --key-id alice --principals alice ~/.ssh/id_ed25519.pub
                                        writes ~/.ssh/id_ed25519-cert.pub (1 day)
           sshca inspect ~/.ssh/id_ed25519-cert.pub
                                        its fields, and whether the CA signed it
-          sshca revoke --serial 42 --reason "laptop stolen"
-                                       revoke it; servers get ca-data/revoked.krl
-          sshca host setup --ca-key user_ca.pub
-                                       on a server: trust the CA, safely
 
         The CA home is --home DIR, else $SSHCA_HOME, else ./ca-data.
         Exit codes: 0 success, 1 failure, 64 usage error, 65 bad input (a malformed, weak or wrong key,
