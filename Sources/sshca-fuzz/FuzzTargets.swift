@@ -69,6 +69,38 @@ enum FuzzTargets {
             precondition(trimmed(SSHDConfigFile(path: file.path, text: block).textWithoutManagedBlock()) == trimmed(file.textWithoutManagedBlock()),
                          "managed block insert/remove round trip")
         },
+        // The service's request parsing: the JSON bodies, the fields parsed out of them, the
+        // Authorization header forms, and the policy deciding on what parsed.
+        "api-request": { bytes in
+            let data = Data(bytes)
+            let decoder = JSONDecoder()
+            if let request = try? decoder.decode(ServiceAPI.CertificateRequest.self, from: data) {
+                if let validity = request.validity { _ = try? DurationText.seconds(validity) }
+                if let key = try? PublicKeyText(parsing: request.publicKey).key {
+                    var role = Role(name: "fuzz")
+                    role.principals = ["{user}", "*.example.com", "deploy"]
+                    let decision = IssuancePolicy(configuration: Configuration()).decide(
+                        PolicyRequest(publicKey: key, type: request.type == "host" ? .host : .user, principals: request.principals,
+                                      validity: request.validity.flatMap { try? DurationText.seconds($0) }),
+                        applicant: Applicant(name: "fuzz", kind: .user, role: role), now: 1_700_000_000)
+                    if case .success(let allowed) = decision {
+                        precondition(allowed.principals.allSatisfy { ["fuzz", "deploy"].contains($0) || $0.hasSuffix(".example.com") },
+                                     "the policy allowed a principal its role does not name")
+                    }
+                }
+            }
+            if let request = try? decoder.decode(ServiceAPI.RevocationRequest.self, from: data), let key = request.publicKey {
+                _ = try? PublicKeyText(parsing: key)
+            }
+            _ = try? decoder.decode(ServiceAPI.ChallengeRequest.self, from: data)
+            if let text = String(validating: bytes, as: UTF8.self) {
+                if let credential = ServiceAPI.SignatureCredential(headerValue: text) {
+                    precondition(ServiceAPI.SignatureCredential(headerValue: credential.headerValue) == credential, "Authorization header round trip")
+                    if let blob = Data(base64Encoded: credential.signature) { _ = try? SSHSig(blob: blob) }
+                }
+                if let token = BearerToken(text: text) { precondition(BearerToken(text: token.text) == token, "token round trip") }
+            }
+        },
     ]
 }
 

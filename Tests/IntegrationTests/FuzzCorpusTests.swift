@@ -6,7 +6,7 @@ import TestSupport
 /// fuzzing found, kept as regressions) goes through its parser again: none may crash.
 @Suite("fuzz corpora replay")
 struct FuzzCorpusTests {
-    static let targets = ["public-key", "certificate", "krl", "sshsig", "config", "sshd-config"]
+    static let targets = ["public-key", "certificate", "krl", "sshsig", "config", "sshd-config", "api-request"]
 
     @Test("no committed input crashes its parser", arguments: targets)
     func replay(target: String) async throws {

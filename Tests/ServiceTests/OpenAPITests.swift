@@ -76,6 +76,27 @@ struct OpenAPITests {
         }
     }
 
+    @Test("every route of Sources/Service/Server.swift is in the document, and the document has no other")
+    func routesAreDocumented() throws {
+        let source = try readText(packageRoot.child("Sources").child("Service").child("Server.swift"))
+        let routes = Set(source.matches(of: /router\.(get|post|put|delete|patch)\("([^"]+)"\)/).map { match in
+            "\(match.1.uppercased()) " + String(match.2).replacing(/:(\w+)/) { "{\($0.1)}" }
+        })
+        var documented = Set<String>()
+        var path: String? = nil
+        for line in try readText(Self.document).split(separator: "\n") {
+            if let match = line.wholeMatch(of: /\ {2}(\/\S*):/) {
+                path = String(match.1)
+            } else if let match = line.wholeMatch(of: /\ {4}(get|post|put|delete|patch):/), let path {
+                documented.insert("\(match.1.uppercased()) \(path)")
+            } else if line.first.map({ !$0.isWhitespace && $0 != "#" }) == true {
+                path = nil  // a top-level key ends `paths:`
+            }
+        }
+        #expect(routes.count >= 10, "\(routes.sorted())")
+        #expect(routes == documented, "only in Server.swift: \(routes.subtracting(documented).sorted()); only in the document: \(documented.subtracting(routes).sorted())")
+    }
+
     @Test("the check refuses a document that is not valid OpenAPI 3.0, and accepts docs/openapi.yaml")
     func invalidDocumentIsRefused() async throws {
         try await withTemporaryDirectory { dir in
