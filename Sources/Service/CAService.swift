@@ -11,12 +11,15 @@ public struct ServiceError: Error, Sendable, Equatable {
     public var code: String
     public var message: String
     public var rule: String?
+    /// Seconds, for a Retry-After header (429, 503).
+    public var retryAfter: Int?
 
-    public init(_ status: Int, _ code: String, _ message: String, rule: String? = nil) {
+    public init(_ status: Int, _ code: String, _ message: String, rule: String? = nil, retryAfter: Int? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.rule = rule
+        self.retryAfter = retryAfter
     }
 
     static func from(_ error: AuthorityError) -> ServiceError {
@@ -73,13 +76,17 @@ public final class CAService: Sendable {
     public func challenge(_ request: ServiceAPI.ChallengeRequest, now: UInt64 = Clock.now()) throws(ServiceError) -> ServiceAPI.Challenge {
         do { try CertificateAuthority.checkUserName(request.identity) } catch { throw ServiceError(400, "bad-request", error.reason) }
         guard let (nonce, expires) = challenges.issue(for: request.identity, now: now) else {
-            throw ServiceError(503, "busy", "too many open login challenges; try again in a minute")
+            throw ServiceError(503, "busy", "too many open login challenges; try again in a minute", retryAfter: 60)
         }
         return ServiceAPI.Challenge(identity: request.identity, nonce: nonce, namespace: ServiceAPI.namespace, expiresAt: expires)
     }
 
-    /// Who is asking, from the Authorization header; every failure is counted, rate-limited
-    /// and audited.
+    /// Who is asking, from the Authorization header. Credentials are always checked: a valid one
+    /// passes even from an address that has failed many times (behind a proxy every client
+    /// shares one address, and neither a 256-bit token nor a signature can be guessed). Each
+    /// failure is counted per address and per identity; past `failures_per_minute` in a minute
+    /// failures get 429 instead of 401 and are no longer audited one by one, so a flood of bad
+    /// sign-ins cannot fill the ledger.
     public func authenticate(authorization: String?, address: String, now: UInt64 = Clock.now()) throws(ServiceError) -> Applicant {
         guard let authorization, !authorization.isEmpty else {
             throw ServiceError(401, "unauthenticated", "this needs credentials: Authorization: Bearer TOKEN, or a signed challenge (sshca login does this)")
@@ -88,7 +95,6 @@ public final class CAService: Sendable {
             let text = String(authorization.dropFirst(7)).trimmingCharacters(in: " ")
             let tokenID = BearerToken(text: text)?.id ?? "malformed"
             let keys = ["address:\(address)", "token:\(tokenID)"]
-            try checkLimit(keys, method: "token", who: "token \(tokenID)", address: address, now: now)
             do {
                 return try authority.applicant(forToken: text, now: now)
             } catch {
@@ -97,7 +103,6 @@ public final class CAService: Sendable {
         }
         if let credential = ServiceAPI.SignatureCredential(headerValue: authorization) {
             let keys = ["address:\(address)", "user:\(credential.identity)"]
-            try checkLimit(keys, method: "sshsig", who: credential.identity, address: address, now: now)
             do throws(AuthorityError) {
                 return try verify(credential, now: now)
             } catch {
@@ -129,18 +134,21 @@ public final class CAService: Sendable {
         return applicant
     }
 
-    private func checkLimit(_ keys: [String], method: String, who: String, address: String, now: UInt64) throws(ServiceError) {
-        if limiter.isLimited(keys, now: now) {
-            metrics.refused("rate-limited")
-            throw ServiceError(429, "rate-limited", "too many failed sign-ins for \(who) or from \(address) in the last minute; wait a minute")
-        }
-    }
-
     private func authenticationFailed(_ keys: [String], method: String, who: String, address: String, reason: String, now: UInt64) -> ServiceError {
+        let limited = limiter.isLimited(keys, now: now)
         limiter.recordFailure(keys, now: now)
         metrics.authFailure(method)
+        if limited {
+            metrics.refused("rate-limited")
+            return ServiceError(429, "rate-limited", "too many failed sign-ins for \(who) or from \(address) in the last minute (this one failed too: \(reason)); wait a minute",
+                                retryAfter: Int(limiter.window))
+        }
         metrics.refused("authentication")
         try? authority.ledger.recordEvent(actor: who, action: "auth-failed", details: "method=\(method) address=\(address) reason=\(reason)", now: now)
+        if limiter.isLimited(keys, now: now) {
+            try? authority.ledger.recordEvent(actor: who, action: "rate-limited",
+                                              details: "address=\(address) failures_per_minute=\(limiter.limit) reached; further failures are counted, not audited, for a minute", now: now)
+        }
         return ServiceError(401, "unauthenticated", reason)
     }
 
@@ -208,7 +216,7 @@ public final class CAService: Sendable {
 
     // MARK: Security staff
 
-    func requireSecurity(_ applicant: Applicant) throws(ServiceError) {
+    public func requireSecurity(_ applicant: Applicant) throws(ServiceError) {
         guard authority.isSecurityStaff(applicant) else {
             metrics.refused("not-security")
             throw ServiceError(403, "forbidden", "\(applicant.name) is not security staff: only roles with security = true, or users in [service] security_staff, may revoke and list", rule: "service.security_staff")

@@ -71,6 +71,7 @@ struct RequestLogMiddleware: RouterMiddleware {
     static func errorResponse(_ error: ServiceError) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if error.status == 401 { headers[.wwwAuthenticate] = "Bearer, SSHSIG" }
+        if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }
         return Response(status: .init(code: error.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: JSON.encode(error.body))))
     }
 }
@@ -93,8 +94,16 @@ enum JSON {
         } catch {
             throw ServiceError(413, "too-large", "the request body is over \(limit) bytes")
         }
+        let data = Data(buffer.readableBytesView)
+        // A misspelt member ("validty") must not be ignored silently: the request would get the
+        // defaults its sender did not mean.
+        if let known = (T.self as? any KnownMembers.Type)?.members,
+           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ServiceError(400, "bad-json", "unknown member \"\(unknown.prefix(60))\"; this endpoint takes \(known.sorted().joined(separator: ", "))")
+        }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+            return try JSONDecoder().decode(T.self, from: data)
         } catch let DecodingError.keyNotFound(key, _) {
             throw ServiceError(400, "bad-json", "the request is missing \"\(key.stringValue)\"")
         } catch let DecodingError.typeMismatch(_, context) {
@@ -131,8 +140,13 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
     }
     router.get("/v1/krl") { request, _ -> Response in
         let (bytes, etag) = try service.krl()
-        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: " ") == etag || $0.trimmingCharacters(in: " ") == "*" }) {
-            return Response(status: .notModified, headers: [.eTag: etag])
+        // If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/"x" matches "x".
+        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { candidate in
+            var tag = candidate.trimmingCharacters(in: " ")
+            if tag.hasPrefix("W/") { tag.removeFirst(2) }
+            return tag == etag || tag == "*"
+        }) {
+            return Response(status: .notModified, headers: [.eTag: etag, .cacheControl: "no-cache"])
         }
         return Response(status: .ok, headers: [.contentType: "application/octet-stream", .eTag: etag, .cacheControl: "no-cache"],
                         body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
@@ -176,8 +190,10 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
             }
             query.status = s
         }
+        // At most 1000 unless asked: a whole ledger in one answer is rarely what anyone wants.
+        query.limit = 1000
         if let limitText = q["limit"] {
-            guard let n = Int(limitText), n > 0 else { throw ServiceError(400, "bad-request", "limit must be a positive number") }
+            guard let n = Int(limitText), n > 0, n <= 100_000 else { throw ServiceError(400, "bad-request", "limit must be a number from 1 to 100000") }
             query.limit = n
         }
         return JSON.response(try service.certificates(query, applicant: applicant))
@@ -195,6 +211,7 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
         var request = request
         let revocation: ServiceAPI.Revocation
+        try service.requireSecurity(applicant)
         do {
             let body = try await JSON.decode(ServiceAPI.RevocationRequest.self, from: &request, limit: limit)
             revocation = try service.revoke(body, applicant: applicant)
@@ -206,6 +223,14 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         return JSON.response(revocation, status: .created)
     }
     return router
+}
+
+/// Request bodies whose JSON members are checked against the list they take.
+protocol KnownMembers { static var members: Set<String> { get } }
+extension ServiceAPI.ChallengeRequest: KnownMembers { static var members: Set<String> { ["identity"] } }
+extension ServiceAPI.CertificateRequest: KnownMembers { static var members: Set<String> { ["publicKey", "type", "principals", "validity"] } }
+extension ServiceAPI.RevocationRequest: KnownMembers {
+    static var members: Set<String> { ["serial", "serials", "keyId", "publicKey", "principal", "reason"] }
 }
 
 enum ProcessMemory {
