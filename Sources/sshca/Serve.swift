@@ -58,6 +58,15 @@ struct Serve: ParsableCommand {
             }
             let authority = try CertificateAuthority(home: caHome, configuration: configuration, ledgerAccess: .concurrentReaders)
             let address = try ListenAddress(parsing: listen ?? authority.configuration.service.listen)
+            // A role renamed or removed in sshca.toml leaves its members unable to sign in; say so
+            // at start rather than at their first refused login.
+            let roles = authority.configuration.roles
+            for user in try authority.users() where !user.disabled && roles[user.role] == nil {
+                printNote("warning: user \(user.name) has role \"\(user.role)\", which \(config ?? Configuration.fileName) does not define; they cannot sign in")
+            }
+            for token in try authority.tokens() where !token.revoked && roles[token.role] == nil {
+                printNote("warning: token \(token.id) (\(token.name)) has role \"\(token.role)\", which \(config ?? Configuration.fileName) does not define; it is refused")
+            }
             let service = try CAService(authority: authority, passphrase: passphrase.source)
             LoggingSystem.bootstrap { label in
                 var handler = StreamLogHandler.standardError(label: label)
