@@ -153,7 +153,7 @@ extension SQLiteLedger: IdentityStore {
     }
 
     public func token(id: String) throws -> TokenRecord? {
-        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM tokens WHERE id = ?", arguments: [id]).map(Self.tokenRecord) }
+        try read { db in try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM tokens WHERE id = ?"), arguments: [id]).map(Self.tokenRecord) }
     }
 
     public func tokens() throws -> [TokenRecord] {
@@ -192,36 +192,29 @@ extension SQLiteLedger: IdentityStore {
             results.reserveCapacity(requests.count)
             var serial = try Self.meta(db, "next_serial")
             for request in requests {
-                // A savepoint per request: one refused or failing request leaves no trace and
-                // does not undo the others.
-                var outcome: Result<IssuedCertificate, LedgerError>? = nil
+                // Everything that can refuse a request runs before its first write, so a refused
+                // request leaves no trace without a savepoint; a DatabaseError fails the group.
+                let outcome: Result<IssuedCertificate, LedgerError>
                 do {
-                    try db.inSavepoint {
-                        do {
-                            let certificate = try request.make(serial)
-                            let body = certificate.body
-                            guard body.serial == serial else {
-                                throw LedgerError(.badInput, "the certificate carries serial \(body.serial), not the ledger's \(serial)")
-                            }
-                            try Self.checkIssuable(db, keyID: body.keyID, key: body.publicKey)
-                            try Self.store(db, certificate, requestedBy: request.requestedBy, issuedAt: now)
-                            _ = try Self.appendAudit(db, at: now, actor: request.requestedBy.name, action: "issue",
-                                                     details: "serial=\(serial) type=\(body.type) key-id=\(body.keyID) principals=\(body.principals.joined(separator: ",")) key=\(body.publicKey.fingerprint) via=\(request.requestedBy.channel)")
-                            outcome = .success(IssuedCertificate(certificate: certificate, requestedBy: request.requestedBy, issuedAt: now))
-                            return .commit
-                        } catch let error as LedgerError {
-                            outcome = .failure(error)
-                            return .rollback
-                        } catch let error as DatabaseError {
-                            throw error
-                        } catch {
-                            outcome = .failure(LedgerError(.badInput, "\(error)"))
-                            return .rollback
-                        }
+                    let certificate = try request.make(serial)
+                    let body = certificate.body
+                    guard body.serial == serial else {
+                        throw LedgerError(.badInput, "the certificate carries serial \(body.serial), not the ledger's \(serial)")
                     }
+                    try Self.checkIssuable(db, keyID: body.keyID, key: body.publicKey)
+                    try Self.store(db, certificate, requestedBy: request.requestedBy, issuedAt: now)
+                    _ = try Self.appendAudit(db, at: now, actor: request.requestedBy.name, action: "issue",
+                                             details: "serial=\(serial) type=\(body.type) key-id=\(body.keyID) principals=\(body.principals.joined(separator: ",")) key=\(body.publicKey.fingerprint) via=\(request.requestedBy.channel)")
+                    outcome = .success(IssuedCertificate(certificate: certificate, requestedBy: request.requestedBy, issuedAt: now))
+                } catch let error as LedgerError {
+                    outcome = .failure(error)
+                } catch let error as DatabaseError {
+                    throw error
+                } catch {
+                    outcome = .failure(LedgerError(.badInput, "\(error)"))
                 }
                 if case .success = outcome { serial += 1 }
-                results.append(outcome!)
+                results.append(outcome)
             }
             try Self.setMeta(db, "next_serial", serial)
             return results

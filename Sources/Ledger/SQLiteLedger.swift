@@ -148,15 +148,15 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     }
 
     static func checkIssuable(_ db: Database, keyID: String, key: PublicKey) throws {
-        if let row = try Row.fetchOne(db, sql: """
+        if let row = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT r.reason, r.revoked_at FROM revoked_key_ids k JOIN revocations r ON r.id = k.revocation_id WHERE k.key_id = ?
-            """, arguments: [keyID]) {
+            """), arguments: [keyID]) {
             let reason: String = row["reason"]
             throw LedgerError(.refused, "key id \"\(keyID)\" was revoked (\(reason)); certificates with that id are refused. Use a new key id.")
         }
-        if let row = try Row.fetchOne(db, sql: """
+        if let row = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT r.reason FROM revoked_keys k JOIN revocations r ON r.id = k.revocation_id WHERE k.fingerprint = ?
-            """, arguments: [key.fingerprint]) {
+            """), arguments: [key.fingerprint]) {
             let reason: String = row["reason"]
             throw LedgerError(.refused, "the key \(key.fingerprint) was revoked (\(reason)); certificates for it are refused. Make a new key (ssh-keygen -t ed25519) and sign that.")
         }
@@ -196,22 +196,22 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     static func store(_ db: Database, _ certificate: Certificate, requestedBy: Requester, issuedAt: UInt64) throws {
         let body = certificate.body
         let caFingerprint = body.signatureKey.fingerprint
-        try db.execute(sql: "INSERT OR IGNORE INTO ca_keys VALUES (?, ?)", arguments: [caFingerprint, body.signatureKey.blob])
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO ca_keys VALUES (?, ?)").execute(arguments: [caFingerprint, body.signatureKey.blob])
         var critical = SSHWriter(), extensions = SSHWriter()
         for option in body.criticalOptions { critical.writeString(option.name); critical.writeString(option.data) }
         for option in body.extensions { extensions.writeString(option.name); extensions.writeString(option.data) }
         let validBefore = Int64(clamping: body.validBefore)
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [
+            """).execute(arguments: [
                 Int64(bitPattern: body.serial), Int64(body.type.rawValue), body.keyID, body.principals.joined(separator: ","),
                 Int64(clamping: body.validAfter), validBefore, critical.data, extensions.data,
                 body.publicKey.fingerprint, body.publicKey.blob, caFingerprint, requestedBy.name, requestedBy.channel,
                 Int64(clamping: issuedAt), certificate.bytes,
             ])
         for principal in body.principals {
-            try db.execute(sql: "INSERT INTO certificate_principals VALUES (?, ?, ?)",
-                           arguments: [principal, validBefore, Int64(bitPattern: body.serial)])
+            try db.cachedStatement(sql: "INSERT INTO certificate_principals VALUES (?, ?, ?)")
+                .execute(arguments: [principal, validBefore, Int64(bitPattern: body.serial)])
         }
     }
 
@@ -477,11 +477,11 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
 
     @discardableResult
     static func appendAudit(_ db: Database, at: UInt64, actor: String, action: String, details: String) throws -> AuditEntry {
-        let last = try Row.fetchOne(db, sql: "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
+        let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1"))
         let previous: [UInt8] = last.map { [UInt8]($0["hash"] as Data) } ?? AuditEntry.genesisHash
         let id: Int64 = (last?["id"] as Int64? ?? 0) + 1
         let hash = AuditEntry.computeHash(previous: previous, id: id, at: at, actor: actor, action: action, details: details)
-        try db.execute(sql: "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?)",
+        try db.cachedStatement(sql: "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?)").execute(
                        arguments: [id, Int64(clamping: at), actor, action, details, Data(previous), Data(hash)])
         return AuditEntry(id: id, at: at, actor: actor, action: action, details: details, previousHash: previous, hash: hash)
     }
@@ -615,14 +615,14 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     // MARK: Plumbing
 
     static func meta(_ db: Database, _ name: String) throws -> UInt64 {
-        guard let value = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = ?", arguments: [name]) else {
+        guard let value = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE name = ?"), arguments: [name]) else {
             throw LedgerError(.corrupt, "the ledger has no \(name) counter; it is damaged")
         }
         return UInt64(bitPattern: value)
     }
 
     static func setMeta(_ db: Database, _ name: String, _ value: UInt64) throws {
-        try db.execute(sql: "UPDATE meta SET value = ? WHERE name = ?", arguments: [Int64(bitPattern: value), name])
+        try db.cachedStatement(sql: "UPDATE meta SET value = ? WHERE name = ?").execute(arguments: [Int64(bitPattern: value), name])
     }
 
     func write<T>(_ body: (Database) throws -> T) throws -> T {
