@@ -14,6 +14,9 @@
       ledger (LIST.json, the output of `sshca list --json`) and the KRL. Prints one line per
       finding ("FINDING: ...") or note ("NOTE: ..."), then "check: ..." with the counts.
       Exits 1 when there is a finding.
+
+  crash_test_client.py krl-version KRL
+      Prints the version in a KRL's header.
 """
 import argparse
 import base64

@@ -165,6 +165,8 @@ def main():
             elif run.returncode == 1:
                 counts.add("probe_revoked")
 
+    regressions = []  # (version read, higher version read before it), once each
+
     def python_reader():
         highest = 0
         previous = None
@@ -183,9 +185,11 @@ def main():
                 counts.add("py_invalid", example=str(error))
                 continue
             if version < highest:
-                counts.add("regressions", example="read version %d after version %d had been read" % (version, highest))
+                counts.add("regressed_reads")
+                if (version, highest) not in regressions:
+                    regressions.append((version, highest))
             if version != previous:
-                counts.add("versions_seen")
+                counts.add("version_changes")
                 previous = version
             highest = max(highest, version)
             time.sleep(0.0005)
@@ -261,8 +265,18 @@ def main():
     torn = counts["invalid"]
     print("krl-atomicity: %d service revocations, %d sshca krl write runs, in %.1f s; newest version %d, final file version %s" % (
         counts["service_rewrites"], counts["cli_rewrites"], elapsed, published["max"], final_version))
-    print("krl-atomicity: python reader: %d reads, %d invalid, %d distinct versions seen in order, %d version regressions" % (
-        counts["py_reads"], counts["py_invalid"], counts["versions_seen"], counts["regressions"]))
+    print("krl-atomicity: python reader: %d reads, %d invalid, %d version changes seen, %d regressions (%d reads of a regressed file)" % (
+        counts["py_reads"], counts["py_invalid"], counts["version_changes"], len(regressions), counts["regressed_reads"]))
+    by_version = {}
+    for serial, version in acked.items():
+        by_version.setdefault(version, []).append(serial)
+    for version, highest in regressions:
+        lost = sorted(s for v in range(version + 1, highest + 1) for s in by_version.get(v, []))
+        print("  REGRESSION: %s went back from KRL version %d to %d%s" % (
+            krl_path, highest, version,
+            "; the revocation of serial %s, already acknowledged (201) with KRL version %s, was missing from the file again"
+            % (",".join(map(str, lost)), ",".join(str(acked[s]) for s in lost)) if lost else
+            " (an older `sshca krl write` copy put back after a newer KRL)"))
     if counts["write_failures"]:
         print("krl-atomicity: %d rewrites failed" % counts["write_failures"])
     for example in counts.examples:
@@ -270,7 +284,7 @@ def main():
     for problem in final_problems:
         print("  FINDING: " + problem)
     print("krl-atomicity: %d rewrites, %d reads, %d torn or invalid" % (rewrites, counts["reads"], torn))
-    bad = torn or counts["py_invalid"] or counts["regressions"] or counts["write_failures"] or final_problems
+    bad = torn or counts["py_invalid"] or regressions or counts["write_failures"] or final_problems
     return 1 if bad else 0
 
 

@@ -97,9 +97,7 @@ public struct CertificateAuthority: Sendable {
 
     /// Writes a copy of a freshly built KRL (a new version) to another path.
     public func writeKRL(to path: String, by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(AuthorityError) -> PublishedKRL {
-        let published = try publishKRL(by: by, passphrase: passphrase, now: now)
-        try Files.writeAtomically(path, published.bytes, mode: 0o644)
-        return published
+        try KRLPublisher(authority: self).publish(to: home.krlPath, copies: [path], by: by, passphrase: passphrase, now: now)
     }
 
     // MARK: Queries

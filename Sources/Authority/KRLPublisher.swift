@@ -23,11 +23,16 @@ public struct PublishedKRL: Sendable {
 struct KRLPublisher {
     let authority: CertificateAuthority
 
-    func publish(to path: String, by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> PublishedKRL {
+    /// `copies` are written under the same lock: a copy written after the lock is released could
+    /// land after a newer KRL and put an older one back (when a copy is the home's own KRL).
+    func publish(to path: String, copies: [String] = [], by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> PublishedKRL {
         let lock = try FileLock(path: authority.home.krlLockPath)
         defer { lock.release() }
         let published = try build(by: by, passphrase: passphrase, now: now)
         try Files.writeAtomically(path, published.bytes, mode: 0o644)
+        for copy in copies {
+            try Files.writeAtomically(copy, published.bytes, mode: 0o644)
+        }
         return published
     }
 

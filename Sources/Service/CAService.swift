@@ -67,6 +67,10 @@ public final class CAService: Sendable {
         challenges = ChallengeStore(lifetime: configuration.service.challengeLifetime)
         limiter = FailureLimiter(limit: configuration.service.failuresPerMinute)
         committer = GroupCommitter(ledger: authority.ledger)
+        // A revocation is committed before its KRL is written; a crash between the two would
+        // leave the published KRL without it until the next revocation. Publishing at start
+        // closes that gap: the KRL served always carries every committed revocation.
+        _ = try authority.publishKRL(by: "sshca serve (start)", passphrase: once)
     }
 
     public func shutdown() { committer.stop() }
