@@ -26,6 +26,14 @@ public struct AuthorityError: Error, Equatable, Sendable, CustomStringConvertibl
 
     public var code: Code
     public var reason: String
+    /// More than the reason says, for the audit log only (never shown to a remote caller).
+    public var detail: String? = nil
+
+    public init(_ code: Code, _ reason: String, detail: String) {
+        self.code = code
+        self.reason = reason
+        self.detail = detail
+    }
 
     public init(_ code: Code, _ reason: String) {
         self.code = code

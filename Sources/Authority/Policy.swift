@@ -132,6 +132,11 @@ public struct IssuancePolicy: Sendable {
             if asked.isEmpty {
                 return PolicyRefusal(rule: "request.principals", reason: "the request names an empty list of principals; leave the list out to get all the role allows")
             }
+            // A `*` or `?` in a certificate's principal is a pattern to OpenSSH clients: one host
+            // certificate for "*.example.com" would vouch for every host there.
+            if let pattern = asked.first(where: { $0.contains("*") || $0.contains("?") }) {
+                return PolicyRefusal(rule: "request.principals", reason: "principal \"\(pattern)\" has a wildcard; name each host or user")
+            }
             for principal in asked where !IssuancePolicy.allows(principal, role: role, applicant: applicant) {
                 let allowed = IssuancePolicy.expand(role, applicant: applicant)
                 return PolicyRefusal(rule: "role.\(role.name).principals",

@@ -33,6 +33,7 @@ public enum Login {
 
     public static func login(client: ServiceClient, credential: Credential, principals: [String]?, validity: String?,
                              force: Bool, files: LoginFiles, now: @escaping @Sendable () -> UInt64 = { Clock.now() }) async throws(AuthorityError) -> LoginOutcome {
+        try checkOurs(files)
         let caKey = try await client.caPublicKey(.user)
         if !force, let (certificate, seed) = reusable(files: files, caKey: caKey, principals: principals, now: now()) {
             let problem = addToAgent(certificate, seed: seed, now: now())
@@ -52,7 +53,7 @@ public enum Login {
             ServiceAPI.CertificateRequest(publicKey: publicKey.openSSHLine(), type: "user", principals: principals, validity: validity),
             credential: credential)
         let certificate = try check(issued.certificate, caKey: caKey, publicKey: publicKey)
-        let comment = "sshca login \(certificate.body.keyID) serial \(certificate.body.serial)"
+        let comment = "\(commentPrefix)\(certificate.body.keyID) serial \(certificate.body.serial)"
         try makeDirectory(for: files.key)
         try Files.writeAtomically(files.key, Array(components.openSSHPrivateKeyFile(comment: comment, checkInt: UInt32.random(in: 0...UInt32.max)).utf8), mode: 0o600)
         try Files.writeAtomically(files.publicKey, Array((publicKey.openSSHLine(comment: comment) + "\n").utf8), mode: 0o600)
@@ -73,8 +74,9 @@ public enum Login {
         guard certificate.body.publicKey == publicKey else {
             throw AuthorityError(.refused, "the service certified another key than the one sent; refusing it")
         }
-        if case .invalid(let why) = certificate.verifySignature() {
-            throw AuthorityError(.refused, "the certificate's signature does not verify (\(why)); refusing it")
+        let verdict = certificate.verifySignature()
+        guard verdict == .valid else {
+            throw AuthorityError(.refused, "the certificate's signature does not verify (\(verdict)); refusing it")
         }
         return certificate
     }
@@ -136,8 +138,22 @@ public enum Login {
         return Status(certificate: certificate, inAgent: inAgent, problem: nil)
     }
 
+    /// The comment every file `login` writes starts with.
+    static let commentPrefix = "sshca login "
+
+    /// A key file that is there must be one `login` wrote (its .pub says so): `--key-file
+    /// ~/.ssh/id_ed25519` must never overwrite or delete someone's own key.
+    static func checkOurs(_ files: LoginFiles) throws(AuthorityError) {
+        guard FileManager.default.fileExists(atPath: files.key) else { return }
+        let text = (try? Files.readText(files.publicKey, what: "public key")) ?? ""
+        guard let parsed = try? PublicKeyText(parsing: text), parsed.comment.hasPrefix(commentPrefix) else {
+            throw AuthorityError(.badInput, "\(files.key) exists and was not written by sshca login (its .pub does not say so); give another --key-file, or move that key away")
+        }
+    }
+
     /// Takes the certificate out of ssh-agent and deletes the three files. Returns what was done.
-    public static func logout(files: LoginFiles) -> [String] {
+    public static func logout(files: LoginFiles) throws(AuthorityError) -> [String] {
+        try checkOurs(files)
         var done: [String] = []
         if let text = try? Files.readText(files.certificate, what: "certificate"), let certificate = try? Certificate(parsingText: text),
            let agent = try? SSHAgentClient.fromEnvironment() {

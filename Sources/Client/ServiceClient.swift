@@ -44,6 +44,9 @@ public final class ServiceClient: Sendable {
         guard endpoint.url.hasPrefix("http://") || endpoint.url.hasPrefix("https://"), endpoint.url.count > 8 else {
             throw AuthorityError(.badInput, "--ca-url must start with http:// or https:// (for example https://ca.example.com:8443), not \"\(endpoint.url.prefix(80))\"")
         }
+        if endpoint.url.hasPrefix("http://"), !Self.isLoopback(endpoint.url) {
+            throw AuthorityError(.badInput, "\(endpoint.url) is plain HTTP off this machine: tokens and signed challenges would cross the network unencrypted. Use the https:// address (with --ca-bundle for a private CA)")
+        }
         if let fingerprint = endpoint.caFingerprint, !fingerprint.hasPrefix("SHA256:") {
             throw AuthorityError(.badInput, "--ca-fingerprint must be a SHA256:... fingerprint, as `sshca ca-key | ssh-keygen -lf -` prints it")
         }
@@ -91,6 +94,18 @@ public final class ServiceClient: Sendable {
         }
     }
 
+    /// http://127.x, http://localhost, http://[::1]: the only plain-HTTP URLs a client uses.
+    static func isLoopback(_ url: String) -> Bool {
+        let rest = url.dropFirst("http://".count)
+        let host: Substring
+        if rest.hasPrefix("[") {
+            host = rest.dropFirst().prefix { $0 != "]" }
+        } else {
+            host = rest.prefix { $0 != ":" && $0 != "/" }
+        }
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
     static func describe(_ error: any Error) -> String {
         let text = "\(error)"
         if text.contains("connectTimeout") { return "connection timed out" }
@@ -117,7 +132,8 @@ public final class ServiceClient: Sendable {
         }
         switch reply.status {
         case 400, 413: return AuthorityError(.badInput, "the CA service refused the request: \(message)")
-        case 401, 403, 429: return AuthorityError(.refused, "the CA service refused: \(message)")
+        case 401, 403: return AuthorityError(.refused, "the CA service refused: \(message)")
+        case 429: return AuthorityError(.io, "the CA service asks to wait: \(message)")
         case 404: return AuthorityError(.notFound, "the CA service: \(message)")
         default: return AuthorityError(.io, "the CA service failed: \(message)")
         }
@@ -138,7 +154,7 @@ public final class ServiceClient: Sendable {
             throw AuthorityError(.io, "the service's \(kind.rawValue) CA key does not parse: \(error)")
         }
         if let pinned = endpoint.caFingerprint, pinned != key.fingerprint {
-            throw AuthorityError(.refused, "the service at \(endpoint.url) presents \(kind.rawValue) CA key \(key.fingerprint), but --ca-fingerprint pins \(pinned); refusing to proceed (wrong URL, or someone in between)")
+            throw AuthorityError(.refused, "the service at \(endpoint.url) presents \(kind.rawValue) CA key \(key.fingerprint), but --ca-fingerprint pins \(pinned); refusing to proceed (a wrong URL or pin, or a service that is not your CA)")
         }
         return key
     }

@@ -211,7 +211,9 @@ extension SQLiteLedger: IdentityStore {
                 } catch let error as DatabaseError {
                     throw error
                 } catch {
-                    outcome = .failure(LedgerError(.badInput, "\(error)"))
+                    // Signing failed (the CA key's agent went away, a token was unplugged): a
+                    // failure of the CA, not of the request.
+                    outcome = .failure(LedgerError(.storage, "signing failed: \(error)"))
                 }
                 if case .success = outcome { serial += 1 }
                 results.append(outcome)

@@ -77,12 +77,18 @@ public final class CAService: Sendable {
 
     // MARK: Authentication
 
-    public func challenge(_ request: ServiceAPI.ChallengeRequest, now: UInt64 = Clock.now()) throws(ServiceError) -> ServiceAPI.Challenge {
+    public func challenge(_ request: ServiceAPI.ChallengeRequest, address: String = "unknown", now: UInt64 = Clock.now()) throws(ServiceError) -> ServiceAPI.Challenge {
         do { try CertificateAuthority.checkUserName(request.identity) } catch { throw ServiceError(400, "bad-request", error.reason) }
-        guard let (nonce, expires) = challenges.issue(for: request.identity, now: now) else {
+        switch challenges.issue(for: request.identity, address: address, now: now) {
+        case .success(let (nonce, expires)):
+            return ServiceAPI.Challenge(identity: request.identity, nonce: nonce, namespace: ServiceAPI.namespace, expiresAt: expires)
+        case .failure(.addressBusy):
+            metrics.refused("rate-limited")
+            throw ServiceError(429, "rate-limited", "this address holds \(ChallengeStore.perAddressLimit) unanswered challenges; answer them or wait for them to expire",
+                               retryAfter: Int(challenges.lifetime))
+        case .failure(.full):
             throw ServiceError(503, "busy", "too many open login challenges; try again in a minute", retryAfter: 60)
         }
-        return ServiceAPI.Challenge(identity: request.identity, nonce: nonce, namespace: ServiceAPI.namespace, expiresAt: expires)
     }
 
     /// Who is asking, from the Authorization header. Credentials are always checked: a valid one
@@ -101,20 +107,34 @@ public final class CAService: Sendable {
             let keys = ["address:\(address)", "token:\(tokenID)"]
             do {
                 return try authority.applicant(forToken: text, now: now)
+            } catch where error.code == .ledger {
+                throw ServiceError(503, "unavailable", "the ledger cannot be read right now: \(error.reason)", retryAfter: 5)
             } catch {
                 throw authenticationFailed(keys, method: "token", who: "token \(tokenID)", address: address, reason: error.reason, now: now)
             }
         }
         if let credential = ServiceAPI.SignatureCredential(headerValue: authorization) {
+            guard (try? CertificateAuthority.checkUserName(credential.identity)) != nil else {
+                throw authenticationFailed(["address:\(address)"], method: "sshsig", who: "malformed-identity", address: address,
+                                           reason: "the identity in the Authorization header is not a user name", now: now)
+            }
             let keys = ["address:\(address)", "user:\(credential.identity)"]
             do throws(AuthorityError) {
                 return try verify(credential, now: now)
+            } catch where error.code == .ledger {
+                throw ServiceError(503, "unavailable", "the ledger cannot be read right now: \(error.reason)", retryAfter: 5)
             } catch {
-                throw authenticationFailed(keys, method: "sshsig", who: credential.identity, address: address, reason: error.reason, now: now)
+                throw authenticationFailed(keys, method: "sshsig", who: credential.identity, address: address, reason: error.reason,
+                                           audited: error.detail ?? error.reason, now: now)
             }
         }
         throw ServiceError(401, "unauthenticated", "unknown Authorization scheme; use Bearer TOKEN or SSHSIG identity=NAME,nonce=NONCE,signature=BASE64")
     }
+
+    /// The reason a failed sign-in is audited with; the client gets one sentence for every
+    /// failure after the signature, so nobody learns from the answers whether a name is
+    /// enrolled, disabled or revoked.
+    struct SignInFailure: Error { var detail: String }
 
     private func verify(_ credential: ServiceAPI.SignatureCredential, now: UInt64) throws(AuthorityError) -> Applicant {
         switch challenges.redeem(credential.nonce, identity: credential.identity, now: now) {
@@ -128,17 +148,29 @@ public final class CAService: Sendable {
         }
         let signature: SSHSig
         do { signature = try SSHSig(blob: blob) } catch { throw AuthorityError(.refused, "the signature is not an SSHSIG signature: \(error)") }
-        let (identity, applicant) = try authority.activeUser(credential.identity)
-        guard signature.publicKey == identity.key else {
-            throw AuthorityError(.refused, "the signature was made by \(signature.publicKey.fingerprint), not by \(credential.identity)'s enrolled key \(identity.key.fingerprint)")
+        // The signature must hold by itself (namespace, its own key) before the name is looked up.
+        let verdict = signature.verify(message: Array(credential.nonce.utf8), namespace: ServiceAPI.namespace)
+        guard verdict == .valid else {
+            if case .invalid(let why) = verdict { throw AuthorityError(.refused, "the signature does not verify: \(why)") }
+            throw AuthorityError(.refused, "the signature does not verify: \(verdict)")
         }
-        if case .invalid(let why) = signature.verify(message: Array(credential.nonce.utf8), namespace: ServiceAPI.namespace) {
-            throw AuthorityError(.refused, "the signature does not verify: \(why)")
+        let generic = "\(credential.identity) cannot sign in with the key \(signature.publicKey.fingerprint); if this is your enrolled key, ask a CA administrator (sshca user list)"
+        let enrolled: (identity: IdentityRecord, applicant: Applicant)
+        do {
+            enrolled = try authority.activeUser(credential.identity)
+        } catch where error.code == .ledger {
+            throw error
+        } catch {
+            throw AuthorityError(.refused, generic, detail: error.reason)
         }
-        return applicant
+        guard signature.publicKey == enrolled.identity.key else {
+            throw AuthorityError(.refused, generic, detail: "the signature was made by \(signature.publicKey.fingerprint), not by \(credential.identity)'s enrolled key \(enrolled.identity.key.fingerprint)")
+        }
+        return enrolled.applicant
     }
 
-    private func authenticationFailed(_ keys: [String], method: String, who: String, address: String, reason: String, now: UInt64) -> ServiceError {
+    private func authenticationFailed(_ keys: [String], method: String, who: String, address: String, reason: String,
+                                      audited: String? = nil, now: UInt64) -> ServiceError {
         let limited = limiter.isLimited(keys, now: now)
         limiter.recordFailure(keys, now: now)
         metrics.authFailure(method)
@@ -148,7 +180,7 @@ public final class CAService: Sendable {
                                 retryAfter: Int(limiter.window))
         }
         metrics.refused("authentication")
-        try? authority.ledger.recordEvent(actor: who, action: "auth-failed", details: "method=\(method) address=\(address) reason=\(reason)", now: now)
+        try? authority.ledger.recordEvent(actor: who, action: "auth-failed", details: "method=\(method) address=\(address) reason=\(audited ?? reason)", now: now)
         if limiter.isLimited(keys, now: now) {
             try? authority.ledger.recordEvent(actor: who, action: "rate-limited",
                                               details: "address=\(address) failures_per_minute=\(limiter.limit) reached; further failures are counted, not audited, for a minute", now: now)

@@ -6,32 +6,49 @@ import SSHCrypto
 /// issued to, once, before it expires.
 final class ChallengeStore: Sendable {
     struct Entry { var identity: String; var expires: UInt64 }
-    private let entries = Mutex<[String: Entry]>([:])
+    struct State {
+        var entries: [String: Entry] = [:]
+        /// Expiry times of the open challenges each client address asked for.
+        var perAddress: [String: [UInt64]] = [:]
+    }
+    private let state = Mutex(State())
     let lifetime: UInt64
     /// Bounds memory when someone asks for challenges in a loop.
     static let capacity = 100_000
+    /// Open challenges one client address may hold: a login needs one; a loop from one
+    /// address cannot fill the store and lock everyone else out.
+    static let perAddressLimit = 100
+
+    enum Refusal: Error { case addressBusy, full }
 
     init(lifetime: UInt64) { self.lifetime = lifetime }
 
-    func issue(for identity: String, now: UInt64) -> (nonce: String, expires: UInt64)? {
+    func issue(for identity: String, address: String, now: UInt64) -> Result<(nonce: String, expires: UInt64), Refusal> {
         let nonce = SecureRandom.bytes(24).map { String($0, radix: 16).leftPadded }.joined()
         let expires = now + lifetime
-        let stored = entries.withLock { table -> Bool in
-            if table.count >= Self.capacity {
-                table = table.filter { $0.value.expires > now }
-                if table.count >= Self.capacity { return false }
+        return state.withLock { s -> Result<(nonce: String, expires: UInt64), Refusal> in
+            var open = (s.perAddress[address] ?? []).filter { $0 > now }
+            guard open.count < Self.perAddressLimit else { return .failure(.addressBusy) }
+            if s.entries.count >= Self.capacity {
+                s.entries = s.entries.filter { $0.value.expires > now }
+                s.perAddress = s.perAddress.compactMapValues { times in
+                    let live = times.filter { $0 > now }
+                    return live.isEmpty ? nil : live
+                }
+                if s.entries.count >= Self.capacity { return .failure(.full) }
             }
-            table[nonce] = Entry(identity: identity, expires: expires)
-            return true
+            s.entries[nonce] = Entry(identity: identity, expires: expires)
+            open.append(expires)
+            s.perAddress[address] = open
+            return .success((nonce, expires))
         }
-        return stored ? (nonce, expires) : nil
     }
 
     enum Verdict: Equatable { case valid, unknown, expired, otherIdentity }
 
     /// Consumes the nonce whatever the outcome: a nonce is never answered twice.
     func redeem(_ nonce: String, identity: String, now: UInt64) -> Verdict {
-        guard let entry = entries.withLock({ $0.removeValue(forKey: nonce) }) else { return .unknown }
+        guard let entry = state.withLock({ $0.entries.removeValue(forKey: nonce) }) else { return .unknown }
         if entry.expires <= now { return .expired }
         if entry.identity != identity { return .otherIdentity }
         return .valid
@@ -57,14 +74,20 @@ final class FailureLimiter: Sendable {
         }
     }
 
+    /// Most keys kept: past this (after dropping stale ones) the table starts afresh, so memory
+    /// stays bounded whatever names and addresses are thrown at it.
+    static let capacity = 100_000
+
     func recordFailure(_ keys: [String], now: UInt64) {
         failures.withLock { table in
             if table.count > 50_000 {
                 table = table.filter { $0.value.contains { $0 + window > now } }
+                if table.count > Self.capacity { table.removeAll() }
             }
             for key in keys {
                 var times = table[key, default: []].filter { $0 + window > now }
-                times.append(now)
+                // Only the count within the window matters; no more than the limit is kept.
+                if times.count < limit { times.append(now) }
                 table[key] = times
             }
         }

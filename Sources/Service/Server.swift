@@ -154,8 +154,9 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
     router.post("/v1/challenge") { request, context -> Response in
         var request = request
         let body = try await JSON.decode(ServiceAPI.ChallengeRequest.self, from: &request, limit: limit)
-        context.notes.identity = body.identity
-        return JSON.response(try service.challenge(body))
+        let challenge = try service.challenge(body, address: context.address)
+        context.notes.identity = challenge.identity  // a checked user name by now
+        return JSON.response(challenge)
     }
     router.post("/v1/certificates") { request, context -> Response in
         let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address)

@@ -52,6 +52,9 @@ struct HostKRLSync: ParsableCommand {
             let pinned = try caKey.map { (path: String) throws(AuthorityError) -> PublicKey in try KeyFiles.readPublicKey(path).key }
             let outcome: KRLSync.Outcome
             if from.hasPrefix("http://") || from.hasPrefix("https://") {
+                guard pinned != nil else {
+                    throw AuthorityError(.badInput, "--from a URL needs --ca-key FILE (the user CA public key, e.g. /etc/ssh/sshca_user_ca.pub): a KRL from the network is installed only when that key signed it")
+                }
                 var base = from
                 if base.hasSuffix("/v1/krl") { base.removeLast(7) }
                 let client = try ServiceClient(ServiceEndpoint(url: base, caFingerprint: pinned?.fingerprint, caBundle: caBundle))
@@ -221,7 +224,7 @@ struct HostSetupCommand: ParsableCommand {
             for check in report.checks { print("ok: \(check)") }
             print("sshd: \(report.reload)")
             if let client {
-                switch try RemoteCA.syncKRL(client, to: krl, pinnedSigner: nil) {
+                switch try RemoteCA.syncKRL(client, to: krl, pinnedSigner: key) {
                 case .installed(let version, _): print("installed the service's KRL version \(version) at \(krl)")
                 case .alreadyCurrent(let version): print("\(krl) is already the service's KRL version \(version)")
                 }

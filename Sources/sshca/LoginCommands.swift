@@ -132,11 +132,13 @@ struct LogoutCommand: ParsableCommand {
 
     func run() throws {
         let files = keyFile.map(LoginFiles.init(key:)) ?? LoginFiles.standard()
-        let done = Login.logout(files: files)
-        if done.isEmpty {
-            print("Nothing to do: no login key or certificate at \(files.key).")
-        } else {
-            done.forEach { print($0.prefix(1).uppercased() + $0.dropFirst() + ".") }
+        try reportingErrors {
+            let done = try Login.logout(files: files)
+            if done.isEmpty {
+                print("Nothing to do: no login key or certificate at \(files.key).")
+            } else {
+                done.forEach { print($0.prefix(1).uppercased() + $0.dropFirst() + ".") }
+            }
         }
     }
 }

@@ -60,6 +60,9 @@ struct Serve: ParsableCommand {
             let address = try ListenAddress(parsing: listen ?? authority.configuration.service.listen)
             // A role renamed or removed in sshca.toml leaves its members unable to sign in; say so
             // at start rather than at their first refused login.
+            if !authority.configuration.signKRL {
+                printNote("warning: [krl] sign = false in \(config ?? Configuration.fileName): servers that fetch the KRL by URL (host setup --ca-url, host krl-sync --from URL --ca-key) refuse unsigned KRLs; set sign = true")
+            }
             let roles = authority.configuration.roles
             for user in try authority.users() where !user.disabled && roles[user.role] == nil {
                 printNote("warning: user \(user.name) has role \"\(user.role)\", which \(config ?? Configuration.fileName) does not define; they cannot sign in")
@@ -94,6 +97,16 @@ struct Serve: ParsableCommand {
 /// StreamLogHandler locks stdio and flushes per line, which cost the service 10% of its
 /// issuance rate. Timestamps are UTC; metadata is printed as sorted key=value pairs.
 struct LineLogHandler: LogHandler {
+    /// Control characters from requests (a newline in a name) cannot forge log lines.
+    static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7f { out += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16) } else { out.unicodeScalars.append(scalar) }
+        }
+        return out
+    }
+
     let label: String
     var logLevel: Logger.Level = .info
     var metadata: Logger.Metadata = [:]
@@ -113,8 +126,8 @@ struct LineLogHandler: LogHandler {
         var text = String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         text += " \(level) \(label):"
         let all = explicit.map { metadata.merging($0) { $1 } } ?? metadata
-        for (key, value) in all.sorted(by: { $0.key < $1.key }) { text += " \(key)=\(value)" }
-        text += " \(message)\n"
+        for (key, value) in all.sorted(by: { $0.key < $1.key }) { text += " \(key)=\(Self.escaped("\(value)"))" }
+        text += " \(Self.escaped("\(message)"))\n"
         text.withUTF8 { bytes in
             var rest = UnsafeRawBufferPointer(bytes)
             while !rest.isEmpty {

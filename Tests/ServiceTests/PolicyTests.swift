@@ -90,20 +90,25 @@ struct PolicyTests {
 
             _ = try checked(try await server.sshca(["user", "disable", "carol"]))
             let disabled = try await attempt(old)
-            #expect(disabled.status == 401 && (errorFields(disabled.body).message ?? "").contains("disabled"), "\(String(decoding: disabled.body, as: UTF8.self))")
+            // The answer does not say why (that would tell strangers who is enrolled); the audit log does.
+            #expect(disabled.status == 401 && (errorFields(disabled.body).message ?? "").contains("cannot sign in"), "\(String(decoding: disabled.body, as: UTF8.self))")
+            #expect(!(errorFields(disabled.body).message ?? "").contains("disabled"))
             _ = try checked(try await server.sshca(["user", "enable", "carol"]))
 
             _ = try checked(try await server.sshca(["user", "rekey", "carol", "--identity-key", new.publicKey.path]))
             let oldKey = try await attempt(old)
-            #expect(oldKey.status == 401 && (errorFields(oldKey.body).message ?? "").contains("not by carol's enrolled key"), "\(String(decoding: oldKey.body, as: UTF8.self))")
+            #expect(oldKey.status == 401 && (errorFields(oldKey.body).message ?? "").contains("cannot sign in"), "\(String(decoding: oldKey.body, as: UTF8.self))")
             #expect(try await attempt(new).status == 201, "the new (ECDSA) identity key works")
 
             _ = try checked(try await server.sshca(["revoke", "--key", new.publicKey.path, "--reason", "token lost"]))
             let revoked = try await attempt(new)
-            #expect(revoked.status == 401 && (errorFields(revoked.body).message ?? "").contains("revoked"), "\(String(decoding: revoked.body, as: UTF8.self))")
+            #expect(revoked.status == 401 && !(errorFields(revoked.body).message ?? "").contains("token lost"), "\(String(decoding: revoked.body, as: UTF8.self))")
 
             let audit = try checked(try await server.sshca(["audit", "list"]))
             #expect(audit.stdoutText.components(separatedBy: "auth-failed").count - 1 == 3, "three failures audited:\n\(audit.stdoutText)")
+            for detail in ["is disabled", "not by carol's enrolled key", "is revoked: token lost"] {
+                #expect(audit.stdoutText.contains(detail), "the audit log does not say why: \(detail)\n\(audit.stdoutText)")
+            }
         }
     }
 }
