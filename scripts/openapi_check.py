@@ -564,6 +564,18 @@ def run(args, spec, directory):
         for entry in NEEDS_CA_HOME:
             skipped[entry] = "needs --ca-home"
 
+    print("== open challenges per address (100 at most)")
+    capped = None
+    for attempt in range(120):
+        response = c.send("POST", "/v1/challenge", None, json.dumps({"identity": "flood"}).encode())
+        if response.status == 429:
+            capped = attempt
+            break
+    if capped is None:
+        c.mismatches.append("POST /v1/challenge: 120 unanswered challenges from one address were never refused with 429")
+    c.exchange("one address holding 100 open challenges", "POST", "/v1/challenge", body={"identity": "flood"},
+               expect=429, expect_code="rate-limited")
+
     print("== rate limit on failed sign-ins (failures from this address get 429 for a minute)")
     limited = None
     for attempt in range(60):

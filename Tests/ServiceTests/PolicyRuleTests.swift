@@ -80,4 +80,20 @@ struct PolicyRuleTests {
         #expect(BearerToken(text: text.uppercased()) == nil)
         #expect(BearerToken(text: "") == nil)
     }
+
+    @Test("a wildcard in a requested principal is refused even where a pattern allows it (OpenSSH reads it as a pattern)")
+    func wildcardPrincipal() {
+        var role = Role(name: "hosts")
+        role.principals = ["*.example.com"]
+        role.hostCertificates = true
+        for principal in ["*.example.com", "web?.example.com"] {
+            let result = IssuancePolicy(configuration: Configuration()).decide(
+                PolicyRequest(publicKey: Self.key, type: .host, principals: [principal]), applicant: Self.applicant(role), now: 0)
+            if case .failure(let refusal) = result {
+                #expect(refusal.rule == "request.principals" && refusal.reason.contains("wildcard"))
+            } else {
+                Issue.record("\(principal) was certified")
+            }
+        }
+    }
 }
