@@ -70,14 +70,23 @@ public struct CertificateAuthority: Sendable {
         if case .serials(let range) = target, range.lowerBound == 0 {
             throw AuthorityError(.badInput, "serial 0 cannot be revoked (a KRL cannot name it); serials start at 1")
         }
-        let outcome: RevocationOutcome
+        let outcome = try recordRevocation(target, reason: reason, by: by, now: now)
+        return (outcome, try publishKRL(by: by, passphrase: passphrase, now: now))
+    }
+
+    /// Commits the revocation to the ledger without publishing the KRL (the service publishes
+    /// separately, so it can tell a failed commit from a KRL that could not be written yet).
+    public func recordRevocation(_ target: RevocationTarget, reason: String, by: String,
+                                 now: UInt64 = Clock.now()) throws(AuthorityError) -> RevocationOutcome {
+        if case .serials(let range) = target, range.lowerBound == 0 {
+            throw AuthorityError(.badInput, "serial 0 cannot be revoked (a KRL cannot name it); serials start at 1")
+        }
         try registerCAKeys()
         do {
-            outcome = try ledger.revoke(target, reason: reason, by: by, now: now)
+            return try ledger.revoke(target, reason: reason, by: by, now: now)
         } catch {
             throw AuthorityError.from(error)
         }
-        return (outcome, try publishKRL(by: by, passphrase: passphrase, now: now))
     }
 
     /// Tells the ledger this home's CA keys, so key-id revocations cover certificates either CA

@@ -80,6 +80,10 @@ public protocol IdentityStore: Sendable {
     /// The revocation reason if this exact key is revoked, else nil.
     func keyRevocationReason(_ key: PublicKey) throws -> String?
 
+    /// A durable write that changes nothing (the next-serial counter rewritten with its own
+    /// value): whether the ledger can be written right now.
+    func probeWrite() throws
+
     /// Issues several certificates in one durable transaction (a group commit). Each request
     /// succeeds or fails on its own; nothing is returned before the commit.
     func issueGroup(_ requests: [GroupIssuance], now: UInt64) throws -> [Result<IssuedCertificate, LedgerError>]
@@ -172,6 +176,10 @@ extension SQLiteLedger: IdentityStore {
             guard db.changesCount == 1 else { throw LedgerError(.notFound, "no token with id \(id) (see: sshca token list)") }
             _ = try Self.appendAudit(db, at: now, actor: by, action: "token-revoke", details: "id=\(id)")
         }
+    }
+
+    public func probeWrite() throws {
+        try write { db in try Self.setMeta(db, "next_serial", try Self.meta(db, "next_serial")) }
     }
 
     public func recordEvent(actor: String, action: String, details: String, now: UInt64) throws {

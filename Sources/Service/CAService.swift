@@ -3,6 +3,7 @@ public import Ledger
 public import SSHFormat
 import SSHCrypto
 import Foundation
+import Synchronization
 
 /// A refusal or failure on its way to the client: an HTTP status, a stable code, a sentence a
 /// person can act on and, for policy refusals, the rule that refused.
@@ -46,6 +47,10 @@ public final class CAService: Sendable {
     let limiter: FailureLimiter
     public let metrics = ServiceMetrics()
     public let committer: GroupCommitter
+    /// Set when a revocation is committed but its KRL could not be written (a full disk): the
+    /// KRL served lags the ledger until a retry succeeds.
+    private let krlBacklog = Mutex<String?>(nil)
+    private let stopped = Mutex(false)
     public var settings: ServiceSettings { authority.configuration.service }
 
     /// Unlocks both CA keys now, so a wrong passphrase stops the service at start and not at the
@@ -71,9 +76,30 @@ public final class CAService: Sendable {
         // leave the published KRL without it until the next revocation. Publishing at start
         // closes that gap: the KRL served always carries every committed revocation.
         _ = try authority.publishKRL(by: "sshca serve (start)", passphrase: once)
+        Task.detached { [weak self] in
+            while let service = self, !service.stopped.withLock({ $0 }) {
+                service.retryKRLIfBehind()
+                service.committer.probeAfterFailure()
+                try? await Task.sleep(for: .seconds(2))
+            }
+        }
     }
 
-    public func shutdown() { committer.stop() }
+    /// Publishes the KRL again while a committed revocation is missing from it.
+    func retryKRLIfBehind() {
+        guard krlBacklog.withLock({ $0 }) != nil else { return }
+        do {
+            _ = try authority.publishKRL(by: "sshca serve (retry)", passphrase: passphrase)
+            krlBacklog.withLock { $0 = nil }
+        } catch {
+            krlBacklog.withLock { $0 = error.reason }
+        }
+    }
+
+    public func shutdown() {
+        stopped.withLock { $0 = true }
+        committer.stop()
+    }
 
     // MARK: Authentication
 
@@ -278,14 +304,24 @@ public final class CAService: Sendable {
         guard targets.count == 1, let target = targets.first else {
             throw ServiceError(400, "bad-request", "name exactly one of serial, serials, keyId, publicKey, principal")
         }
+        let outcome: RevocationOutcome
         do {
-            let (outcome, krl) = try authority.revoke(target, reason: request.reason, by: "\(applicant.name) (api)", passphrase: passphrase, now: now)
-            metrics.revoked()
-            let r = outcome.record
+            outcome = try authority.recordRevocation(target, reason: request.reason, by: "\(applicant.name) (api)", now: now)
+        } catch {
+            if error.code == .ledger { committer.noteWriteFailure(error.reason) }
+            throw ServiceError.from(error)
+        }
+        metrics.revoked()
+        let r = outcome.record
+        do {
+            let krl = try authority.publishKRL(by: "\(applicant.name) (api)", passphrase: passphrase, now: now)
+            krlBacklog.withLock { $0 = nil }
             return ServiceAPI.Revocation(id: r.id, kind: r.kind, target: r.target, reason: r.reason, revokedBy: r.revokedBy,
                                          isNew: outcome.isNew, certificatesAffected: outcome.certificatesAffected, krlVersion: krl.version)
         } catch {
-            throw ServiceError.from(error)
+            krlBacklog.withLock { $0 = error.reason }
+            throw ServiceError(503, "unavailable", "revocation #\(r.id) is recorded, but the KRL could not be written (\(error.reason)); the service publishes it as soon as that works again, and /healthz says failing until then",
+                               retryAfter: 5)
         }
     }
 
@@ -323,11 +359,17 @@ public final class CAService: Sendable {
         var ledger = "ok", krl = "ok"
         var counters: (nextSerial: UInt64, krlVersion: UInt64)? = nil
         do { counters = try authority.ledger.counters() } catch { ledger = "\(error)" }
+        if ledger == "ok", let failure = committer.writeFailure {
+            ledger = "reads work, writes fail: \(failure)"
+        }
         do {
             let bytes = try Files.read(authority.home.krlPath)
             _ = try KRL.parse(bytes)
         } catch {
             krl = "\(error)"
+        }
+        if krl == "ok", let backlog = krlBacklog.withLock({ $0 }) {
+            krl = "a committed revocation is not in the published KRL yet: \(backlog)"
         }
         let ok = ledger == "ok" && krl == "ok"
         return (ok, ServiceAPI.Health(status: ok ? "ok" : "failing", ledger: ledger, krl: krl,

@@ -26,6 +26,8 @@ public final class GroupCommitter: @unchecked Sendable {
     public let maximumGroup: Int
     /// Groups committed and certificates in them (for /metrics and the benchmark).
     private(set) var groups: UInt64 = 0
+    /// Why the last group failed to commit, until a group commits again (for /healthz).
+    private var lastFailure: String? = nil
     private(set) var committed: UInt64 = 0
 
     public init(ledger: any Ledger, maximumGroup: Int = 256) {
@@ -50,6 +52,31 @@ public final class GroupCommitter: @unchecked Sendable {
             condition.signal()
             condition.unlock()
         }
+    }
+
+    /// nil while commits succeed; else why the last one failed.
+    public var writeFailure: String? {
+        condition.lock()
+        defer { condition.unlock() }
+        return lastFailure
+    }
+
+    /// A write outside the committer failed (a revocation): /healthz says so until a probe succeeds.
+    public func noteWriteFailure(_ reason: String) {
+        condition.lock()
+        lastFailure = reason
+        condition.unlock()
+    }
+
+    /// After a failed commit: tries a write that changes nothing, and forgets the failure when it
+    /// succeeds, so /healthz recovers with the disk even when no request comes.
+    public func probeAfterFailure() {
+        guard writeFailure != nil else { return }
+        let result: String?
+        do { try ledger.probeWrite(); result = nil } catch { result = "\(error)" }
+        condition.lock()
+        lastFailure = result
+        condition.unlock()
     }
 
     public var statistics: (groups: UInt64, certificates: UInt64) {
@@ -93,16 +120,19 @@ public final class GroupCommitter: @unchecked Sendable {
             }
         }
         let results: [Result<IssuedCertificate, AuthorityError>]
+        var failure: String? = nil
         do {
             results = try ledger.issueGroup(requests, now: now).map { result in
                 result.mapError { AuthorityError(ledger: $0) }
             }
         } catch {
             // The transaction did not commit: nothing of this group was issued.
-            let failure = AuthorityError(ledger: error as? LedgerError ?? LedgerError(.storage, "\(error)"))
-            results = Array(repeating: .failure(failure), count: group.count)
+            let error = AuthorityError(ledger: error as? LedgerError ?? LedgerError(.storage, "\(error)"))
+            failure = error.reason
+            results = Array(repeating: .failure(error), count: group.count)
         }
         condition.lock()
+        lastFailure = failure
         groups += 1
         committed += UInt64(results.filter { if case .success = $0 { return true } else { return false } }.count)
         condition.unlock()

@@ -166,8 +166,10 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         do {
             let body = try await JSON.decode(ServiceAPI.CertificateRequest.self, from: &request, limit: limit)
             issued = try await service.issue(body, applicant: applicant)
-        } catch let error as ServiceError where error.code != "policy" {
-            // Policy refusals are audited with their rule by the service itself.
+        } catch let error as ServiceError where error.code != "policy" && error.status < 500 {
+            // Policy refusals are audited with their rule by the service itself; failures of the
+            // CA (a locked or full ledger) are not the requester's doing, and writing them to
+            // that ledger would only wait on the same fault.
             service.recordRefusal(error, applicant: applicant, path: "/v1/certificates")
             throw error
         }
@@ -216,7 +218,7 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         do {
             let body = try await JSON.decode(ServiceAPI.RevocationRequest.self, from: &request, limit: limit)
             revocation = try service.revoke(body, applicant: applicant)
-        } catch let error as ServiceError {
+        } catch let error as ServiceError where error.status < 500 {
             service.recordRefusal(error, applicant: applicant, path: "/v1/revocations")
             throw error
         }
