@@ -75,7 +75,13 @@ public final class CAService: Sendable {
         // A revocation is committed before its KRL is written; a crash between the two would
         // leave the published KRL without it until the next revocation. Publishing at start
         // closes that gap: the KRL served always carries every committed revocation.
-        _ = try authority.publishKRL(by: "sshca serve (start)", passphrase: once)
+        do {
+            _ = try authority.publishKRL(by: "sshca serve (start)", passphrase: once)
+        } catch {
+            // A full disk at start must not keep the service down: the retry loop publishes it
+            // when it can, and /healthz says failing until then.
+            krlBacklog.withLock { $0 = "publishing at start failed: \(error.reason)" }
+        }
         Task.detached { [weak self] in
             while let service = self, !service.stopped.withLock({ $0 }) {
                 service.retryKRLIfBehind()

@@ -14,7 +14,7 @@ struct RemoteOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("PEM roots to trust for https (the server's own certificate works as a pin).", valueName: "file"))
     var caBundle: String?
 
-    @Option(name: .long, help: ArgumentHelp("Authenticate with this bearer token (default: $SSHCA_TOKEN).", valueName: "token"))
+    @Option(name: .long, help: ArgumentHelp("Authenticate with this bearer token (default: $SSHCA_TOKEN). Other users can see arguments in ps: prefer --token-file or the variable.", valueName: "token"))
     var token: String?
 
     @Option(name: .long, help: ArgumentHelp("Read the bearer token from this file.", valueName: "file"))
