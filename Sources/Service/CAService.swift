@@ -1,6 +1,6 @@
 public import Authority
 public import Ledger
-public import SSHFormat
+import SSHFormat
 import SSHCrypto
 import Foundation
 import Synchronization
@@ -361,12 +361,25 @@ public final class CAService: Sendable {
         return (bytes, "\"\(digest)\"")
     }
 
+    static func freeBytes(_ path: String) -> Int? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        return Int(info.f_bavail) * Int(info.f_frsize)
+    }
+
     public func health() -> (ok: Bool, body: ServiceAPI.Health) {
         var ledger = "ok", krl = "ok"
         var counters: (nextSerial: UInt64, krlVersion: UInt64)? = nil
         do { counters = try authority.ledger.counters() } catch { ledger = "\(error)" }
         if ledger == "ok", let failure = committer.writeFailure {
             ledger = "reads work, writes fail: \(failure)"
+        }
+        // A KRL is a new file written beside the old one: without room for it, the next
+        // revocation cannot be published, whatever the last write did.
+        if ledger == "ok", let free = Self.freeBytes(authority.home.path) {
+            let krlSize = (try? FileManager.default.attributesOfItem(atPath: authority.home.krlPath)[.size] as? Int) ?? 0
+            let needed = max(1 << 20, 2 * krlSize)
+            if free < needed { ledger = "the disk holding \(authority.home.path) is full (\(free) bytes free; a KRL needs \(needed))" }
         }
         do {
             let bytes = try Files.read(authority.home.krlPath)
