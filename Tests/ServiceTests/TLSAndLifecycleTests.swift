@@ -85,4 +85,26 @@ struct TLSAndLifecycleTests {
             #expect(verify.succeeded, "\(verify)")
         }
     }
+
+    @Test("--config FILE replaces the home's sshca.toml for the service; a broken one stops it with the line named")
+    func configFile() async throws {
+        try await withTemporaryDirectory { dir in
+            let created = try await SSHCA.run(["init", "--home", dir.child("ca").path, "--no-passphrase"])
+            try #require(created.succeeded)
+            let text = try readText(dir.child("ca").child("sshca.toml"))
+            let other = dir.child("other.toml")
+            try writeText(text.replacingOccurrences(of: "[role.engineer]\nprincipals = [\"{user}\"]", with: "[role.engineer]\nprincipals = [\"{user}\", \"deploy\"]"), to: other)
+            let broken = dir.child("broken.toml")
+            try writeText(text + "\n[role.engineer2]\nmax_validity = \"soon\"\n", to: broken)
+            let refused = try await SSHCA.run(["serve", "--home", dir.child("ca").path, "--config", broken.path, "--listen", "127.0.0.1:0"])
+            #expect(refused.exitCode == 65 && refused.stderrText.contains("broken.toml:") && refused.stderrText.contains("max_validity"), "\(refused)")
+
+            let server = try await CAServer.start(in: dir, extraArguments: ["--config", other.path])
+            defer { server.stop() }
+            let token = try await server.token(role: "engineer", name: "nia")
+            let key = try await SSHKeygen.generate(.ed25519, at: dir.child("k"), comment: "k")
+            let reply = try await server.requestCertificate(try publicKeyJSON(key, extra: ",\"principals\":[\"nia\",\"deploy\"]"), authorization: "Bearer \(token)")
+            #expect(reply.status == 201, "the --config role was not used: \(String(decoding: reply.body, as: UTF8.self))")
+        }
+    }
 }
