@@ -15,7 +15,7 @@ public struct BearerToken: Sendable, Equatable {
     public var secret: [UInt8]
 
     public static func generate() -> BearerToken {
-        BearerToken(id: SecureRandom.bytes(6).map { String($0, radix: 16).paddedTo2 }.joined(), secret: SecureRandom.bytes(32))
+        BearerToken(id: SecureRandom.bytes(6).hexString, secret: SecureRandom.bytes(32))
     }
 
     init(id: String, secret: [UInt8]) {
@@ -38,10 +38,6 @@ public struct BearerToken: Sendable, Equatable {
 
     public var text: String { "\(Self.prefix)\(id)_\(Data(secret).base64URLEncoded())" }
     public var secretHash: [UInt8] { Digest.sha256.hash(secret) }
-}
-
-extension String {
-    var paddedTo2: String { count >= 2 ? self : "0" + self }
 }
 
 extension Data {

@@ -69,7 +69,7 @@ public struct CertificateReport: Encodable, Sendable, Equatable {
     static func option(_ option: CertificateOption) -> Option {
         if option.isFlag { return Option(name: option.name, value: nil, rawHex: nil) }
         if let value = option.stringValue { return Option(name: option.name, value: value, rawHex: nil) }
-        return Option(name: option.name, value: nil, rawHex: option.data.map { String($0, radix: 16).leftPadded(2) }.joined())
+        return Option(name: option.name, value: nil, rawHex: option.data.hexString)
     }
 
     public var validityDescription: String {
@@ -98,11 +98,5 @@ public struct CertificateReport: Encodable, Sendable, Equatable {
         }
         out += "\(indent)Signature: " + (signatureValid ? "valid, by CA \(signingCA.fingerprint)\n" : "INVALID (\(signatureProblem ?? "does not verify"))\n")
         return out
-    }
-}
-
-extension String {
-    func leftPadded(_ width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -149,7 +149,7 @@ public struct KRLInspection: Sendable {
         for blob in krl.explicitKeys {
             if let key = try? PublicKey(blob: blob) { out += "Key: \(key.shortName) \(key.fingerprint)\n" } else { out += "Key: (unparsable blob of \(blob.count) bytes)\n" }
         }
-        for hash in krl.sha1Fingerprints { out += "SHA1 fingerprint: \(hash.map { String($0, radix: 16).leftPadded(2) }.joined())\n" }
+        for hash in krl.sha1Fingerprints { out += "SHA1 fingerprint: \(hash.hexString)\n" }
         for hash in krl.sha256Fingerprints { out += "SHA256 fingerprint: SHA256:\(hash.base64EncodedStringWithoutPadding())\n" }
         if signatures.isEmpty { out += "Signature:     none\n" }
         for (key, verdict) in signatures {

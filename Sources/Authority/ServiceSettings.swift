@@ -73,7 +73,10 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Loopback addresses: the only ones where plain HTTP is allowed without being asked for.
-    public var isLoopback: Bool {
+    public var isLoopback: Bool { Self.isLoopback(host: host) }
+
+    /// localhost, ::1 and 127.0.0.0/8: the only hosts plain HTTP is used with.
+    public static func isLoopback(host: some StringProtocol) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 

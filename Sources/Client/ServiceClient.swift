@@ -103,7 +103,7 @@ public final class ServiceClient: Sendable {
         } else {
             host = rest.prefix { $0 != ":" && $0 != "/" }
         }
-        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        return ListenAddress.isLoopback(host: host)
     }
 
     static func describe(_ error: any Error) -> String {

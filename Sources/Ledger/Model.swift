@@ -139,7 +139,7 @@ public struct AuditEntry: Sendable, Equatable {
         return Digest.sha256.hash(w.bytes)
     }
 
-    public var hashHex: String { hash.map { String($0, radix: 16).leftPadded2 }.joined() }
+    public var hashHex: String { hash.hexString }
 }
 
 /// The result of checking the audit chain.
@@ -173,9 +173,6 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { reason }
 }
 
-extension String {
-    var leftPadded2: String { count >= 2 ? self : "0" + self }
-}
 
 /// Where certificates, serials, revocations and the audit chain are kept. The SQLite ledger is
 /// the one implementation today; the protocol keeps `Authority` free of SQL so another store

@@ -528,7 +528,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
             if issueEntries < certificates {
                 return .broken(entryID: expectedID, reason: "\(certificates - issueEntries) issued certificate(s) have no audit entry: entries from #\(expectedID) on were removed")
             }
-            return .intact(entries: count, head: previous.map { String($0, radix: 16).leftPadded2 }.joined())
+            return .intact(entries: count, head: previous.hexString)
         }
     }
 

@@ -179,6 +179,20 @@ public enum SSHFormatError: Error, Equatable, Sendable, CustomStringConvertible 
     }
 }
 
+extension Sequence where Element == UInt8 {
+    /// Lowercase hex, two digits a byte (audit hashes, nonces, token ids, ETags, KRL fingerprints).
+    public var hexString: String {
+        var out = ""
+        for byte in self {
+            out.append(Self.hexDigits[Int(byte >> 4)])
+            out.append(Self.hexDigits[Int(byte & 0x0f)])
+        }
+        return out
+    }
+
+    private static var hexDigits: [Character] { Array("0123456789abcdef") }
+}
+
 extension Data {
     /// Base64 without padding, as OpenSSH prints SHA256 fingerprints.
     public func base64EncodedStringWithoutPadding() -> String {

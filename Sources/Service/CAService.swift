@@ -357,7 +357,7 @@ public final class CAService: Sendable {
         do { bytes = try Files.read(authority.home.krlPath) } catch {
             throw ServiceError(503, "unavailable", "the KRL cannot be read: \(error.reason)")
         }
-        let digest = Digest.sha256.hash(bytes).prefix(16).map { String($0, radix: 16).leftPadded }.joined()
+        let digest = Digest.sha256.hash(bytes).prefix(16).hexString
         return (bytes, "\"\(digest)\"")
     }
 

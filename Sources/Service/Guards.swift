@@ -24,7 +24,7 @@ final class ChallengeStore: Sendable {
     init(lifetime: UInt64) { self.lifetime = lifetime }
 
     func issue(for identity: String, address: String, now: UInt64) -> Result<(nonce: String, expires: UInt64), Refusal> {
-        let nonce = SecureRandom.bytes(24).map { String($0, radix: 16).leftPadded }.joined()
+        let nonce = SecureRandom.bytes(24).hexString
         let expires = now + lifetime
         return state.withLock { s -> Result<(nonce: String, expires: UInt64), Refusal> in
             var open = (s.perAddress[address] ?? []).filter { $0 > now }
@@ -53,10 +53,6 @@ final class ChallengeStore: Sendable {
         if entry.identity != identity { return .otherIdentity }
         return .valid
     }
-}
-
-extension String {
-    var leftPadded: String { count >= 2 ? self : "0" + self }
 }
 
 /// Failed authentications per identity and per client address in a sliding minute; once a key
