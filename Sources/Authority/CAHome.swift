@@ -84,12 +84,13 @@ public struct CAHome: Sendable {
     public var isInitialized: Bool { Files.exists(configurationPath) }
 
     /// Opens the ledger; a CA made before the ledger existed gets an empty one.
-    public func openLedger(access: SQLiteLedger.Access = .singleConnection) throws(AuthorityError) -> SQLiteLedger {
+    /// `readOnlyFallback`: see `SQLiteLedger.init` (the service).
+    public func openLedger(access: SQLiteLedger.Access = .singleConnection, readOnlyFallback: Bool = false) throws(AuthorityError) -> SQLiteLedger {
         guard isInitialized else {
             throw AuthorityError(.home, "no CA at \(path) (\(Configuration.fileName) is missing); create one with: sshca init --home \(path)")
         }
         do {
-            return try SQLiteLedger(path: ledgerPath, access: access)
+            return try SQLiteLedger(path: ledgerPath, access: access, readOnlyFallback: readOnlyFallback)
         } catch {
             throw AuthorityError(ledger: error)
         }

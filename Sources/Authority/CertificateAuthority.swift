@@ -16,15 +16,18 @@ public struct CertificateAuthority: Sendable {
     public let ledger: any Ledger
 
     /// `ledgerAccess`: `.concurrentReaders` for the long-running service.
+    /// `readOnlyLedgerFallback`: a ledger that cannot be written is opened read-only (the service
+    /// keeps serving what is committed and says why it cannot issue).
     /// `configuration`: read from another file than the home's sshca.toml (`serve --config`).
-    public init(home: CAHome, configuration: Configuration? = nil, ledgerAccess: SQLiteLedger.Access = .singleConnection) throws(AuthorityError) {
+    public init(home: CAHome, configuration: Configuration? = nil, ledgerAccess: SQLiteLedger.Access = .singleConnection,
+                readOnlyLedgerFallback: Bool = false) throws(AuthorityError) {
         self.home = home
         if let configuration {
             self.configuration = configuration
         } else {
             self.configuration = try home.configuration()
         }
-        self.ledger = try home.openLedger(access: ledgerAccess)
+        self.ledger = try home.openLedger(access: ledgerAccess, readOnlyFallback: readOnlyLedgerFallback)
     }
 
     // MARK: Issuance

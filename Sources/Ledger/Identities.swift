@@ -81,8 +81,12 @@ public protocol IdentityStore: Sendable {
     func keyRevocationReason(_ key: PublicKey) throws -> String?
 
     /// A durable write that changes nothing (the next-serial counter rewritten with its own
-    /// value): whether the ledger can be written right now.
+    /// value): whether the ledger can be written right now. A ledger opened read-only is
+    /// opened for writing first, when that works again.
     func probeWrite() throws
+
+    /// Why the ledger cannot be written (it was opened read-only), or nil.
+    var readOnlyReason: String? { get }
 
     /// Issues several certificates in one durable transaction (a group commit). Each request
     /// succeeds or fails on its own; nothing is returned before the commit.
@@ -179,6 +183,7 @@ extension SQLiteLedger: IdentityStore {
     }
 
     public func probeWrite() throws {
+        try reopenForWriting()
         try write { db in try Self.setMeta(db, "next_serial", try Self.meta(db, "next_serial")) }
     }
 

@@ -1,4 +1,8 @@
 import GRDB
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 public import SSHFormat
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -11,9 +15,13 @@ import Foundation
 /// start of their transaction (BEGIN IMMEDIATE), so concurrent `sshca sign` processes queue for
 /// serials instead of failing.
 public final class SQLiteLedger: Ledger, @unchecked Sendable {
-    // GRDB's queues and pools are thread-safe; the class holds nothing else.
-    let pool: any DatabaseWriter
+    // GRDB's queues and pools are thread-safe; the open database is swapped under the mutex
+    // (once, when a ledger opened read-only becomes writable again).
+    private let database: Mutex<(writer: any DatabaseWriter, readOnlyReason: String?)>
+    var pool: any DatabaseWriter { database.withLock { $0.writer } }
     public let path: String
+    let access: Access
+    let busyTimeout: Double
 
     /// How the ledger is opened: one connection (a command that runs and exits), or a pool with
     /// concurrent readers (a long-running service).
@@ -23,8 +31,28 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
 
     /// Opens (creating if needed) and migrates the ledger. `busyTimeout`: how long to wait for
     /// another process holding the write lock before giving up with `.locked`.
-    public init(path: String, access: Access = .singleConnection, busyTimeout: Double = 10) throws(LedgerError) {
+    /// `readOnlyFallback`: when the file cannot be written (a file system mounted read-only, a
+    /// file or directory this user may not write), open it read-only instead of failing, so a
+    /// service can still serve what is committed; every write then fails naming the cause, and
+    /// `probeWrite` opens it for writing again once that works.
+    public init(path: String, access: Access = .singleConnection, busyTimeout: Double = 10, readOnlyFallback: Bool = false) throws(LedgerError) {
         self.path = path
+        self.access = access
+        self.busyTimeout = busyTimeout
+        let opened: (writer: any DatabaseWriter, readOnlyReason: String?)
+        do {
+            let writer = try Self.openWritable(path: path, access: access, busyTimeout: busyTimeout)
+            // With its -wal and -shm files present, SQLite opens a database on a read-only file
+            // system without a word and fails only at the first write: find out now.
+            opened = (writer, readOnlyFallback ? Self.cannotWrite(writer, path: path) : nil)
+        } catch {
+            guard readOnlyFallback, Glibc.access(path, F_OK) == 0, let why = Self.whyNotWritable(path) else { throw error }
+            opened = (try Self.openImmutable(path: path, why: why), why)
+        }
+        database = Mutex(opened)
+    }
+
+    static func openWritable(path: String, access: Access, busyTimeout: Double) throws(LedgerError) -> any DatabaseWriter {
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.label = "sshca-ledger"
@@ -33,6 +61,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
         // checkpoint) made every later command re-read the whole WAL to rebuild its index, which
         // measured slower than the checkpoint once a few hundred certificates were in it.
         do {
+            let pool: any DatabaseWriter
             switch access {
             case .singleConnection:
                 // GRDB's own WAL set-up (journalMode = .wal) would run on every open and re-create
@@ -51,9 +80,105 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                 try db.execute(sql: "PRAGMA synchronous = FULL")
             }
             try Self.migrator.migrate(pool)
+            return pool
         } catch {
             throw Self.translate(error, doing: "opening the ledger \(path)")
         }
+    }
+
+    /// Why a write through `writer` fails as read-only (a write that changes nothing is tried),
+    /// or nil when it works or fails for another reason.
+    static func cannotWrite(_ writer: any DatabaseWriter, path: String) -> String? {
+        do {
+            try writer.write { db in try db.execute(sql: "UPDATE meta SET value = value WHERE name = 'next_serial'") }
+            return nil
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY {
+            return whyNotWritable(path) ?? "SQLite opened it read-only (\(error.message ?? "readonly"))"
+        } catch {
+            return nil
+        }
+    }
+
+    /// Why the ledger file cannot be opened for writing, or nil when it could be (the failure
+    /// was something else).
+    static func whyNotWritable(_ path: String) -> String? {
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        var info = statvfs()
+        if statvfs(path, &info) == 0, info.f_flag & UInt(ST_RDONLY) != 0 {
+            return "its file system is mounted read-only"
+        }
+        if Glibc.access(path, W_OK) != 0 {
+            return "the file is not writable by this user (\(String(cString: strerror(errno))))"
+        }
+        if Glibc.access(directory.isEmpty ? "/" : directory, W_OK) != 0 {
+            return "its directory is not writable by this user, and SQLite keeps its -wal and -shm files there"
+        }
+        return nil
+    }
+
+    /// A WAL database on read-only storage opens only as immutable (SQLite cannot create the
+    /// shared-memory file beside it); Debian's libsqlite3 accepts URI file names.
+    static func openImmutable(path: String, why: String) throws(LedgerError) -> any DatabaseWriter {
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.label = "sshca-ledger-readonly"
+        var escaped = ""
+        for character in path {
+            switch character {
+            case "%": escaped += "%25"
+            case "?": escaped += "%3f"
+            case "#": escaped += "%23"
+            default: escaped.append(character)
+            }
+        }
+        do {
+            let queue = try DatabaseQueue(path: "file:\(escaped)?immutable=1", configuration: configuration)
+            guard try queue.read({ db in try Self.migrator.hasCompletedMigrations(db) }) else {
+                throw LedgerError(.storage, "the ledger \(path) cannot be written (\(why)) and was made by an older sshca: it is upgraded at its first writable open; make it writable")
+            }
+            return queue
+        } catch {
+            throw Self.translate(error, doing: "opening the read-only ledger \(path)")
+        }
+    }
+
+    /// Why nothing can be written (the ledger was opened read-only), or nil.
+    public var readOnlyReason: String? { database.withLock { $0.readOnlyReason } }
+
+    static func readOnlyError(_ path: String, _ why: String) -> LedgerError {
+        LedgerError(.storage, "the ledger \(path) is read-only: \(why). Nothing can be issued or revoked until it can be written again (a read-only mount: mount -o remount,rw MOUNTPOINT); the service resumes by itself within seconds")
+    }
+
+    /// A ledger opened read-only: opens it for writing if that works now.
+    func reopenForWriting() throws(LedgerError) {
+        guard let previous = readOnlyReason else { return }
+        if let why = Self.whyNotWritable(path) {
+            // Still read-only: the open connection keeps serving reads.
+            database.withLock { $0.readOnlyReason = why }
+            throw Self.readOnlyError(path, why)
+        }
+        // SQLite shares one -shm mapping per file among a process's connections: while the
+        // read-only connection is open, a new one would be read-only too.
+        Self.close(pool)
+        do throws(LedgerError) {
+            let writer = try Self.openWritable(path: path, access: access, busyTimeout: busyTimeout)
+            if let why = Self.cannotWrite(writer, path: path) {
+                Self.close(writer)
+                throw Self.readOnlyError(path, why)
+            }
+            database.withLock { $0 = (writer, nil) }
+        } catch {
+            // Back to serving reads, as before.
+            let reader = (try? Self.openWritable(path: path, access: access, busyTimeout: busyTimeout))
+                ?? (try? Self.openImmutable(path: path, why: previous))
+            if let reader { database.withLock { $0.writer = reader } }
+            throw error
+        }
+    }
+
+    static func close(_ writer: any DatabaseWriter) {
+        if let queue = writer as? DatabaseQueue { try? queue.close() }
+        if let pool = writer as? DatabasePool { try? pool.close() }
     }
 
     static var migrator: DatabaseMigrator {
@@ -626,6 +751,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     }
 
     func write<T>(_ body: (Database) throws -> T) throws -> T {
+        if let why = readOnlyReason { throw Self.readOnlyError(path, why) }
         do {
             var result: T? = nil
             try pool.writeWithoutTransaction { db in
@@ -635,6 +761,12 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                 }
             }
             return result!
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY {
+            // The file system went read-only under an open ledger (or its mode changed): say
+            // why, and let probeWrite open it again once it can be written.
+            guard let why = Self.whyNotWritable(path) else { throw Self.translate(error, doing: "writing to the ledger \(path)") }
+            database.withLock { $0.readOnlyReason = why }
+            throw Self.readOnlyError(path, why)
         } catch {
             throw Self.translate(error, doing: "writing to the ledger \(path)")
         }

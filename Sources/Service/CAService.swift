@@ -49,7 +49,7 @@ public final class CAService: Sendable {
     public let committer: GroupCommitter
     /// Set when a revocation is committed but its KRL could not be written (a full disk): the
     /// KRL served lags the ledger until a retry succeeds.
-    private let krlBacklog = Mutex<String?>(nil)
+    private let krlBacklog = Mutex<(what: String, reason: String)?>(nil)
     private let stopped = Mutex(false)
     public var settings: ServiceSettings { authority.configuration.service }
 
@@ -72,6 +72,11 @@ public final class CAService: Sendable {
         challenges = ChallengeStore(lifetime: configuration.service.challengeLifetime)
         limiter = FailureLimiter(limit: configuration.service.failuresPerMinute)
         committer = GroupCommitter(ledger: authority.ledger)
+        // A ledger opened read-only: /healthz says failing, and the probe loop below opens it
+        // for writing as soon as that works again.
+        if let why = authority.ledger.readOnlyReason {
+            committer.noteWriteFailure("the ledger is read-only: \(why)")
+        }
         // A revocation is committed before its KRL is written; a crash between the two would
         // leave the published KRL without it until the next revocation. Publishing at start
         // closes that gap: the KRL served always carries every committed revocation.
@@ -80,7 +85,7 @@ public final class CAService: Sendable {
         } catch {
             // A full disk at start must not keep the service down: the retry loop publishes it
             // when it can, and /healthz says failing until then.
-            krlBacklog.withLock { $0 = "publishing at start failed: \(error.reason)" }
+            krlBacklog.withLock { $0 = ("the KRL could not be republished at start, so a revocation committed just before a crash may be missing from it", error.reason) }
         }
         Task.detached { [weak self] in
             while let service = self, !service.stopped.withLock({ $0 }) {
@@ -98,7 +103,7 @@ public final class CAService: Sendable {
             _ = try authority.publishKRL(by: "sshca serve (retry)", passphrase: passphrase)
             krlBacklog.withLock { $0 = nil }
         } catch {
-            krlBacklog.withLock { $0 = error.reason }
+            krlBacklog.withLock { $0?.reason = error.reason }
         }
     }
 
@@ -325,7 +330,7 @@ public final class CAService: Sendable {
             return ServiceAPI.Revocation(id: r.id, kind: r.kind, target: r.target, reason: r.reason, revokedBy: r.revokedBy,
                                          isNew: outcome.isNew, certificatesAffected: outcome.certificatesAffected, krlVersion: krl.version)
         } catch {
-            krlBacklog.withLock { $0 = error.reason }
+            krlBacklog.withLock { $0 = ("revocation #\(r.id) is committed but not in the published KRL yet", error.reason) }
             throw ServiceError(503, "unavailable", "revocation #\(r.id) is recorded, but the KRL could not be written (\(error.reason)); the service publishes it as soon as that works again, and /healthz says failing until then",
                                retryAfter: 5)
         }
@@ -388,7 +393,7 @@ public final class CAService: Sendable {
             krl = "\(error)"
         }
         if krl == "ok", let backlog = krlBacklog.withLock({ $0 }) {
-            krl = "a committed revocation is not in the published KRL yet: \(backlog)"
+            krl = "\(backlog.what): \(backlog.reason)"
         }
         let ok = ledger == "ok" && krl == "ok"
         return (ok, ServiceAPI.Health(status: ok ? "ok" : "failing", ledger: ledger, krl: krl,

@@ -56,7 +56,8 @@ struct Serve: ParsableCommand {
             if let config {
                 configuration = try Configuration(parsing: try Files.readText(config, what: "configuration file"), fileName: config)
             }
-            let authority = try CertificateAuthority(home: caHome, configuration: configuration, ledgerAccess: .concurrentReaders)
+            let authority = try CertificateAuthority(home: caHome, configuration: configuration, ledgerAccess: .concurrentReaders,
+                                                    readOnlyLedgerFallback: true)
             let address = try ListenAddress(parsing: listen ?? authority.configuration.service.listen)
             // A role renamed or removed in sshca.toml leaves its members unable to sign in; say so
             // at start rather than at their first refused login.

@@ -5,9 +5,10 @@ import TestSupport
 import Glibc
 #endif
 
-/// Faults around the service: the database locked by another process, the disk full during a
-/// KRL write. Each gives a clear error, /healthz tells the truth, nothing committed is lost, and
-/// the service recovers by itself when the fault goes.
+/// Faults around the service: the database locked by another process, the disk full during
+/// issuance and during a KRL write, a ledger on a read-only file system. Each gives a clear error,
+/// /healthz tells the truth, nothing committed is lost, and the service recovers by itself when
+/// the fault goes.
 @Suite("service: resource faults")
 struct ResourceFaultTests {
     static func waitFor(_ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
@@ -22,6 +23,15 @@ struct ResourceFaultTests {
     static func healthStatus(_ server: CAServer) async throws -> (Int, String) {
         let reply = try await server.http("GET", "/healthz")
         return (reply.status, String(decoding: reply.body, as: UTF8.self))
+    }
+
+    /// A tmpfs of `size` mounted in `dir` (the disk and read-only cases need root, as CI runs).
+    static func mountTmpfs(in dir: URL, size: String = "8m") async throws -> URL {
+        let mountPoint = dir.child("fs")
+        try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
+        let mount = try await runProcess("mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", mountPoint.path])
+        try #require(mount.succeeded, "cannot mount a tmpfs (this fault case needs root): \(mount)")
+        return mountPoint
     }
 
     @Test("the ledger locked by another process: 503 naming the lock, /healthz failing, then it recovers")
@@ -59,10 +69,7 @@ struct ResourceFaultTests {
     @Test("a full disk during a revocation: 503, the KRL on disk stays the old valid one, /healthz failing; space back, it recovers and the KRL matches the ledger")
     func fullDisk() async throws {
         try await withTemporaryDirectory { dir in
-            let mountPoint = dir.child("fs")
-            try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
-            let mount = try await runProcess("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint.path])
-            try #require(mount.succeeded, "cannot mount a tmpfs (the full-disk case needs root): \(mount)")
+            let mountPoint = try await Self.mountTmpfs(in: dir)
             defer { umount2(mountPoint.path, Int32(MNT_DETACH)) }
             let server = try await CAServer.start(in: mountPoint.child("run"))
             defer { server.stop() }
@@ -101,6 +108,100 @@ struct ResourceFaultTests {
                 #expect(query.exitCode == 0, "\(query)")
             }
             #expect(try await server.requestCertificate(try publicKeyJSON(key), authorization: "Bearer \(engineer)").status == 201)
+            #expect(try await server.sshca(["audit", "verify"]).succeeded)
+        }
+    }
+
+    @Test("a full disk during issuance: 503 naming the full disk, /healthz failing, every certificate answered 201 is in the ledger; space back, it recovers")
+    func fullDiskDuringIssuance() async throws {
+        try await withTemporaryDirectory { dir in
+            let mountPoint = try await Self.mountTmpfs(in: dir)
+            defer { umount2(mountPoint.path, Int32(MNT_DETACH)) }
+            let server = try await CAServer.start(in: mountPoint.child("run"))
+            defer { server.stop() }
+            let token = try await server.token(role: "engineer", name: "ned")
+            let key = try await SSHKeygen.generate(.ed25519, at: dir.child("k"), comment: "k")
+            func issue() async throws -> (status: Int, body: Data) {
+                try await server.requestCertificate(try publicKeyJSON(key), authorization: "Bearer \(token)")
+            }
+            var answered: Set<Int> = []
+            let first = try await issue()
+            try #require(first.status == 201)
+            answered.insert(decodeJSON(first.body)["serial"] as? Int ?? 0)
+
+            _ = try await runProcess("dd", ["if=/dev/zero", "of=\(mountPoint.child("filler").path)", "bs=64k"])
+            // The WAL may have a few pages of room left: issue until a commit needs a new block.
+            var refusal: (status: Int, body: Data)? = nil
+            for _ in 0..<300 {
+                let reply = try await issue()
+                guard reply.status == 201 else { refusal = reply; break }
+                answered.insert(decodeJSON(reply.body)["serial"] as? Int ?? 0)
+            }
+            let refused = try #require(refusal, "300 certificates were committed on a full disk")
+            let message = errorFields(refused.body).message ?? ""
+            #expect(refused.status == 503 && message.contains("disk is full") && message.contains("nothing was written"),
+                    "\(refused.status) \(message)")
+            let (status, body) = try await Self.healthStatus(server)
+            #expect(status == 503 && body.contains("full"), "health on a full disk: \(status) \(body)")
+
+            try FileManager.default.removeItem(at: mountPoint.child("filler"))
+            try await Self.waitFor("/healthz recovers") { try await Self.healthStatus(server).0 == 200 }
+            let after = try await issue()
+            #expect(after.status == 201)
+            answered.insert(decodeJSON(after.body)["serial"] as? Int ?? 0)
+            // Every certificate a client received is in the ledger, and nothing else is.
+            let list = try checked(try await server.sshca(["list", "--json"]))
+            let stored = Set(((try JSONSerialization.jsonObject(with: list.stdout) as? [[String: Any]]) ?? []).compactMap { $0["serial"] as? Int })
+            #expect(stored == answered, "ledger \(stored.sorted()) vs answered \(answered.sorted())")
+            #expect(try await server.sshca(["audit", "verify"]).succeeded)
+        }
+    }
+
+    @Test("a ledger on a read-only file system: the service starts, serves what is committed, refuses issuance naming the cause, /healthz failing; remounted read-write, it recovers by itself")
+    func readOnlyLedger() async throws {
+        try await withTemporaryDirectory { dir in
+            let mountPoint = try await Self.mountTmpfs(in: dir)
+            defer { umount2(mountPoint.path, Int32(MNT_DETACH)) }
+            let before = try await CAServer.start(in: mountPoint.child("run"))
+            let engineer = try await before.token(role: "engineer", name: "ro")
+            let security = try await before.token(role: "security", name: "sec")
+            let key = try await SSHKeygen.generate(.ed25519, at: dir.child("k"), comment: "k")
+            let issued = try await before.requestCertificate(try publicKeyJSON(key), authorization: "Bearer \(engineer)")
+            try #require(issued.status == 201)
+            let serial = decodeJSON(issued.body)["serial"] as? Int ?? 0
+            before.stop()
+            let home = before.home
+            let krlBefore = try Data(contentsOf: home.child("revoked.krl"))
+
+            let readOnly = try await runProcess("mount", ["-o", "remount,ro", mountPoint.path])
+            try #require(readOnly.succeeded, "\(readOnly)")
+            let server = try await CAServer.start(in: dir.child("run2"), home: home)
+            defer { server.stop() }
+            let (status, body) = try await Self.healthStatus(server)
+            #expect(status == 503 && body.contains("read-only") && body.contains("mounted read-only"), "health: \(status) \(body)")
+            // What is committed is still served.
+            let shown = try await server.http("GET", "/v1/certificates/\(serial)", headers: ["Authorization": "Bearer \(security)"])
+            #expect(shown.status == 200 && (decodeJSON(shown.body)["serial"] as? Int) == serial,
+                    "\(shown.status) \(String(decoding: shown.body, as: UTF8.self))")
+            let krl = try await server.http("GET", "/v1/krl")
+            #expect(krl.status == 200 && krl.body == krlBefore)
+            // Writes are refused with the cause and the fix.
+            let refused = try await server.requestCertificate(try publicKeyJSON(key), authorization: "Bearer \(engineer)")
+            let message = errorFields(refused.body).message ?? ""
+            #expect(refused.status == 503 && message.contains("read-only") && message.contains("remount,rw"), "\(refused.status) \(message)")
+            let revoke = try await server.http("POST", "/v1/revocations", json: "{\"serial\": \(serial), \"reason\": \"ro test\"}",
+                                               headers: ["Authorization": "Bearer \(security)"])
+            #expect(revoke.status == 503, "\(revoke.status) \(String(decoding: revoke.body, as: UTF8.self))")
+            #expect(server.process.isRunning)
+
+            let writable = try await runProcess("mount", ["-o", "remount,rw", mountPoint.path])
+            try #require(writable.succeeded, "\(writable)")
+            try await Self.waitFor("/healthz recovers") { try await Self.healthStatus(server).0 == 200 }
+            let after = try await server.requestCertificate(try publicKeyJSON(key), authorization: "Bearer \(engineer)")
+            #expect(after.status == 201)
+            #expect((decodeJSON(after.body)["serial"] as? Int ?? 0) > serial)
+            let list = try checked(try await server.sshca(["list", "--json"]))
+            #expect((try JSONSerialization.jsonObject(with: list.stdout) as? [Any])?.count == 2, "\(list.stdoutText)")
             #expect(try await server.sshca(["audit", "verify"]).succeeded)
         }
     }

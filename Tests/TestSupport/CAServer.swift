@@ -21,15 +21,17 @@ public final class CAServer: @unchecked Sendable {
 
     /// Starts `sshca serve --init --listen 127.0.0.1:0` (or the `configure` step first writes the
     /// home: when it is given, `sshca init --no-passphrase` runs, then `configure(home)`, then serve).
+    /// `home`: an existing CA home elsewhere (the logs stay in `directory`).
     public static func start(
         in directory: URL,
+        home existingHome: URL? = nil,
         configure: ((URL) throws -> Void)? = nil,
         extraArguments: [String] = [],
         environment: [String: String?] = [:],
         timeout: Duration = .seconds(30)
     ) async throws -> CAServer {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let home = directory.child("ca")
+        let home = existingHome ?? directory.child("ca")
         if let configure {
             let created = try await SSHCA.run(["init", "--home", home.path, "--no-passphrase"])
             guard created.succeeded else { throw SubprocessError.failed(created) }
