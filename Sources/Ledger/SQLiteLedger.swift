@@ -576,7 +576,19 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
             case .expired:
                 conditions.append("c.valid_before <= ?")
                 _ = arguments.append(contentsOf: [nowValue])
-            case .any, .revoked:
+            case .revoked:
+                // Driven by the revocation tables (each side through an index or the serial
+                // range), not by decoding every certificate: revoked ones are few among millions.
+                conditions.append("""
+                    c.serial IN (
+                        SELECT r.serial FROM revoked_serials s CROSS JOIN certificates r
+                            ON r.serial BETWEEN s.low AND s.high AND +r.ca_fingerprint = s.ca_fingerprint
+                        UNION SELECT r.serial FROM revoked_key_ids k CROSS JOIN certificates r ON r.key_id = k.key_id
+                        UNION SELECT r.serial FROM revoked_keys k CROSS JOIN certificates r ON r.key_fingerprint = k.fingerprint
+                        UNION SELECT r.serial FROM revoked_keys k CROSS JOIN ca_keys a ON a.fingerprint = k.fingerprint
+                            CROSS JOIN certificates r ON r.ca_fingerprint = a.fingerprint)
+                    """)
+            case .any:
                 break
             }
             var sql = "SELECT \(Self.certificateColumns) FROM \(from)"

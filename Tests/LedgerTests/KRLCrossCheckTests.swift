@@ -127,6 +127,23 @@ struct KRLCrossCheckTests {
                 Subject(name: "plain kB4 (revoked key)", file: key("kB4").publicKey, revokedByOwnHome: true, revokedCombined: true, home: "B"),
             ]
 
+            // The ledger's own listing agrees: `list --revoked` names exactly the certificates each
+            // home revoked (by serial, range, principal, key id and key), and `list --active`
+            // exactly the others.
+            for (home, serials, prefix) in [(homeA, serialA, "a"), (homeB, serialB, "b")] {
+                func listed(_ arguments: [String]) async throws -> Set<UInt64> {
+                    let result = try await home.runChecked(["list"], arguments + ["--json"])
+                    let rows = (try JSONSerialization.jsonObject(with: result.stdout) as? [[String: Any]]) ?? []
+                    return Set(rows.compactMap { ($0["serial"] as? Int).map(UInt64.init) })
+                }
+                let certificates = subjects.filter { $0.name.hasPrefix(prefix) }
+                let revoked = Set(certificates.filter(\.revokedByOwnHome).compactMap { serials[String($0.name.prefix { $0 != " " })] })
+                #expect(revoked.count == certificates.filter(\.revokedByOwnHome).count)
+                #expect(try await listed(["--revoked"]) == revoked, "home \(prefix.uppercased()): list --revoked")
+                #expect(try await listed(["--active"]) == Set(serials.values).subtracting(revoked), "home \(prefix.uppercased()): list --active")
+                #expect(try await listed([]) == Set(serials.values), "home \(prefix.uppercased()): list")
+            }
+
             // Our KRLs: each home's revoked.krl as the CLI published it, and the combination.
             let krlA = try homeA.publishedKRL()
             let krlB = try homeB.publishedKRL()
@@ -225,7 +242,13 @@ struct KRLCrossCheckTests {
             let hostKey = try await makeUserKey(dir, "h")
             let userCert = try await ca.sign(key, keyID: "u", principals: ["root"])
             let hostCert = try await ca.sign(hostKey, keyID: "h", principals: ["h.example"], extra: ["--host"])
+            let otherCert = try await ca.sign(key, keyID: "other", principals: ["ops"], output: dir.child("other-cert.pub"))
             try await ca.revokeChecked(["--serial", "\(userCert.certificate.body.serial)"])
+            func listedRevoked() async throws -> Set<UInt64> {
+                let result = try await ca.runChecked(["list"], ["--revoked", "--json"])
+                let rows = (try JSONSerialization.jsonObject(with: result.stdout) as? [[String: Any]]) ?? []
+                return Set(rows.compactMap { ($0["serial"] as? Int).map(UInt64.init) })
+            }
             let signedBefore = try KRL.parse(Array(try Data(contentsOf: ca.krlFile)))
             #expect(signedBefore.signatures.count == 1, "[krl] sign = true, yet the KRL is not signed")
 
@@ -236,6 +259,7 @@ struct KRLCrossCheckTests {
             #expect(try await sshKeygenRevoked(krl: ca.krlFile, file: hostCert.file))
             #expect(try await sshKeygenRevoked(krl: ca.krlFile, file: ca.hostCAPublicKey))
             #expect(!(try await sshKeygenRevoked(krl: ca.krlFile, file: ca.userCAPublicKey)))
+            #expect(try await listedRevoked() == [userCert.certificate.body.serial, hostCert.certificate.body.serial])
 
             let result = try await ca.revokeChecked(["--ca-key-compromised"])
             #expect(result.stderrText.contains("unsigned"), "no warning that the KRL goes out unsigned:\n\(result)")
@@ -244,7 +268,9 @@ struct KRLCrossCheckTests {
             #expect(try await sshKeygenRevoked(krl: ca.krlFile, file: ca.userCAPublicKey))
             #expect(try await sshKeygenRevoked(krl: ca.krlFile, file: userCert.file))
             #expect(try await sshKeygenRevoked(krl: ca.krlFile, file: hostCert.file))
+            #expect(try await sshKeygenRevoked(krl: ca.krlFile, file: otherCert.file))
             #expect(!(try await sshKeygenRevoked(krl: ca.krlFile, file: key.publicKey)))
+            #expect(try await listedRevoked() == Set([userCert, hostCert, otherCert].map(\.certificate.body.serial)))
             let check = try await SSHCA.run(["krl", "check", "--krl", ca.krlFile.path, ca.userCAPublicKey.path])
             #expect(check.exitCode == 1, "\(check)")
             // `krl write` afterwards also stays unsigned and loadable.
