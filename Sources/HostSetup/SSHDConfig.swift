@@ -36,7 +36,7 @@ public struct SSHDConfigFile: Sendable {
     /// Directives in order, before the first Match (later ones are conditional), with line numbers.
     var globalDirectives: [(keyword: String, arguments: String, line: Int)] {
         var out: [(String, String, Int)] = []
-        for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: isLineBreak).enumerated() {
+        for (index, raw) in configLines(text).enumerated() {
             let line = raw.trimmingCharacters(in: " \t\r")
             if line.isEmpty || line.hasPrefix("#") { continue }
             let keyword = String(line.prefix { $0 != " " && $0 != "\t" && $0 != "=" })
@@ -68,11 +68,13 @@ public struct SSHDConfigFile: Sendable {
 
     /// The text with a managed block removed (for undo and re-planning).
     public func textWithoutManagedBlock(_ markers: BlockMarkers = .setup) -> String {
-        var lines: [Substring] = []
+        var lines: [String] = []
         var inside = false
-        for line in text.split(omittingEmptySubsequences: false, whereSeparator: isLineBreak) {
-            if line == markers.begin { inside = true; continue }
-            if inside { if line == markers.end { inside = false }; continue }
+        for line in configLines(text) {
+            // An editor may have turned the file's line ends into CRLF.
+            let bare = line.hasSuffix("\r") ? String(line.dropLast()) : line
+            if bare == markers.begin { inside = true; continue }
+            if inside { if bare == markers.end { inside = false }; continue }
             lines.append(line)
         }
         return lines.joined(separator: "\n")
@@ -90,7 +92,7 @@ public struct SSHDConfigFile: Sendable {
     }
 
     private func inserting(_ body: String, _ markers: BlockMarkers, atEnd: Bool) -> String {
-        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: isLineBreak).map(String.init)
+        var lines = configLines(text)
         if atEnd {
             while lines.last == "" { lines.removeLast() }
             lines += [markers.begin] + body.split(whereSeparator: isLineBreak).map(String.init) + [markers.end, ""]
@@ -193,6 +195,13 @@ enum Subprocess {
 
 /// Line breaks in configuration text. Swift reads "\r\n" as one Character, so splitting on "\n"
 /// alone would leave a CRLF file (or a lone CR before a newline) as one long line.
+/// The lines of a configuration file as sshd reads them: split at "\n" only, so a "\r" stays in
+/// its line and joining the lines with "\n" gives back the same bytes (splitting at Characters
+/// would join a line's last "\r" with the "\n" into one line break and lose it on the way back).
+func configLines(_ text: String) -> [String] {
+    text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+}
+
 func isLineBreak(_ character: Character) -> Bool {
     character == "\n" || character == "\r\n"
 }

@@ -155,6 +155,51 @@ struct SetupFailureTests {
         }
     }
 
+    /// Found by fuzzing: a line ending in a stray "\r" lost it each time the managed block was
+    /// rewritten (the "\r" and the line's "\n" were taken as one line break).
+    @Test("an sshd_config with CRLF line ends and stray carriage returns: setup, a second run changes nothing, a changed one only its blocks, undo restores it byte for byte")
+    func carriageReturns() async throws {
+        try await withTreeDirectory("crlf") { dir in
+            let tree = try await DebianTree.create(in: dir.child("tree"), includeDirectory: false)
+            let original = try readText(tree.sshdConfig)
+            let edited = "# edited elsewhere\r\r\r\n" + original.replacingOccurrences(of: "\n", with: "\r\n")
+            try writeText(edited, to: tree.sshdConfig)
+            // sshd_config without sshca's blocks, split at "\n" bytes only.
+            func withoutBlocks() throws -> String {
+                var kept: [String] = [], inside = false
+                let text = try readText(tree.sshdConfig)
+                for line in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map({ String(decoding: $0, as: UTF8.self) }) {
+                    if line.hasPrefix("# BEGIN sshca") { inside = true; continue }
+                    if inside { if line.hasPrefix("# END sshca") { inside = false }; continue }
+                    kept.append(line)
+                }
+                return kept.joined(separator: "\n")
+            }
+            let ca = try await CAFixture.create(in: dir)
+            let before = try tree.snapshot()
+            let arguments = ["--disable-passwords", "--principal", "deploy=alice"]
+            let first = try await tree.setup(caKey: ca.userCAPublicKey, arguments)
+            try #require(first.succeeded, "\(first)")
+            let afterFirst = try tree.snapshot()
+            let effective = try await runProcess("/usr/sbin/sshd", ["-T", "-f", tree.sshdConfig.path, "-C", "user=nobody,host=localhost,addr=127.0.0.1"])
+            #expect(effective.stdoutText.contains("trustedusercakeys \(tree.caKeyPath.path)\n")
+                    && effective.stdoutText.contains("passwordauthentication no\n"), "sshd -T after setup:\n\(effective)")
+
+            #expect(try withoutBlocks() == edited, "setup changed sshd_config outside its block")
+            let second = try await tree.setup(caKey: ca.userCAPublicKey, arguments)
+            #expect(second.succeeded && second.stdoutText.contains("already set up"), "second run:\n\(second)")
+            expectIdentical(try tree.snapshot(), afterFirst, "second setup on a CRLF sshd_config")
+            // A changed mapping rewrites the blocks; every other byte stays.
+            let third = try await tree.setup(caKey: ca.userCAPublicKey, ["--disable-passwords", "--principal", "deploy=alice,bob"])
+            #expect(third.succeeded, "\(third)")
+            #expect(try withoutBlocks() == edited, "rewriting the blocks changed sshd_config outside them")
+
+            let undo = try await tree.undo()
+            #expect(undo.succeeded, "\(undo)")
+            expectIdentical(try tree.snapshot(), before, "setup then undo on a CRLF sshd_config")
+        }
+    }
+
     @Test("--dry-run prints the planned content and changes nothing")
     func dryRun() async throws {
         try await withTreeDirectory("dry") { dir in
