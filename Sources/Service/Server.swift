@@ -222,8 +222,10 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
             service.recordRefusal(error, applicant: applicant, path: "/v1/revocations")
             throw error
         }
-        context.notes.outcome = "revoked \(revocation.kind) \(revocation.target)"
-        return JSON.response(revocation, status: .created)
+        context.notes.outcome = "\(revocation.isNew ? "revoked" : "already revoked") \(revocation.kind) \(revocation.target)"
+        // 201 when this request recorded something new; 200 when everything it names was already
+        // revoked (a retried request, or a second security engineer acting on the same alert).
+        return JSON.response(revocation, status: revocation.isNew ? .created : .ok)
     }
     return router
 }
