@@ -482,6 +482,25 @@ def run(args, spec, directory):
     print("== security staff: listing")
     c.exchange("everything", "GET", "/v1/certificates", headers=security, expect=200)
     c.exchange("active, limit 1", "GET", "/v1/certificates", headers=security, query={"status": "active", "limit": "1"}, expect=200)
+    # Paging: pages of one, each `next` fed back as `after`, give every certificate once, in order.
+    everything = c.exchange("all, for paging", "GET", "/v1/certificates", headers=security, query={"limit": "100000"}, expect=200)
+    paged, after = [], None
+    for _ in range(1000):
+        query = {"limit": "1"} if after is None else {"limit": "1", "after": str(after)}
+        page = c.exchange("a page of one", "GET", "/v1/certificates", headers=security, query=query, expect=200)
+        if page is None or page.status != 200:
+            break
+        paged += [item["serial"] for item in page.json()["certificates"]]
+        after = page.json().get("next")
+        if after is None:
+            break
+    if everything is not None and everything.status == 200:
+        expected = [item["serial"] for item in everything.json()["certificates"]]
+        if paged != expected or len(expected) < 2:
+            c.mismatches.append(f"GET /v1/certificates paged by 1: {paged} instead of {expected}")
+        if "next" in everything.json():
+            c.mismatches.append("GET /v1/certificates: `next` on a page that holds every match")
+    c.exchange("after that is no serial", "GET", "/v1/certificates", headers=security, query={"after": "-1"}, expect=400, expect_code="bad-request")
     c.exchange("by principal and key id", "GET", "/v1/certificates", headers=security,
                query={"principal": engineer_name, "keyId": engineer_name, "status": "any"}, expect=200)
     c.exchange("expired (none)", "GET", "/v1/certificates", headers=security, query={"status": "expired"}, expect=200)

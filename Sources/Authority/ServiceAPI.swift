@@ -109,7 +109,12 @@ public enum ServiceAPI {
 
     public struct CertificateList: Codable, Sendable {
         public var certificates: [CertificateSummary]
-        public init(certificates: [CertificateSummary]) { self.certificates = certificates }
+        /// Set when more certificates match: pass it as `after` for the next page.
+        public var next: UInt64?
+        public init(certificates: [CertificateSummary], next: UInt64? = nil) {
+            self.certificates = certificates
+            self.next = next
+        }
     }
 
     public struct Health: Codable, Sendable {

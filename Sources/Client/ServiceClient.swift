@@ -181,12 +181,25 @@ public final class ServiceClient: Sendable {
                           try await send("POST", "/v1/revocations", json: Self.json(request), headers: [("Authorization", authorization)]))
     }
 
-    public func certificates(query: [(String, String)], credential: Credential) async throws(AuthorityError) -> [CertificateSummary] {
+    /// Every matching certificate with a serial above `after`, page by page (`limit`: at most
+    /// this many in all).
+    public func certificates(query: [(String, String)], limit: Int? = nil, after start: UInt64? = nil,
+                             credential: Credential) async throws(AuthorityError) -> [CertificateSummary] {
         try await checkPin()
-        let authorization = try await credential.authorization(self)
-        let q = query.isEmpty ? "" : "?" + query.map { "\($0.0)=\(Self.percentEncode($0.1))" }.joined(separator: "&")
-        return try decode(ServiceAPI.CertificateList.self,
-                          try await send("GET", "/v1/certificates" + q, headers: [("Authorization", authorization)])).certificates
+        var all: [CertificateSummary] = []
+        var after = start
+        repeat {
+            var pageQuery = query
+            if let limit { pageQuery.append(("limit", String(min(limit - all.count, 100_000)))) }
+            if let after { pageQuery.append(("after", String(after))) }
+            let authorization = try await credential.authorization(self)
+            let q = pageQuery.isEmpty ? "" : "?" + pageQuery.map { "\($0.0)=\(Self.percentEncode($0.1))" }.joined(separator: "&")
+            let page = try decode(ServiceAPI.CertificateList.self,
+                                  try await send("GET", "/v1/certificates" + q, headers: [("Authorization", authorization)]))
+            all += page.certificates
+            after = page.next
+        } while after != nil && (limit.map { all.count < $0 } ?? true)
+        return all
     }
 
     public func certificate(serial: UInt64, credential: Credential) async throws(AuthorityError) -> CertificateSummary {

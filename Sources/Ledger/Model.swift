@@ -105,12 +105,16 @@ public struct CertificateQuery: Sendable, Equatable {
     public var keyID: String?
     public var status: Status
     public var limit: Int?
+    /// Only serials above this one (results come lowest serial first): the next page starts
+    /// after the last serial of the previous one.
+    public var after: UInt64?
 
-    public init(principal: String? = nil, keyID: String? = nil, status: Status = .any, limit: Int? = nil) {
+    public init(principal: String? = nil, keyID: String? = nil, status: Status = .any, limit: Int? = nil, after: UInt64? = nil) {
         self.principal = principal
         self.keyID = keyID
         self.status = status
         self.limit = limit
+        self.after = after
     }
 }
 

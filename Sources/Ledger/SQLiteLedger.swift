@@ -569,6 +569,10 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                 conditions.append("c.key_id = ?")
                 _ = arguments.append(contentsOf: [keyID])
             }
+            if let after = query.after {
+                conditions.append("c.serial > ?")
+                _ = arguments.append(contentsOf: [Int64(bitPattern: after)])
+            }
             switch query.status {
             case .active:
                 conditions.append("c.valid_before > ? AND c.valid_after <= ?")

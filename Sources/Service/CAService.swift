@@ -339,7 +339,16 @@ public final class CAService: Sendable {
     public func certificates(_ query: CertificateQuery, applicant: Applicant, now: UInt64 = Clock.now()) throws(ServiceError) -> ServiceAPI.CertificateList {
         try requireSecurity(applicant)
         do {
-            return ServiceAPI.CertificateList(certificates: try authority.certificates(query, now: now).map { CertificateSummary($0, now: now) })
+            // One more than asked tells whether another page follows.
+            var probe = query
+            if let limit = query.limit { probe.limit = limit + 1 }
+            var found = try authority.certificates(probe, now: now)
+            var next: UInt64? = nil
+            if let limit = query.limit, found.count > limit {
+                found.removeLast(found.count - limit)
+                next = found.last?.certificate.body.serial
+            }
+            return ServiceAPI.CertificateList(certificates: found.map { CertificateSummary($0, now: now) }, next: next)
         } catch {
             throw ServiceError.from(error)
         }

@@ -199,6 +199,10 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
             guard let n = Int(limitText), n > 0, n <= 100_000 else { throw ServiceError(400, "bad-request", "limit must be a number from 1 to 100000") }
             query.limit = n
         }
+        if let afterText = q["after"] {
+            guard let after = UInt64(afterText) else { throw ServiceError(400, "bad-request", "after must be a serial (a number)") }
+            query.after = after
+        }
         return JSON.response(try service.certificates(query, applicant: applicant))
     }
     router.get("/v1/certificates/:serial") { request, context -> Response in

@@ -44,6 +44,9 @@ struct List: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("At most this many (the lowest serials first).", valueName: "n"))
     var limit: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Only serials above this one (to page through with --limit).", valueName: "serial"))
+    var after: UInt64?
+
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
@@ -67,13 +70,12 @@ struct List: ParsableCommand {
                 if let principal { query.append(("principal", principal)) }
                 if let keyId { query.append(("keyId", keyId)) }
                 if status != .any { query.append(("status", status.rawValue)) }
-                if let limit { query.append(("limit", String(limit))) }
                 let q = query
-                summaries = try blocking { () throws(AuthorityError) in try await client.certificates(query: q, credential: credential) }
+                summaries = try blocking { () throws(AuthorityError) in try await client.certificates(query: q, limit: limit, after: after, credential: credential) }
             } else {
                 let authority = try CertificateAuthority(home: home.caHome)
                 let now = Clock.now()
-                let found = try authority.certificates(CertificateQuery(principal: principal, keyID: keyId, status: status, limit: limit), now: now)
+                let found = try authority.certificates(CertificateQuery(principal: principal, keyID: keyId, status: status, limit: limit, after: after), now: now)
                 summaries = found.map { CertificateSummary($0, now: now) }
             }
             if json {
