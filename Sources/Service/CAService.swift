@@ -50,6 +50,7 @@ public final class CAService: Sendable {
     /// Set when a revocation is committed but its KRL could not be written (a full disk): the
     /// KRL served lags the ledger until a retry succeeds.
     private let krlBacklog = Mutex<(what: String, reason: String)?>(nil)
+    private let krlCache = Mutex<(identity: FileIdentity, bytes: [UInt8], etag: String)?>(nil)
     private let stopped = Mutex(false)
     public var settings: ServiceSettings { authority.configuration.service }
 
@@ -366,13 +367,36 @@ public final class CAService: Sendable {
     }
 
     /// The KRL file as published, with an ETag that changes whenever its bytes do.
+    /// The published KRL and its ETag. A fleet polls it every few minutes and a KRL can be
+    /// megabytes: it is read and hashed again only when the file was replaced (a KRL is always
+    /// written as a new file renamed over the old one, so its inode changes).
     public func krl() throws(ServiceError) -> (bytes: [UInt8], etag: String) {
+        let path = authority.home.krlPath
+        let before = Self.fileIdentity(path)
+        if let before, let cached = krlCache.withLock({ $0 }), cached.identity == before {
+            return (cached.bytes, cached.etag)
+        }
         let bytes: [UInt8]
-        do { bytes = try Files.read(authority.home.krlPath) } catch {
+        do { bytes = try Files.read(path) } catch {
             throw ServiceError(503, "unavailable", "the KRL cannot be read: \(error.reason)")
         }
-        let digest = Digest.sha256.hash(bytes).prefix(16).hexString
-        return (bytes, "\"\(digest)\"")
+        let etag = "\"\(Digest.sha256.hash(bytes).prefix(16).hexString)\""
+        // Cached only when the file was not replaced while it was read.
+        if let before, Self.fileIdentity(path) == before {
+            krlCache.withLock { $0 = (before, bytes, etag) }
+        }
+        return (bytes, etag)
+    }
+
+    struct FileIdentity: Equatable {
+        var device: UInt64, inode: UInt64, size: Int64, modifiedSeconds: Int, modifiedNanoseconds: Int
+    }
+
+    static func fileIdentity(_ path: String) -> FileIdentity? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+                            modifiedSeconds: info.st_mtim.tv_sec, modifiedNanoseconds: info.st_mtim.tv_nsec)
     }
 
     static func freeBytes(_ path: String) -> Int? {
