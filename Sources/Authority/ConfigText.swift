@@ -238,6 +238,31 @@ public struct ConfigText: Sendable {
     }
 }
 
+extension ConfigText {
+    /// `text` as a basic string this parser reads back as `text`: quotes, backslashes and
+    /// control characters escaped.
+    public static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7f {
+                    let hex = String(scalar.value, radix: 16, uppercase: true)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
 extension String {
     fileprivate func replacingUnderscores() -> String {
         String(unicodeScalars.filter { $0 != "_" })

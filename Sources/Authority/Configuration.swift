@@ -168,15 +168,15 @@ public struct Configuration: Equatable, Sendable {
     }
 
     func renderedServiceAndRoles() -> String {
-        func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
+        func list(_ items: [String]) -> String { "[" + items.map(ConfigText.quoted).joined(separator: ", ") + "]" }
         var text = """
         [service]
         # Where `sshca serve` listens. Plain HTTP is allowed on loopback only; anywhere else set
         # tls_certificate and tls_key (PEM files, relative to this directory), or
         # allow_plain_http = true behind a TLS-terminating proxy.
-        listen = "\(service.listen)"
-        \(service.tlsCertificate.map { "tls_certificate = \"\($0)\"" } ?? "# tls_certificate = \"tls.crt\"")
-        \(service.tlsKey.map { "tls_key = \"\($0)\"" } ?? "# tls_key = \"tls.key\"")
+        listen = \(ConfigText.quoted(service.listen))
+        \(service.tlsCertificate.map { "tls_certificate = \(ConfigText.quoted($0))" } ?? "# tls_certificate = \"tls.crt\"")
+        \(service.tlsKey.map { "tls_key = \(ConfigText.quoted($0))" } ?? "# tls_key = \"tls.key\"")
         # How long a login challenge may be answered; failed sign-ins allowed per user and per
         # address per minute; the largest request body.
         challenge_lifetime = "\(DurationText.format(service.challengeLifetime))"
@@ -199,7 +199,7 @@ public struct Configuration: Equatable, Sendable {
             text += "default_validity = \"\(DurationText.format(role.defaultValidity))\"\n"
             text += "max_validity = \"\(DurationText.format(role.maximumValidity))\"\n"
             if let e = role.extensions { text += "extensions = \(list(e))\n" }
-            if let c = role.forceCommand { text += "force_command = \"\(c)\"\n" }
+            if let c = role.forceCommand { text += "force_command = \(ConfigText.quoted(c))\n" }
             if let a = role.sourceAddresses { text += "source_address = \(list(a))\n" }
             if let k = role.keyTypes { text += "key_types = \(list(k))\n" }
             if let b = role.minimumRSABits { text += "min_rsa_bits = \(b)\n" }
@@ -231,7 +231,7 @@ public struct Configuration: Equatable, Sendable {
         # Certificates start this long before "now", for servers whose clocks run behind.
         backdate = "\(DurationText.format(backdate))"
         # Extensions a user certificate gets unless --no-default-extensions or --extension says otherwise.
-        user_extensions = [\(userExtensions.map { "\"\($0)\"" }.joined(separator: ", "))]
+        user_extensions = [\(userExtensions.map(ConfigText.quoted).joined(separator: ", "))]
         # Smallest RSA user or host key the CA will certify.
         min_rsa_bits = \(minimumRSABits)
 

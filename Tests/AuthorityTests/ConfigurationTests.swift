@@ -63,6 +63,16 @@ struct ConfigurationTests {
         c.hostValidity = .max - 1
         c.krlExpiredMargin = 7 * 86400 + 5
         variants.append(c)
+        // Found by fuzzing: strings were written between quotes as they were, so a quote, a
+        // backslash or a control character in them came back different (or not at all).
+        var d = Configuration()
+        d.userExtensions = ["per\\m@rc", "say\"hi\"@example.com", "GG\u{3DC}@x"]
+        if var engineer = d.roles["engineer"] {
+            engineer.forceCommand = "echo \"only\tbackups\" \\\n"
+            d.roles["engineer"] = engineer
+        }
+        d.service.tlsCertificate = "certs/\"odd\"\u{7F}.crt"
+        variants.append(d)
         for configuration in variants {
             let text = configuration.renderedFile()
             let parsed = try Configuration(parsing: text)
