@@ -366,10 +366,9 @@ public final class CAService: Sendable {
         (kind == .host ? hostIssuer : userIssuer).signer.publicKey.openSSHLine(comment: "sshca \(kind.rawValue) CA")
     }
 
-    /// The KRL file as published, with an ETag that changes whenever its bytes do.
-    /// The published KRL and its ETag. A fleet polls it every few minutes and a KRL can be
-    /// megabytes: it is read and hashed again only when the file was replaced (a KRL is always
-    /// written as a new file renamed over the old one, so its inode changes).
+    /// The published KRL and its ETag (which changes whenever its bytes do). A fleet polls it
+    /// every few minutes and a KRL can be megabytes: it is read and hashed again only when the
+    /// file was replaced (a KRL is always a new file renamed over the old one: a new inode).
     public func krl() throws(ServiceError) -> (bytes: [UInt8], etag: String) {
         let path = authority.home.krlPath
         let before = Self.fileIdentity(path)
