@@ -21,6 +21,7 @@ public final class GroupCommitter: @unchecked Sendable {
     // Guarded by `condition`.
     private var queue: [Pending] = []
     private var stopped = false
+    private var finished = false
     private var thread: Thread? = nil
     /// Most certificates in one transaction: bounds the time the first request of a group waits.
     public let maximumGroup: Int
@@ -85,11 +86,13 @@ public final class GroupCommitter: @unchecked Sendable {
         return (groups, committed)
     }
 
-    /// Finishes what is queued, then stops taking requests.
+    /// Finishes what is queued, then stops taking requests; returns once the commit thread has
+    /// finished (nothing writes to the ledger through it afterwards).
     public func stop() {
         condition.lock()
         stopped = true
         condition.broadcast()
+        while !finished { condition.wait() }
         condition.unlock()
     }
 
@@ -98,6 +101,8 @@ public final class GroupCommitter: @unchecked Sendable {
             condition.lock()
             while queue.isEmpty && !stopped { condition.wait() }
             if queue.isEmpty && stopped {
+                finished = true
+                condition.broadcast()
                 condition.unlock()
                 return
             }

@@ -294,4 +294,10 @@ public func runService(_ service: CAService, listen: ListenAddress, logger: Logg
     )
     try await app.runService()
     service.shutdown()
+    // The WAL is moved into the ledger file, so the next command does not start by replaying
+    // it (closing a pool does not: its last connection is a read-only reader).
+    if let ledger = service.authority.ledger as? SQLiteLedger {
+        try? ledger.checkpoint()
+        try? ledger.close()
+    }
 }

@@ -80,6 +80,10 @@ struct TLSAndLifecycleTests {
             #expect(lines.count == 2, "\(server.log)")
             #expect(lines.first?.contains("identity=token:hank") == true && lines.first?.contains("status=201") == true, "\(lines)")
             #expect(lines.last?.contains("outcome=policy") == true && lines.last?.contains("status=403") == true, "\(lines)")
+            // The WAL was moved into the ledger file at the stop: nothing is left to replay.
+            let wal = server.home.child("ledger.sqlite-wal").path
+            let walBytes = (try? FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int) ?? 0
+            #expect(walBytes == 0, "\(walBytes) bytes of WAL left behind")
             // The ledger is intact after the stop.
             let verify = try await SSHCA.run(["audit", "verify", "--home", server.home.path])
             #expect(verify.succeeded, "\(verify)")
