@@ -66,21 +66,27 @@ def load(args):
         response = conn.getresponse()
         return response.status, response.read()
 
+    def post_or_reconnect(conn, path, token, body, error_counter):
+        """(connection, status, body); status None when the service is gone (killed) or the
+        connection broke: no answer, so nothing counts as done. The connection is then a new one."""
+        try:
+            status, data = post(conn, path, token, body)
+            return conn, status, data
+        except (OSError, http.client.HTTPException):
+            with lock:
+                stats[error_counter] += 1
+            conn.close()
+            stop.wait(0.02)
+            return connect(), None, None
+
     def issuer(index):
         conn = connect()
         n = index
         while not stop.is_set():
             key = keys[n % len(keys)]
             n += 1
-            try:
-                status, data = post(conn, "/v1/certificates", args.token, {"publicKey": key})
-            except (OSError, http.client.HTTPException):
-                # The service is gone (killed) or the connection broke: no 201, nothing recorded.
-                with lock:
-                    stats["errors"] += 1
-                conn.close()
-                stop.wait(0.02)
-                conn = connect()
+            conn, status, data = post_or_reconnect(conn, "/v1/certificates", args.token, {"publicKey": key}, "errors")
+            if status is None:
                 continue
             if status == 201:
                 issued = json.loads(data)
@@ -111,15 +117,9 @@ def load(args):
             revoked.add(serial)
             revs_out.write("attempt %d\n" % serial)
             revs_out.flush()
-            try:
-                status, data = post(conn, "/v1/revocations", args.security_token,
-                                    {"serial": serial, "reason": "crash-test"})
-            except (OSError, http.client.HTTPException):
-                with lock:
-                    stats["revoke_errors"] += 1
-                conn.close()
-                stop.wait(0.02)
-                conn = connect()
+            conn, status, data = post_or_reconnect(conn, "/v1/revocations", args.security_token,
+                                                   {"serial": serial, "reason": "crash-test"}, "revoke_errors")
+            if status is None:
                 continue
             if status == 201:
                 answer = json.loads(data)
