@@ -418,9 +418,11 @@ public final class CAService: Sendable {
             let needed = max(1 << 20, 2 * krlSize)
             if free < needed { ledger = "the disk holding \(authority.home.path) is full (\(free) bytes free; a KRL needs \(needed))" }
         }
+        // The bytes GET /v1/krl serves (read again only when the file was replaced).
         do {
-            let bytes = try Files.read(authority.home.krlPath)
-            _ = try KRL.parse(bytes)
+            _ = try KRL.parse(try self.krl().bytes)
+        } catch let error as ServiceError {
+            krl = error.message
         } catch {
             krl = "\(error)"
         }
