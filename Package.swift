@@ -61,7 +61,7 @@ let package = Package(
         .target(name: "HostSetup", dependencies: ["Authority", "Client", "Ledger", "SSHFormat"]),
         .executableTarget(
             name: "sshca",
-            dependencies: ["Authority", "Client", "HostSetup", "Ledger", "Service", "SSHFormat", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Authority", "Client", "HostSetup", "Ledger", "Service", "SSHCrypto", "SSHFormat", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             // The static Swift runtime's link flags export every symbol of every module (40,000
             // names): each start then pays for a symbol table that large (dladdr in the runtime's
             // start-up scans it, the loader's lookups search it). Nothing resolves symbols in the

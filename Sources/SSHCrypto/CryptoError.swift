@@ -59,3 +59,14 @@ public enum SecureRandom {
         bytes(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
 }
+
+/// libcrypto as a whole process uses it.
+public enum CryptoLibrary {
+    /// For a process that exits when its work is done (a CLI command): libcrypto then leaves
+    /// its tables to the exit instead of freeing them one by one in an exit handler (about a
+    /// million instructions, for memory the kernel takes back anyway). Call it before anything
+    /// else uses libcrypto; the system's OpenSSL configuration is still read as usual.
+    public static func skipCleanupAtExit() {
+        _ = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_ATEXIT), nil)
+    }
+}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Authority
+import SSHCrypto
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,6 +8,7 @@ import Glibc
 @main
 struct SSHCA: ParsableCommand {
     static func main() {
+        CryptoLibrary.skipCleanupAtExit()
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "sign", let sign = SignFastPath.parse(Array(arguments.dropFirst())) {
             do {
