@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layers, bottom to top (dependencies point down only):
-//   CLibCrypto/CCryptoShim -> SSHFormat -> SSHCrypto, Ledger -> Authority -> Service (HTTP)
+//   CLibCrypto/CCryptoShim -> SSHFormat -> SSHCrypto, Ledger (GRDB, CSQLiteShim) -> Authority -> Service (HTTP)
 //   SSHFormat, SSHCrypto -> Client (talks to the service) -> HostSetup -> sshca (CLI)
 let package = Package(
     name: "sshca",
@@ -36,8 +36,10 @@ let package = Package(
         .target(name: "SSHFormat", dependencies: ["CCryptoShim"]),
         // CA keys, the Signer abstraction (OpenSSL and ssh-agent), verification.
         .target(name: "SSHCrypto", dependencies: ["SSHFormat", "CCryptoShim"]),
+        // sqlite3_db_config, which is variadic (the system libsqlite3, as GRDB links it).
+        .target(name: "CSQLiteShim", dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
         // Certificates, serials, revocations and the audit chain: a protocol and its SQLite store.
-        .target(name: "Ledger", dependencies: ["SSHFormat", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Ledger", dependencies: ["SSHFormat", "CSQLiteShim", .product(name: "GRDB", package: "GRDB.swift")]),
         // Configuration, the CA home, validity rules, issuance, revocation, KRL publishing.
         .target(name: "Authority", dependencies: ["SSHFormat", "SSHCrypto", "Ledger"]),
         // The HTTP service: routes, authentication (SSHSIG challenges, tokens), policy, metrics.

@@ -18,10 +18,10 @@ sshca_apt_install() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Build dependencies: libcrypto headers found through pkg-config.
+# Build dependencies: libcrypto headers found through pkg-config, SQLite's headers (GRDB, CSQLiteShim).
 sshca_build_deps() {
     command -v swift >/dev/null || { echo "sshca: the Swift toolchain (swift) is not on PATH" >&2; return 1; }
-    sshca_apt_install pkg-config libssl-dev
+    sshca_apt_install pkg-config libssl-dev libsqlite3-dev
 }
 
 # The real peers the tests and benchmarks run against.

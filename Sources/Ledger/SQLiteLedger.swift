@@ -1,4 +1,5 @@
 import GRDB
+import CSQLiteShim
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -22,6 +23,8 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     public let path: String
     let access: Access
     let busyTimeout: Double
+    /// Set by the first write: only a command that grew the WAL empties it (`checkpointLargeWAL`).
+    private let hasWritten = Atomic<Bool>(false)
 
     /// How the ledger is opened: one connection (a command that runs and exits), or a pool with
     /// concurrent readers (a long-running service).
@@ -52,14 +55,22 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
         database = Mutex(opened)
     }
 
+    /// A command's connection leaves the WAL in place when it closes, until it passes this size;
+    /// then the closing command moves it into the database file and empties it.
+    ///
+    /// A command opens the ledger, commits once and exits. By SQLite's default its close would
+    /// checkpoint the WAL into the database file and delete it: two more fsyncs, and the next
+    /// command creates the WAL again and syncs its directory. Kept, the WAL costs the next
+    /// opener a read of it to rebuild its index (cheap while it is this small), and a commit is
+    /// one append and one fsync. Without the limit the WAL would only grow: a process that opens
+    /// the ledger starts its index afresh, sees every frame as not yet checkpointed, and never
+    /// restarts the WAL from its beginning.
+    public static let walLimit: Int = 512 * 1024
+
     static func openWritable(path: String, access: Access, busyTimeout: Double) throws(LedgerError) -> any DatabaseWriter {
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.label = "sshca-ledger"
-        // SQLite's own close behaviour is kept on purpose: the last connection checkpoints and
-        // removes the WAL. Keeping the WAL between commands (SQLITE_FCNTL_PERSIST_WAL without the
-        // checkpoint) made every later command re-read the whole WAL to rebuild its index, which
-        // measured slower than the checkpoint once a few hundred certificates were in it.
         do {
             let pool: any DatabaseWriter
             switch access {
@@ -78,6 +89,10 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                     _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
                 }
                 try db.execute(sql: "PRAGMA synchronous = FULL")
+                if access == .singleConnection {
+                    let code = sshca_sqlite_keep_wal_at_close(db.sqliteConnection)
+                    guard code == SQLITE_OK else { throw DatabaseError(resultCode: ResultCode(rawValue: code), message: "cannot keep the WAL at close") }
+                }
             }
             try Self.migrator.migrate(pool)
             return pool
@@ -139,6 +154,24 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
             return queue
         } catch {
             throw Self.translate(error, doing: "opening the read-only ledger \(path)")
+        }
+    }
+
+    deinit {
+        checkpointLargeWAL()
+    }
+
+    /// A command's connection (which keeps the WAL when it closes) that wrote empties a WAL that
+    /// has grown past `walLimit` into the database file; commands that only read leave the files
+    /// as they are. Best effort: while another process reads (the service, a sqlite3 shell) it
+    /// waits a moment at most, and a later command does it.
+    func checkpointLargeWAL() {
+        guard access == .singleConnection, hasWritten.load(ordering: .relaxed), readOnlyReason == nil else { return }
+        var info = stat()
+        guard stat(path + "-wal", &info) == 0, info.st_size > Self.walLimit else { return }
+        try? pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA busy_timeout = 200")
+            _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
         }
     }
 
@@ -749,6 +782,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     }
 
     public func close() throws {
+        checkpointLargeWAL()
         if let queue = pool as? DatabaseQueue { try queue.close() }
         if let pool = pool as? DatabasePool { try pool.close() }
     }
@@ -768,6 +802,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
 
     func write<T>(_ body: (Database) throws -> T) throws -> T {
         if let why = readOnlyReason { throw Self.readOnlyError(path, why) }
+        hasWritten.store(true, ordering: .relaxed)
         do {
             var result: T? = nil
             try pool.writeWithoutTransaction { db in

@@ -40,4 +40,45 @@ struct DurabilityTests {
             try fromInit.close()
         }
     }
+
+    /// Bytes of a file, or nil when it does not exist.
+    func contents(_ url: URL) -> Data? { try? Data(contentsOf: url) }
+
+    func size(_ url: URL) -> Int { contents(url)?.count ?? 0 }
+
+    @Test("commands keep the WAL between them, under the limit: each certificate is committed, reads change nothing, and the WAL is emptied into the ledger once it passes the limit")
+    func walBetweenCommands() async throws {
+        try await withTemporaryDirectory(prefix: "ledger-wal") { dir in
+            let ca = try await CAHomeFixture.create(in: dir)
+            let key = try await makeUserKey(dir, "k")
+            let wal = URL(fileURLWithPath: ca.ledgerFile.path + "-wal")
+            var sizes: [Int] = []
+            var emptied = 0
+            for i in 1...40 {
+                let (_, certificate) = try await ca.sign(key, keyID: "wal-\(i)", principals: ["alice"])
+                #expect(certificate.body.serial == UInt64(i))
+                // Kept: the commit was appended to the WAL and the file stays for the next command.
+                #expect(FileManager.default.fileExists(atPath: wal.path), "the WAL was deleted after command \(i)")
+                let walSize = size(wal)
+                // One certificate adds a few pages; the command that passes the limit empties it.
+                #expect(walSize <= SQLiteLedger.walLimit + 64 * 1024, "WAL of \(walSize) bytes after command \(i)")
+                if let last = sizes.last, walSize < last { emptied += 1 }
+                sizes.append(walSize)
+            }
+            #expect(emptied >= 1, "the WAL never went back under the limit: \(sizes)")
+            // A command that only reads leaves the ledger and its WAL as they were.
+            let before = (contents(ca.ledgerFile), contents(wal))
+            #expect(try await ca.list().count == 40)
+            #expect(contents(ca.ledgerFile) == before.0 && contents(wal) == before.1, "sshca list changed the ledger files")
+            // Another program reads every commit (through the WAL), and the chain checks out.
+            let count = try await runChecked("sqlite3", [ca.ledgerFile.path, "SELECT COUNT(*), MAX(serial) FROM certificates;"])
+            #expect(count.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "40|40")
+            #expect(try await ca.auditVerify().succeeded)
+            // A backup taken now holds the newest certificate.
+            let backup = dir.child("backup.sqlite")
+            try await ca.runChecked(["backup"], ["--output", backup.path])
+            let inBackup = try await runChecked("sqlite3", [backup.path, "SELECT MAX(serial) FROM certificates;"])
+            #expect(inBackup.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "40")
+        }
+    }
 }
