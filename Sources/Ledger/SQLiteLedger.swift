@@ -81,10 +81,11 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
             case .concurrentReaders:
                 pool = try DatabasePool(path: path, configuration: configuration)
             }
+            let migrator = Self.migrator
             // After GRDB's set-up, which picks synchronous = NORMAL for WAL: with NORMAL a power
             // loss can undo the last commits, and a certificate already handed out would vanish
             // from the ledger and its serial be issued again. FULL syncs the WAL on every commit.
-            try pool.writeWithoutTransaction { db in
+            let schemaIsCurrent = try pool.writeWithoutTransaction { db in
                 if try String.fetchOne(db, sql: "PRAGMA journal_mode") != "wal" {
                     _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
                 }
@@ -93,8 +94,15 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                     let code = sshca_sqlite_keep_wal_at_close(db.sqliteConnection)
                     guard code == SQLITE_OK else { throw DatabaseError(resultCode: ResultCode(rawValue: code), message: "cannot keep the WAL at close") }
                 }
+                return try Int.fetchOne(db, sql: "PRAGMA user_version") == migrator.migrations.count
             }
-            try Self.migrator.migrate(pool)
+            // The number of migrations applied is kept in the file's header (user_version): an
+            // open that finds them all there skips the migrator, which reads its own table.
+            if !schemaIsCurrent {
+                try migrator.migrate(pool)
+                // Best effort: a ledger that cannot be written is found out later (cannotWrite).
+                try? pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = \(migrator.migrations.count)") }
+            }
             return pool
         } catch {
             throw Self.translate(error, doing: "opening the ledger \(path)")

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
-import Ledger
+@testable import Ledger
 
 /// Acceptance item 8: the ledger runs in WAL mode with synchronous = FULL.
 @Suite("Ledger durability settings")
@@ -79,6 +79,30 @@ struct DurabilityTests {
             try await ca.runChecked(["backup"], ["--output", backup.path])
             let inBackup = try await runChecked("sqlite3", [backup.path, "SELECT MAX(serial) FROM certificates;"])
             #expect(inBackup.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "40")
+        }
+    }
+
+    @Test("the applied migrations are counted in the file's header; a ledger without the count (an older sshca's) is checked by the migrator and gets it")
+    func schemaVersionInHeader() async throws {
+        try await withTemporaryDirectory(prefix: "ledger-schema") { dir in
+            let ca = try await CAHomeFixture.create(in: dir)
+            let key = try await makeUserKey(dir, "k")
+            try await ca.sign(key, keyID: "before", principals: ["alice"])
+            func userVersion() async throws -> String {
+                try await runChecked("sqlite3", [ca.ledgerFile.path, "PRAGMA user_version;"]).stdoutText
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let migrations = SQLiteLedger.migrator.migrations
+            #expect(migrations.count >= 2)
+            #expect(try await userVersion() == "\(migrations.count)")
+            // As an older sshca left it: every migration applied, no count in the header.
+            try await runChecked("sqlite3", [ca.ledgerFile.path, "PRAGMA user_version = 0;"])
+            try await ca.sign(key, keyID: "after", principals: ["alice"])
+            #expect(try await userVersion() == "\(migrations.count)")
+            let applied = try await runChecked("sqlite3", [ca.ledgerFile.path, "SELECT identifier FROM grdb_migrations ORDER BY rowid;"])
+            #expect(applied.stdoutText.split(separator: "\n").map(String.init) == migrations)
+            #expect(try await ca.list().map(\.keyId) == ["before", "after"])
+            #expect(try await ca.auditVerify().succeeded)
         }
     }
 }
