@@ -177,10 +177,10 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
         guard access == .singleConnection, hasWritten.load(ordering: .relaxed), readOnlyReason == nil else { return }
         var info = stat()
         guard stat(path + "-wal", &info) == 0, info.st_size > Self.walLimit else { return }
-        try? pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA busy_timeout = 200")
-            _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
-        }
+        // The checkpoint waits for readers to leave the WAL: a moment at most, not the 10 s a
+        // write would wait (the connection closes right after).
+        try? pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA busy_timeout = 200") }
+        try? checkpoint()
     }
 
     /// Why nothing can be written (the ledger was opened read-only), or nil.
