@@ -23,7 +23,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     public let path: String
     let access: Access
     let busyTimeout: Double
-    /// Set by the first write: only a command that grew the WAL empties it (`checkpointLargeWAL`).
+    /// Set by the first write: only a command that grew the WAL empties it (`checkpointLargeWALAtClose`).
     private let hasWritten = Atomic<Bool>(false)
 
     /// How the ledger is opened: one connection (a command that runs and exits), or a pool with
@@ -56,7 +56,8 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     }
 
     /// A command's connection leaves the WAL in place when it closes, until it passes this size;
-    /// then the closing command moves it into the database file and empties it.
+    /// then the closing command moves it into the database file and empties it, if no other
+    /// connection has the ledger open (a running service checkpoints the WAL itself).
     ///
     /// A command opens the ledger, commits once and exits. By SQLite's default its close would
     /// checkpoint the WAL into the database file and delete it: two more fsyncs, and the next
@@ -91,8 +92,11 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                 }
                 try db.execute(sql: "PRAGMA synchronous = FULL")
                 if access == .singleConnection {
-                    let code = sshca_sqlite_keep_wal_at_close(db.sqliteConnection)
-                    guard code == SQLITE_OK else { throw DatabaseError(resultCode: ResultCode(rawValue: code), message: "cannot keep the WAL at close") }
+                    for code in [sshca_sqlite_checkpoint_at_close(db.sqliteConnection, 0), sshca_sqlite_keep_wal_file(db.sqliteConnection)] {
+                        guard code == SQLITE_OK else { throw DatabaseError(resultCode: ResultCode(rawValue: code), message: "cannot keep the WAL at close") }
+                    }
+                    // A checkpoint at close then leaves an empty WAL file, not the old frames.
+                    _ = try Int.fetchOne(db, sql: "PRAGMA journal_size_limit = 0")
                 }
                 return try Int.fetchOne(db, sql: "PRAGMA user_version") == migrator.migrations.count
             }
@@ -166,21 +170,18 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     }
 
     deinit {
-        checkpointLargeWAL()
+        checkpointLargeWALAtClose()
     }
 
-    /// A command's connection (which keeps the WAL when it closes) that wrote empties a WAL that
-    /// has grown past `walLimit` into the database file; commands that only read leave the files
-    /// as they are. Best effort: while another process reads (the service, a sqlite3 shell) it
-    /// waits a moment at most, and a later command does it.
-    func checkpointLargeWAL() {
+    /// A command's connection (which keeps the WAL when it closes) that wrote, and finds the WAL
+    /// past `walLimit`, lets its close move the WAL into the database file and empty it. SQLite
+    /// does that only when no other connection has the ledger open, so it never waits for the
+    /// service or holds up its writes. Commands that only read leave the files as they are.
+    func checkpointLargeWALAtClose() {
         guard access == .singleConnection, hasWritten.load(ordering: .relaxed), readOnlyReason == nil else { return }
         var info = stat()
         guard stat(path + "-wal", &info) == 0, info.st_size > Self.walLimit else { return }
-        // The checkpoint waits for readers to leave the WAL: a moment at most, not the 10 s a
-        // write would wait (the connection closes right after).
-        try? pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA busy_timeout = 200") }
-        try? checkpoint()
+        try? pool.writeWithoutTransaction { db in _ = sshca_sqlite_checkpoint_at_close(db.sqliteConnection, 1) }
     }
 
     /// Why nothing can be written (the ledger was opened read-only), or nil.
@@ -790,7 +791,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     }
 
     public func close() throws {
-        checkpointLargeWAL()
+        checkpointLargeWALAtClose()
         if let queue = pool as? DatabaseQueue { try queue.close() }
         if let pool = pool as? DatabasePool { try pool.close() }
     }

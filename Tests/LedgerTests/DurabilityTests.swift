@@ -82,6 +82,35 @@ struct DurabilityTests {
         }
     }
 
+    @Test("while another connection has the ledger open (a running service), commands past the limit leave the WAL to it; once it is closed, the next command empties it")
+    func walLeftToOtherConnections() async throws {
+        try await withTemporaryDirectory(prefix: "ledger-wal-shared") { dir in
+            let ca = try await CAHomeFixture.create(in: dir)
+            let key = try await makeUserKey(dir, "k")
+            let wal = URL(fileURLWithPath: ca.ledgerFile.path + "-wal")
+            // The service's kind of connection, open the whole time.
+            let service = try SQLiteLedger(path: ca.ledgerFile.path, access: .concurrentReaders)
+            _ = try service.counters()
+            var serial: UInt64 = 0
+            while size(wal) <= SQLiteLedger.walLimit + 64 * 1024 {
+                serial += 1
+                try await ca.sign(key, keyID: "shared-\(serial)", principals: ["alice"])
+                try #require(serial < 200, "the WAL did not grow: \(size(wal)) bytes")
+            }
+            // Commands passed the limit and left the WAL alone: the service's connection reads it.
+            #expect(try service.counters().nextSerial == serial + 1)
+            try service.close()
+            // Alone now: the next command that writes empties the WAL into the ledger.
+            let ledgerBefore = size(ca.ledgerFile)
+            try await ca.sign(key, keyID: "alone", principals: ["alice"])
+            #expect(size(wal) == 0, "WAL of \(size(wal)) bytes after the command that was alone")
+            #expect(size(ca.ledgerFile) > ledgerBefore)
+            let count = try await runChecked("sqlite3", [ca.ledgerFile.path, "SELECT COUNT(*) FROM certificates;"])
+            #expect(count.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "\(serial + 1)")
+            #expect(try await ca.auditVerify().succeeded)
+        }
+    }
+
     @Test("the applied migrations are counted in the file's header; a ledger without the count (an older sshca's) is checked by the migrator and gets it")
     func schemaVersionInHeader() async throws {
         try await withTemporaryDirectory(prefix: "ledger-schema") { dir in
