@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import SSHFormat
 @testable import Ledger
 
 /// Acceptance item 8: the ledger runs in WAL mode with synchronous = FULL.
@@ -108,6 +109,28 @@ struct DurabilityTests {
             let count = try await runChecked("sqlite3", [ca.ledgerFile.path, "SELECT COUNT(*) FROM certificates;"])
             #expect(count.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "\(serial + 1)")
             #expect(try await ca.auditVerify().succeeded)
+        }
+    }
+
+    @Test("a ledger closed by hand with a large WAL while another connection is open is released without touching the closed connection")
+    func closedByHandWithLargeWAL() async throws {
+        try await withTemporaryDirectory(prefix: "ledger-wal-close") { dir in
+            let ca = try await CAHomeFixture.create(in: dir)
+            let caKey = try PublicKeyText(parsing: readText(ca.userCAPublicKey)).key
+            let wal = URL(fileURLWithPath: ca.ledgerFile.path + "-wal")
+            let other = try SQLiteLedger(path: ca.ledgerFile.path, access: .concurrentReaders)
+            _ = try other.counters()
+            do {
+                let ledger = try SQLiteLedger(path: ca.ledgerFile.path)
+                // Every other serial: one row each, enough rows to pass the WAL limit.
+                try ledger.revokeSerialsBulk((1...40_000).map { UInt64($0) * 2 }, caKey: caKey, reason: "bulk", by: "test", now: 1)
+                #expect(size(wal) > SQLiteLedger.walLimit)
+                try ledger.close()
+            }
+            // Released after its close: the WAL is left to the other connection, which reads it.
+            #expect(size(wal) > SQLiteLedger.walLimit)
+            #expect(try other.revocationState(omitExpiredBefore: 0).certificates.first?.serials.count == 40_000)
+            try other.close()
         }
     }
 
