@@ -181,7 +181,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
         guard access == .singleConnection, hasWritten.load(ordering: .relaxed), readOnlyReason == nil else { return }
         var info = stat()
         guard stat(path + "-wal", &info) == 0, info.st_size > Self.walLimit else { return }
-        try? pool.writeWithoutTransaction { db in
+        pool.writeWithoutTransaction { db in
             // nil once close() has closed it (deinit comes after).
             if let connection = db.sqliteConnection { _ = sshca_sqlite_checkpoint_at_close(connection, 1) }
         }
