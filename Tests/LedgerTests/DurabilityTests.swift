@@ -59,7 +59,7 @@ struct DurabilityTests {
                 let (_, certificate) = try await ca.sign(key, keyID: "wal-\(i)", principals: ["alice"])
                 #expect(certificate.body.serial == UInt64(i))
                 // Kept: the commit was appended to the WAL and the file stays for the next command.
-                #expect(FileManager.default.fileExists(atPath: wal.path), "the WAL was deleted after command \(i)")
+                #expect(fileExists(wal), "the WAL was deleted after command \(i)")
                 let walSize = size(wal)
                 // One certificate adds a few pages; the command that passes the limit empties it.
                 #expect(walSize <= SQLiteLedger.walLimit + 64 * 1024, "WAL of \(walSize) bytes after command \(i)")
