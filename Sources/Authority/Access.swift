@@ -125,16 +125,32 @@ extension CertificateAuthority {
     }
 
     /// The enrolled user who may sign in with a challenge, or why not.
+    /// Every name takes the same path through the ledger, enrolled or not, enabled or not: the
+    /// same two queries in the same order (an unknown name's revocation lookup uses a key no
+    /// one holds), so the time an answer takes does not tell who is enrolled.
     public func activeUser(_ name: String) throws(AuthorityError) -> (identity: IdentityRecord, applicant: Applicant) {
         let record: IdentityRecord?
-        do { record = try ledger.identity(named: name) } catch { throw AuthorityError.from(error) }
+        let reason: String?
+        do {
+            record = try ledger.identity(named: name)
+            reason = try ledger.keyRevocationReason(record?.key ?? Self.absentIdentityKey)
+        } catch {
+            throw AuthorityError.from(error)
+        }
         guard let record else { throw AuthorityError(.refused, "no enrolled user \(name)") }
         guard !record.disabled else { throw AuthorityError(.refused, "the user \(name) is disabled") }
-        let reason: String?
-        do { reason = try ledger.keyRevocationReason(record.key) } catch { throw AuthorityError.from(error) }
         if let reason { throw AuthorityError(.refused, "the identity key of \(name) (\(record.key.fingerprint)) is revoked: \(reason)") }
         return (record, Applicant(name: record.name, kind: .user, role: try configuration.role(named: record.role)))
     }
+
+    /// A fixed Ed25519 public key that is nobody's (32 bytes of a SHA-256 of a label, not a
+    /// generated key): what an unknown name is looked up with.
+    static let absentIdentityKey: PublicKey = {
+        var w = SSHWriter()
+        w.writeString("ssh-ed25519")
+        w.writeString(Digest.sha256.hash(Array("sshca: no enrolled identity".utf8)))
+        return try! PublicKey(blob: w.bytes)
+    }()
 
     /// Security staff: by name in `[service] security_staff`, or through a role with `security = true`.
     public func isSecurityStaff(_ applicant: Applicant) -> Bool {

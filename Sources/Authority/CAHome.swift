@@ -172,7 +172,7 @@ public struct CAHome: Sendable {
         // servers can point RevokedKeys at a valid file from day one.
         do throws(AuthorityError) {
             let authority = try CertificateAuthority(home: home)
-            try authority.registerCAKeys()
+            try authority.registerCAKeys(try authority.caPublicKeys())
             let passphrase = creation.passphrase.map { bytes in PassphraseSource { bytes } } ?? .none
             _ = try authority.publishKRL(by: "sshca init", passphrase: passphrase, now: Clock.now())
         } catch {

@@ -41,9 +41,10 @@ public struct CertificateAuthority: Sendable {
             throw AuthorityError(.badInput, "--serial is refused: serials come from the ledger (strictly increasing, never reused); leave it out")
         }
         let kind: CAKind = request.type == .host ? .host : .user
-        var body = try Issuer.body(for: request, configuration: configuration, signatureKey: try home.publicKey(kind), now: now)
+        var body = try Issuer.body(for: request, configuration: configuration, signatureKey: try home.publicKey(kind),
+                                   caKeys: try caPublicKeys(), now: now)
         do {
-            try ledger.checkIssuable(keyID: body.keyID, key: body.publicKey)
+            try ledger.checkIssuable(body)
         } catch {
             throw AuthorityError.from(error)
         }
@@ -81,10 +82,15 @@ public struct CertificateAuthority: Sendable {
     /// separately, so it can tell a failed commit from a KRL that could not be written yet).
     public func recordRevocation(_ target: RevocationTarget, reason: String, by: String,
                                  now: UInt64 = Clock.now()) throws(AuthorityError) -> RevocationOutcome {
-        if case .serials(let range) = target, range.lowerBound == 0 {
-            throw AuthorityError(.badInput, "serial 0 cannot be revoked (a KRL cannot name it); serials start at 1")
+        try IssuanceRules.checkRevocation(target, reason: reason)
+        let caKeys = try caPublicKeys()
+        if case .key(let key) = target, let kind = caKeys.firstIndex(of: key).map({ $0 == 0 ? "user" : "host" }) {
+            // In a KRL a revoked CA key ends every certificate it signed, on every server that
+            // takes the KRL: that is its own decision (sshca revoke --ca-key-compromised), never
+            // the side effect of revoking "a key".
+            throw AuthorityError(.badInput, "\(key.fingerprint) is this CA's \(kind) CA key, not a user's or host's key; revoking it ends every certificate it signed. If it was compromised, run on the CA home: sshca revoke --ca-key-compromised\(kind == "host" ? " --host" : "") --reason TEXT")
         }
-        try registerCAKeys()
+        try registerCAKeys(caKeys)
         do {
             return try ledger.revoke(target, reason: reason, by: by, now: now)
         } catch {
@@ -94,9 +100,14 @@ public struct CertificateAuthority: Sendable {
 
     /// Tells the ledger this home's CA keys, so key-id revocations cover certificates either CA
     /// signs, including ones made before the ledger existed.
-    func registerCAKeys() throws(AuthorityError) {
-        let keys = [try home.publicKey(.user), try home.publicKey(.host)]
+    func registerCAKeys(_ keys: [PublicKey]) throws(AuthorityError) {
         do { try ledger.registerCAKeys(keys) } catch { throw AuthorityError.from(error) }
+    }
+
+    /// Every CA key this home holds, user first: none of them may be certified as a subject key,
+    /// or revoked as a plain key.
+    public func caPublicKeys() throws(AuthorityError) -> [PublicKey] {
+        [try home.publicKey(.user), try home.publicKey(.host)]
     }
 
     // MARK: KRL

@@ -1,4 +1,5 @@
 public import SSHFormat
+public import Ledger
 import SSHCrypto
 #if canImport(Glibc)
 import Glibc
@@ -45,6 +46,31 @@ public enum IssuanceRules {
         }
         guard !keyID.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
             throw AuthorityError(.badInput, "the key id contains a control character or NUL byte (OpenSSH rejects NUL); use printable text")
+        }
+    }
+
+    /// What every revocation passes before the ledger: the names it carries are the names
+    /// certificates carry (a key id or principal with a control character was never issued),
+    /// and the reason is one line of printable text.
+    public static func checkRevocation(_ target: RevocationTarget, reason: String) throws(AuthorityError) {
+        switch target {
+        case .serials(let range) where range.lowerBound == 0:
+            throw AuthorityError(.badInput, "serial 0 cannot be revoked (a KRL cannot name it); serials start at 1")
+        case .keyID(let keyID): try checkKeyID(keyID)
+        case .principal(let principal): try checkName(principal, what: "principal", allowComma: false)
+        default: break
+        }
+        try checkText(reason, what: "the revocation reason")
+    }
+
+    /// Free text from outside (a reason, a comment): bounded, and without control characters,
+    /// which would forge lines in logs and listings.
+    public static func checkText(_ text: String, what: String) throws(AuthorityError) {
+        guard text.utf8.count <= maximumNameLength else {
+            throw AuthorityError(.badInput, "\(what) is longer than \(maximumNameLength) bytes")
+        }
+        guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+            throw AuthorityError(.badInput, "\(what) \"\(text.prefix(60).debugEscaped)\" contains a control character or NUL byte; use one line of printable text")
         }
     }
 
@@ -124,8 +150,14 @@ public enum IssuanceRules {
         }
     }
 
-    /// Keys the CA certifies: not weak, and sk- keys only as user keys.
-    public static func checkSubjectKey(_ key: PublicKey, type: CertificateType, minimumRSABits: Int) throws(AuthorityError) {
+    /// Keys the CA certifies: not weak, not one of the CA's own keys, and sk- keys only as user keys.
+    public static func checkSubjectKey(_ key: PublicKey, type: CertificateType, minimumRSABits: Int,
+                                       caKeys: [PublicKey] = []) throws(AuthorityError) {
+        if caKeys.contains(key) {
+            // A certificate for the CA key itself would let whoever holds a copy of that
+            // certificate's key (the CA) log in as its principals, and blurs what the CA is.
+            throw AuthorityError(.badInput, "\(key.fingerprint) is one of this CA's own keys; the CA never certifies its own key. Give the public key of the user or host the certificate is for")
+        }
         do {
             try key.checkStrength(minimumRSABits: minimumRSABits)
         } catch {
@@ -137,8 +169,9 @@ public enum IssuanceRules {
     }
 }
 
-extension String {
-    var debugEscaped: String {
+extension StringProtocol {
+    /// Control characters as \xNN: for quoting outside text in a message or a log line.
+    public var debugEscaped: String {
         var out = ""
         for scalar in unicodeScalars {
             if scalar.value < 0x20 || scalar.value == 0x7f {

@@ -45,22 +45,27 @@ public struct CertificateRequest: Sendable, Equatable {
 public struct Issuer: Sendable {
     public let signer: any Signer
     public let configuration: Configuration
+    /// Every CA key of the home (the signer's among them): none is ever a subject key.
+    public let caKeys: [PublicKey]
 
-    public init(signer: any Signer, configuration: Configuration) {
+    public init(signer: any Signer, configuration: Configuration, caKeys: [PublicKey] = []) {
         self.signer = signer
         self.configuration = configuration
+        self.caKeys = caKeys.contains(signer.publicKey) ? caKeys : caKeys + [signer.publicKey]
     }
 
     /// Checks the request against the rules and builds the certificate body, unsigned.
     public func body(for request: CertificateRequest, now: UInt64, nonce: [UInt8]? = nil) throws(AuthorityError) -> CertificateBody {
-        try Self.body(for: request, configuration: configuration, signatureKey: signer.publicKey, now: now, nonce: nonce)
+        try Self.body(for: request, configuration: configuration, signatureKey: signer.publicKey, caKeys: caKeys, now: now, nonce: nonce)
     }
 
     /// The same, for a CA key given by its public half: lets a caller reject bad input before it
     /// unlocks the CA key (a passphrase prompt, an agent round trip).
+    /// `caKeys`: the home's other CA keys (the signature key is always included).
     public static func body(for request: CertificateRequest, configuration: Configuration, signatureKey: PublicKey,
-                            now: UInt64, nonce: [UInt8]? = nil) throws(AuthorityError) -> CertificateBody {
-        try IssuanceRules.checkSubjectKey(request.publicKey, type: request.type, minimumRSABits: configuration.minimumRSABits)
+                            caKeys: [PublicKey] = [], now: UInt64, nonce: [UInt8]? = nil) throws(AuthorityError) -> CertificateBody {
+        try IssuanceRules.checkSubjectKey(request.publicKey, type: request.type, minimumRSABits: configuration.minimumRSABits,
+                                          caKeys: caKeys + [signatureKey])
         try IssuanceRules.checkKeyID(request.keyID)
         try IssuanceRules.checkPrincipals(request.principals)
         guard request.type == .user || request.type == .host else {

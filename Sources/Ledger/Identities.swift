@@ -96,6 +96,8 @@ public protocol IdentityStore: Sendable {
 extension SQLiteLedger: IdentityStore {
 
     public func addIdentity(_ identity: IdentityRecord, by: String) throws {
+        _ = try LedgerText.checked(identity.name, "user name")
+        _ = try LedgerText.checked(identity.role, "role")
         try write { db in
             if try Row.fetchOne(db, sql: "SELECT 1 FROM identities WHERE name = ?", arguments: [identity.name]) != nil {
                 throw LedgerError(.badInput, "the user \(identity.name) is already enrolled; to give them a new key use: sshca user rekey \(identity.name) --identity-key FILE")
@@ -150,6 +152,9 @@ extension SQLiteLedger: IdentityStore {
     }
 
     public func addToken(_ token: TokenRecord, by: String) throws {
+        for (value, what) in [(token.id, "token id"), (token.name, "token name"), (token.role, "role")] {
+            _ = try LedgerText.checked(value, what)
+        }
         try write { db in
             try db.execute(sql: "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)", arguments: [
                 token.id, token.role, token.name, Data(token.secretHash), Int64(clamping: token.createdAt),
@@ -214,7 +219,7 @@ extension SQLiteLedger: IdentityStore {
                     guard body.serial == serial else {
                         throw LedgerError(.badInput, "the certificate carries serial \(body.serial), not the ledger's \(serial)")
                     }
-                    try Self.checkIssuable(db, keyID: body.keyID, key: body.publicKey)
+                    try Self.checkIssuable(db, body)
                     try Self.store(db, certificate, requestedBy: request.requestedBy, issuedAt: now)
                     _ = try Self.appendAudit(db, at: now, actor: request.requestedBy.name, action: "issue",
                                              details: "serial=\(serial) type=\(body.type) key-id=\(body.keyID) principals=\(body.principals.joined(separator: ",")) key=\(body.publicKey.fingerprint) via=\(request.requestedBy.channel)")

@@ -187,8 +187,8 @@ public protocol Ledger: IdentityStore {
     /// Nothing is returned (so nothing can be handed out) unless the commit succeeded.
     func issue(requestedBy: Requester, now: UInt64, _ make: (UInt64) throws -> Certificate) throws -> IssuedCertificate
 
-    /// Throws `.refused` if new certificates for this key id or key must not be issued.
-    func checkIssuable(keyID: String, key: PublicKey) throws
+    /// Throws `.refused` if new certificates for this key id or key, or from this CA key, must not be issued.
+    func checkIssuable(_ body: CertificateBody) throws
 
     func revoke(_ target: RevocationTarget, reason: String, by: String, now: UInt64) throws -> RevocationOutcome
 

@@ -313,11 +313,19 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
 
     // MARK: Issuance
 
-    public func checkIssuable(keyID: String, key: PublicKey) throws {
-        try read { db in try Self.checkIssuable(db, keyID: keyID, key: key) }
+    public func checkIssuable(_ body: CertificateBody) throws {
+        try read { db in try Self.checkIssuable(db, body) }
     }
 
-    static func checkIssuable(_ db: Database, keyID: String, key: PublicKey) throws {
+    static func checkIssuable(_ db: Database, _ body: CertificateBody) throws {
+        let keyID = body.keyID, key = body.publicKey
+        if let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT r.id, r.reason FROM revoked_keys k JOIN revocations r ON r.id = k.revocation_id WHERE k.fingerprint = ?
+            """), arguments: [body.signatureKey.fingerprint]) {
+            // A compromised CA key signs nothing more, whichever door the request came through.
+            let id: Int64 = row["id"], reason: String = row["reason"]
+            throw LedgerError(.refused, "the CA key \(body.signatureKey.fingerprint) was revoked (revocation #\(id): \(reason)); it signs no more certificates. Until CA rotation exists, make a new CA (sshca init --home NEW-HOME), then run sshca host setup again on every server with the new CA")
+        }
         if let row = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT r.reason, r.revoked_at FROM revoked_key_ids k JOIN revocations r ON r.id = k.revocation_id WHERE k.key_id = ?
             """), arguments: [keyID]) {
@@ -340,7 +348,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
             guard body.serial == serial else {
                 throw LedgerError(.badInput, "the certificate carries serial \(body.serial), not the ledger's \(serial)")
             }
-            try Self.checkIssuable(db, keyID: body.keyID, key: body.publicKey)
+            try Self.checkIssuable(db, body)
             try Self.setMeta(db, "next_serial", serial + 1)
             try Self.store(db, certificate, requestedBy: requestedBy, issuedAt: now)
             _ = try Self.appendAudit(db, at: now, actor: requestedBy.name, action: "issue",
@@ -365,6 +373,10 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
 
     static func store(_ db: Database, _ certificate: Certificate, requestedBy: Requester, issuedAt: UInt64) throws {
         let body = certificate.body
+        _ = try LedgerText.checked(body.keyID, "key id")
+        for principal in body.principals { _ = try LedgerText.checked(principal, "principal") }
+        _ = try LedgerText.checked(requestedBy.name, "requester name")
+        _ = try LedgerText.checked(requestedBy.channel, "request channel")
         let caFingerprint = body.signatureKey.fingerprint
         try db.cachedStatement(sql: "INSERT OR IGNORE INTO ca_keys VALUES (?, ?)").execute(arguments: [caFingerprint, body.signatureKey.blob])
         var critical = SSHWriter(), extensions = SSHWriter()
@@ -388,7 +400,9 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     // MARK: Revocation
 
     public func revoke(_ target: RevocationTarget, reason: String, by: String, now: UInt64) throws -> RevocationOutcome {
-        let trimmed = reason.trimmingCharacters(in: " \t\r\n")
+        let trimmed = try LedgerText.checked(reason.trimmingCharacters(in: " \t\r\n"), "revocation reason")
+        _ = try LedgerText.checked(target.targetText, "revocation target")
+        _ = try LedgerText.checked(by, "revoker's name")
         guard !trimmed.isEmpty else {
             throw LedgerError(.badInput, "a revocation needs a reason (--reason \"laptop stolen\"); it is kept in the audit log")
         }
@@ -467,7 +481,8 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                                    arguments: [ca.fingerprint, Int64(bitPattern: range.lowerBound), Int64(bitPattern: range.upperBound), id])
                 }
                 for keyID in section.keyIDs {
-                    try db.execute(sql: "INSERT OR IGNORE INTO revoked_key_ids VALUES (?, ?)", arguments: [keyID, id])
+                    try db.execute(sql: "INSERT OR IGNORE INTO revoked_key_ids VALUES (?, ?)",
+                                   arguments: [try LedgerText.checked(keyID, "key id in the KRL"), id])
                 }
             }
             for blob in krl.explicitKeys {
@@ -662,7 +677,8 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     // MARK: Audit
 
     @discardableResult
-    static func appendAudit(_ db: Database, at: UInt64, actor: String, action: String, details: String) throws -> AuditEntry {
+    static func appendAudit(_ db: Database, at: UInt64, actor rawActor: String, action rawAction: String, details rawDetails: String) throws -> AuditEntry {
+        let actor = LedgerText.audit(rawActor), action = LedgerText.audit(rawAction), details = LedgerText.audit(rawDetails)
         let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1"))
         let previous: [UInt8] = last.map { [UInt8]($0["hash"] as Data) } ?? AuditEntry.genesisHash
         let id: Int64 = (last?["id"] as Int64? ?? 0) + 1

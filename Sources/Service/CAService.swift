@@ -67,8 +67,9 @@ public final class CAService: Sendable {
         }
         let once: PassphraseSource = cached.map { bytes in PassphraseSource { bytes } } ?? passphrase
         self.passphrase = once
-        userIssuer = Issuer(signer: try authority.home.signer(.user, passphrase: once, configuration: configuration), configuration: configuration)
-        hostIssuer = Issuer(signer: try authority.home.signer(.host, passphrase: once, configuration: configuration), configuration: configuration)
+        let caKeys = try authority.caPublicKeys()
+        userIssuer = Issuer(signer: try authority.home.signer(.user, passphrase: once, configuration: configuration), configuration: configuration, caKeys: caKeys)
+        hostIssuer = Issuer(signer: try authority.home.signer(.host, passphrase: once, configuration: configuration), configuration: configuration, caKeys: caKeys)
         policy = IssuancePolicy(configuration: configuration)
         challenges = ChallengeStore(lifetime: configuration.service.challengeLifetime)
         limiter = FailureLimiter(limit: configuration.service.failuresPerMinute)
@@ -124,8 +125,6 @@ public final class CAService: Sendable {
             metrics.refused("rate-limited")
             throw ServiceError(429, "rate-limited", "this address holds \(ChallengeStore.perAddressLimit) unanswered challenges; answer them or wait for them to expire",
                                retryAfter: Int(challenges.lifetime))
-        case .failure(.full):
-            throw ServiceError(503, "busy", "too many open login challenges; try again in a minute", retryAfter: 60)
         }
     }
 
@@ -157,6 +156,18 @@ public final class CAService: Sendable {
                                            reason: "the identity in the Authorization header is not a user name", now: now)
             }
             let keys = ["address:\(address)", "user:\(credential.identity)"]
+            // A name's limit comes before any work: past it, no signature is checked and no
+            // name is looked up, whoever asks, so trying names learns nothing, fast or slow.
+            // (An address's limit is applied after the signature, as for tokens: a correct
+            // sign-in from behind a busy proxy still passes.) The nonce is used up either way.
+            if limiter.isLimited(["user:\(credential.identity)"], now: now) {
+                _ = challenges.redeem(credential.nonce, identity: credential.identity, now: now)
+                limiter.recordFailure(keys, now: now)
+                metrics.authFailure("sshsig")
+                metrics.refused("rate-limited")
+                throw ServiceError(429, "rate-limited", "too many failed sign-ins for \(credential.identity) or from \(address) in the last minute; wait a minute",
+                                   retryAfter: Int(limiter.window))
+            }
             do throws(AuthorityError) {
                 return try verify(credential, now: now)
             } catch where error.code == .ledger {
@@ -218,10 +229,10 @@ public final class CAService: Sendable {
                                 retryAfter: Int(limiter.window))
         }
         metrics.refused("authentication")
-        try? authority.ledger.recordEvent(actor: who, action: "auth-failed", details: "method=\(method) address=\(address) reason=\(audited ?? reason)", now: now)
+        audit(actor: who, action: "auth-failed", details: "method=\(method) address=\(address) reason=\(audited ?? reason)", now: now)
         if limiter.isLimited(keys, now: now) {
-            try? authority.ledger.recordEvent(actor: who, action: "rate-limited",
-                                              details: "address=\(address) failures_per_minute=\(limiter.limit) reached; further failures are counted, not audited, for a minute", now: now)
+            audit(actor: who, action: "rate-limited",
+                  details: "address=\(address) failures_per_minute=\(limiter.limit) reached; further failures are counted, not audited, for a minute", now: now)
         }
         return ServiceError(401, "unauthenticated", reason)
     }
@@ -237,7 +248,8 @@ public final class CAService: Sendable {
         let type: CertificateType
         let typeName = request.type ?? "user"
         do {
-            try IssuanceRules.checkSubjectKey(key, type: typeName == "host" ? .host : .user, minimumRSABits: authority.configuration.minimumRSABits)
+            try IssuanceRules.checkSubjectKey(key, type: typeName == "host" ? .host : .user, minimumRSABits: authority.configuration.minimumRSABits,
+                                              caKeys: userIssuer.caKeys)
         } catch {
             metrics.refused("bad-key")
             throw ServiceError(400, "bad-key", "publicKey: \(error.reason)")
@@ -258,14 +270,13 @@ public final class CAService: Sendable {
         case .success(let r): certificateRequest = r
         case .failure(let refusal):
             metrics.refused("policy")
-            try? authority.ledger.recordEvent(actor: applicant.name, action: "refused",
-                                              details: "rule=\(refusal.rule) key=\(key.fingerprint) reason=\(refusal.reason)", now: now)
+            audit(actor: applicant.name, action: "refused", details: "rule=\(refusal.rule) key=\(key.fingerprint) reason=\(refusal.reason)", now: now)
             throw ServiceError(403, "policy", refusal.reason, rule: refusal.rule)
         }
         let issuer = type == .host ? hostIssuer : userIssuer
         let body: CertificateBody
         do {
-            body = try Issuer.body(for: certificateRequest, configuration: authority.configuration, signatureKey: issuer.signer.publicKey, now: now)
+            body = try issuer.body(for: certificateRequest, now: now)
         } catch {
             metrics.refused(error.code == .refused ? "policy" : "bad-key")
             throw ServiceError.from(error)
@@ -284,8 +295,23 @@ public final class CAService: Sendable {
     /// Audits a refused request from someone who did authenticate (bad JSON, a bad key): who
     /// sent what is kept. Unauthenticated junk is only logged, so it cannot flood the ledger.
     public func recordRefusal(_ error: ServiceError, applicant: Applicant, path: String, now: UInt64 = Clock.now()) {
-        try? authority.ledger.recordEvent(actor: applicant.name, action: "refused",
-                                          details: "path=\(path) code=\(error.code) reason=\(error.message.prefix(300))", now: now)
+        audit(actor: applicant.name, action: "refused", details: "path=\(path) code=\(error.code) reason=\(error.message)", now: now)
+    }
+
+    /// The most a refusal or failed sign-in writes to the audit log: enough to tell what was
+    /// refused and why, while a caller who sends 60 KB principals cannot grow the ledger (whose
+    /// audit rows are never pruned) by more than this per request.
+    static let auditedTextLimit = 400
+
+    /// Audits a refusal or failure, each text cut to a bounded length (the cut is said).
+    func audit(actor: String, action: String, details: String, now: UInt64) {
+        func bounded(_ text: String, _ limit: Int) -> String {
+            guard text.utf8.count > limit else { return text }
+            var cut = Substring(text.prefix(limit))
+            while cut.utf8.count > limit { cut.removeLast() }
+            return "\(cut)... (\(text.utf8.count - cut.utf8.count) more bytes not recorded)"
+        }
+        try? authority.ledger.recordEvent(actor: bounded(actor, 128), action: action, details: bounded(details, Self.auditedTextLimit), now: now)
     }
 
     // MARK: Security staff

@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Service
+
+/// The login-challenge store in process: answered challenges free their client's place, a full
+/// store takes from the largest holder, and IPv6 clients count by /64.
+@Suite("service: challenge store")
+struct ChallengeStoreTests {
+    @Test("answered challenges no longer count against their address: 1,000 logins in a row from one address")
+    func redeemReleases() {
+        let store = ChallengeStore(lifetime: 120)
+        for i in 0..<1000 {
+            guard case .success(let (nonce, _)) = store.issue(for: "alice", address: "192.0.2.1", now: 1000) else {
+                Issue.record("challenge \(i) from one address was refused")
+                return
+            }
+            #expect(store.redeem(nonce, identity: "alice", now: 1001) == .valid)
+        }
+        #expect(store.openCount(client: "192.0.2.1", now: 1001) == 0)
+        #expect(store.count == 0)
+    }
+
+    @Test("unanswered challenges: 100 per address, then 429 until they expire; a redeemed nonce is refused a second time")
+    func perAddressLimit() {
+        let store = ChallengeStore(lifetime: 120)
+        var nonces: [String] = []
+        for _ in 0..<ChallengeStore.perAddressLimit {
+            guard case .success(let (nonce, _)) = store.issue(for: "bob", address: "192.0.2.2", now: 1000) else { Issue.record("refused early"); return }
+            nonces.append(nonce)
+        }
+        guard case .failure(.addressBusy) = store.issue(for: "bob", address: "192.0.2.2", now: 1000) else {
+            Issue.record("the 101st open challenge was given"); return
+        }
+        #expect(store.redeem(nonces[0], identity: "bob", now: 1001) == .valid)
+        #expect(store.redeem(nonces[0], identity: "bob", now: 1001) == .unknown)
+        guard case .success = store.issue(for: "bob", address: "192.0.2.2", now: 1002) else { Issue.record("a freed place was not given"); return }
+        // All expire together after the lifetime.
+        guard case .success = store.issue(for: "bob", address: "192.0.2.2", now: 1000 + 121) else { Issue.record("expired ones still count"); return }
+        #expect(store.openCount(client: "192.0.2.2", now: 1121) == 2)
+        #expect(store.redeem(nonces[1], identity: "bob", now: 1121) == .unknown, "an expired challenge was still there")
+    }
+
+    @Test("100,000 open challenges from 1,000 addresses: a client from a new address still gets one (the largest holder gives way), and memory stays bounded")
+    func floodDoesNotStarve() {
+        let store = ChallengeStore(lifetime: 120)
+        for a in 0..<1000 {
+            for _ in 0..<ChallengeStore.perAddressLimit {
+                _ = store.issue(for: "mallory", address: "10.0.\(a / 256).\(a % 256)", now: 1000)
+            }
+        }
+        #expect(store.count == ChallengeStore.defaultCapacity)
+        for i in 0..<1000 {
+            guard case .success(let (nonce, _)) = store.issue(for: "carol", address: "198.51.100.\(i % 200)", now: 1001) else {
+                Issue.record("a newcomer was refused while the store was full"); return
+            }
+            #expect(store.redeem(nonce, identity: "carol", now: 1002) == .valid)
+        }
+        // A flood that goes on only takes from itself.
+        for _ in 0..<20_000 { _ = store.issue(for: "mallory", address: "10.9.9.9", now: 1003) }
+        #expect(store.count <= ChallengeStore.defaultCapacity)
+        guard case .success = store.issue(for: "carol", address: "198.51.100.7", now: 1004) else { Issue.record("refused after the flood"); return }
+    }
+
+    @Test("IPv6 clients count by their /64")
+    func ipv6Grouping() {
+        #expect(ChallengeStore.client(of: "2001:db8:1:2:aaaa::1") == ChallengeStore.client(of: "2001:db8:1:2:bbbb::9"))
+        #expect(ChallengeStore.client(of: "2001:db8:1:2::1") != ChallengeStore.client(of: "2001:db8:1:3::1"))
+        #expect(ChallengeStore.client(of: "192.0.2.1") == "192.0.2.1")
+        let store = ChallengeStore(lifetime: 120)
+        for i in 0..<ChallengeStore.perAddressLimit { _ = store.issue(for: "x", address: "2001:db8::\(i + 1)", now: 1) }
+        guard case .failure(.addressBusy) = store.issue(for: "x", address: "2001:db8::ffff", now: 1) else {
+            Issue.record("one /64 got more than the per-address limit"); return
+        }
+    }
+}

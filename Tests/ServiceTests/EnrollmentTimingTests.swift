@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+import TestSupport
+import Authority
+import Ledger
+import SSHFormat
+import SSHCrypto
+@testable import Service
+
+/// Whether a name is enrolled must not show in how a failed sign-in is answered: not in the
+/// words (tested in BadInputTests), not in the time, and not by trying past the limit.
+@Suite("service: sign-in timing and limits")
+struct EnrollmentTimingTests {
+    /// A CA home with `failures_per_minute` set, its service in process, and two enrolled users.
+    static func service(in dir: URL, failuresPerMinute: Int) async throws -> (CAService, PrivateKey) {
+        let home = dir.child("ca")
+        let created = try await SSHCA.run(["init", "--home", home.path, "--no-passphrase"])
+        try #require(created.succeeded)
+        let config = home.child("sshca.toml")
+        let text = try readText(config).replacingOccurrences(of: "failures_per_minute = 10", with: "failures_per_minute = \(failuresPerMinute)")
+        try writeText(text, to: config)
+        let authority = try CertificateAuthority(home: CAHome(path: home.path), ledgerAccess: .concurrentReaders)
+        let enrolled = try PrivateKey.generate(.ed25519)
+        _ = try authority.addUser(name: "erin", role: "engineer", key: enrolled.publicKey, by: "test")
+        return (try CAService(authority: authority, passphrase: .none), enrolled)
+    }
+
+    /// An Authorization header answering a fresh challenge for `identity`, signed by `key`.
+    static func header(_ service: CAService, identity: String, key: PrivateKey) throws -> String {
+        let challenge = try service.challenge(.init(identity: identity), address: "192.0.2.9")
+        let signed = SSHSig.signedData(message: Array(challenge.nonce.utf8), namespace: ServiceAPI.namespace, hashAlgorithm: "sha512")
+        let sig = SSHSig(publicKey: key.publicKey, namespace: ServiceAPI.namespace, hashAlgorithm: "sha512", signature: try key.sign(signed))
+        return ServiceAPI.SignatureCredential(identity: identity, nonce: challenge.nonce, signature: sig.blob.base64EncodedString()).headerValue
+    }
+
+    @Test("the ledger work for an enrolled and an unknown name is the same (medians of 2,000 interleaved lookups each)")
+    func lookupsDoTheSameWork() async throws {
+        try await withTemporaryDirectory { dir in
+            let (service, _) = try await Self.service(in: dir, failuresPerMinute: 10)
+            defer { service.shutdown() }
+            let authority = service.authority
+            func elapsed(_ name: String) -> Double {
+                let start = ContinuousClock.now
+                _ = try? authority.activeUser(name)
+                let d = ContinuousClock.now - start
+                return Double(d.components.attoseconds) / 1e18 + Double(d.components.seconds)
+            }
+            for _ in 0..<200 { _ = elapsed("erin"); _ = elapsed("nobody") }  // warm the statement cache
+            var known: [Double] = [], unknown: [Double] = []
+            for i in 0..<2000 {
+                known.append(elapsed("erin"))
+                unknown.append(elapsed("nobody\(i)"))
+            }
+            func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+            let ratio = median(known) / median(unknown)
+            // An extra query on one path shows as a ratio near 2.
+            #expect(ratio > 0.75 && ratio < 1.33, "median \(median(known) * 1e6) us (enrolled) vs \(median(unknown) * 1e6) us (unknown): ratio \(ratio)")
+        }
+    }
+
+    @Test("a wrong key for an enrolled name and any key for an unknown name take the same time (medians of 300 tries each)")
+    func unknownAndEnrolledTakeTheSameTime() async throws {
+        try await withTemporaryDirectory { dir in
+            let (service, _) = try await Self.service(in: dir, failuresPerMinute: 100_000)
+            defer { service.shutdown() }
+            let stranger = try PrivateKey.generate(.ed25519)
+            func elapsed(_ identity: String) throws -> Double {
+                let header = try Self.header(service, identity: identity, key: stranger)
+                let start = ContinuousClock.now
+                do throws(ServiceError) {
+                    _ = try service.authenticate(authorization: header, address: "192.0.2.9")
+                    Issue.record("\(identity) signed in with a stranger's key")
+                } catch {
+                    #expect(error.status == 401)
+                }
+                let d = ContinuousClock.now - start
+                return Double(d.components.attoseconds) / 1e18 + Double(d.components.seconds)
+            }
+            var known: [Double] = [], unknown: [Double] = []
+            // Interleaved, so a slow stretch of the shared machine falls on both.
+            for i in 0..<300 {
+                known.append(try elapsed("erin"))
+                unknown.append(try elapsed("nobody\(i)"))
+            }
+            func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+            let ratio = median(known) / median(unknown)
+            // Before the fix the enrolled path made one more ledger query; the bound is generous
+            // for two shared cores, and tight enough to see a query's worth of difference.
+            #expect(ratio > 0.8 && ratio < 1.25, "median \(median(known) * 1e6) us (enrolled, wrong key) vs \(median(unknown) * 1e6) us (unknown): ratio \(ratio)")
+        }
+    }
+
+    @Test("past a name's limit even a correct signature gets 429: the limit is applied before any signature is checked")
+    func limitBeforeVerification() async throws {
+        try await withTemporaryDirectory { dir in
+            let (service, enrolled) = try await Self.service(in: dir, failuresPerMinute: 5)
+            defer { service.shutdown() }
+            let stranger = try PrivateKey.generate(.ed25519)
+            for _ in 0..<5 {
+                #expect(throws: ServiceError.self) { try service.authenticate(authorization: try Self.header(service, identity: "erin", key: stranger), address: "192.0.2.9") }
+            }
+            let correct = try Self.header(service, identity: "erin", key: enrolled)
+            do throws(ServiceError) {
+                _ = try service.authenticate(authorization: correct, address: "192.0.2.10")
+                Issue.record("a sign-in past the name's limit was checked and let through")
+            } catch {
+                #expect(error.status == 429 && error.code == "rate-limited", "\(error)")
+            }
+        }
+    }
+}
