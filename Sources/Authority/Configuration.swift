@@ -184,6 +184,13 @@ public struct Configuration: Equatable, Sendable {
         max_request_bytes = \(service.maximumRequestBytes)
         # Users (by name) who may revoke and list certificates, whatever their role.
         security_staff = \(list(service.securityStaff))
+        # A client has this long to send a whole request, and a connection may sit idle this
+        # long; one client address may hold this many connections at once.
+        request_timeout = "\(DurationText.format(service.requestTimeout))"
+        connections_per_address = \(service.connectionsPerAddress)
+        # Behind a TLS proxy or load balancer, list its addresses (or CIDR blocks): their
+        # X-Forwarded-For then gives the client address that limits and logs use.
+        trusted_proxies = \(list(service.trustedProxies))
 
         # Roles: what enrolled users (sshca user add NAME --role ROLE --identity-key KEY.pub) and
         # tokens (sshca token create --role ROLE --name NAME) may get. principals: fixed names,

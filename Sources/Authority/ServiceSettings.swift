@@ -15,12 +15,22 @@ public struct ServiceSettings: Sendable, Equatable {
     public var failuresPerMinute = 10
     /// Users (by name) who may revoke and list, whatever their role.
     public var securityStaff: [String] = []
+    /// How long a client may take to send a whole request (headers and body), and how long an
+    /// open connection may sit idle between requests, in seconds.
+    public var requestTimeout: UInt64 = 30
+    /// Open connections one client address may hold at once (the addresses of trusted proxies
+    /// are not counted: each of their connections is someone else's).
+    public var connectionsPerAddress = 100
+    /// Proxies and load balancers (addresses or CIDR blocks) whose X-Forwarded-For is believed:
+    /// behind them, the client address that limits and logs use is the one they forward.
+    public var trustedProxies: [String] = []
 
     public init() {}
 
     public static let tableKeys: Set<String> = [
         "listen", "tls_certificate", "tls_key", "allow_plain_http", "challenge_lifetime",
-        "max_request_bytes", "failures_per_minute", "security_staff",
+        "max_request_bytes", "failures_per_minute", "security_staff", "request_timeout",
+        "connections_per_address", "trusted_proxies",
     ]
 
     mutating func set(_ key: String, _ value: ConfigValue) throws(AuthorityError) {
@@ -41,6 +51,19 @@ public struct ServiceSettings: Sendable, Equatable {
             failuresPerMinute = try value.integerValue(in: 1...100_000)
         case "security_staff":
             securityStaff = try value.stringList()
+        case "request_timeout":
+            requestTimeout = try value.durationValue()
+            guard (1...300).contains(requestTimeout) else { throw AuthorityError(.badConfig, "expected 1s to 5m") }
+        case "connections_per_address":
+            connectionsPerAddress = try value.integerValue(in: 1...100_000)
+        case "trusted_proxies":
+            let list = try value.stringList()
+            if !list.isEmpty {
+                do { try IssuanceRules.checkSourceAddresses(list) } catch {
+                    throw AuthorityError(.badConfig, error.reason.replacingOccurrences(of: "source-address", with: "trusted_proxies entry"))
+                }
+            }
+            trustedProxies = list
         default:
             throw AuthorityError(.badConfig, "unknown key")
         }

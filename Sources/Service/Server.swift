@@ -15,13 +15,35 @@ public struct CAContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
     let notes = RequestNotes()
+    /// The client behind trusted proxies (X-Forwarded-For), set by ClientAddressMiddleware.
+    var forwardedClient: String?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
     }
 
-    var address: String { remoteAddress?.ipAddress ?? "unknown" }
+    /// The client's address, as limits and logs use it.
+    var address: String { forwardedClient ?? remoteAddress?.ipAddress ?? "unknown" }
+}
+
+/// Behind `[service] trusted_proxies`, the client is the one they forward, not the proxy: every
+/// per-address limit would otherwise fall on everyone at once.
+struct ClientAddressMiddleware: RouterMiddleware {
+    typealias Context = CAContext
+    let trustedProxies: AddressBlocks
+
+    func handle(_ request: Request, context: CAContext, next: (Request, CAContext) async throws -> Response) async throws -> Response {
+        guard !trustedProxies.isEmpty, let peer = context.remoteAddress?.ipAddress else { return try await next(request, context) }
+        var context = context
+        let forwarded = request.headers[values: .xForwardedFor].joined(separator: ",")
+        context.forwardedClient = trustedProxies.client(peer: peer, forwardedFor: forwarded.isEmpty ? nil : forwarded)
+        return try await next(request, context)
+    }
+}
+
+extension HTTPField.Name {
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
 }
 
 final class RequestNotes: @unchecked Sendable {
@@ -95,12 +117,20 @@ enum JSON {
             throw ServiceError(413, "too-large", "the request body is over \(limit) bytes")
         }
         let data = Data(buffer.readableBytesView)
-        // A misspelt member ("validty") must not be ignored silently: the request would get the
-        // defaults its sender did not mean.
-        if let known = (T.self as? any KnownMembers.Type)?.members,
-           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-            throw ServiceError(400, "bad-json", "unknown member \"\(unknown.prefix(60))\"; this endpoint takes \(known.sorted().joined(separator: ", "))")
+        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+            // A misspelt member ("validty") must not be ignored silently: the request would get
+            // the defaults its sender did not mean.
+            if let known = (T.self as? any KnownMembers.Type)?.members,
+               let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+                throw ServiceError(400, "bad-json", "unknown member \"\(unknown.prefix(60).debugEscaped)\"; this endpoint takes \(known.sorted().joined(separator: ", "))")
+            }
+            // No text from outside carries a control character (a NUL among them) any further:
+            // not into a certificate, a log line, or the ledger and its audit chain. A public key
+            // is the exception: it may come as a multi-line RFC 4716 block, its own strict parser
+            // says what is wrong with it (a pasted private key, say), and it is stored as a blob.
+            if let member = controlCharacterMember(object.filter { $0.key != "publicKey" }) {
+                throw ServiceError(400, "bad-request", "\(member) contains a control character or NUL byte; send printable text")
+            }
         }
         do {
             return try JSONDecoder().decode(T.self, from: data)
@@ -114,9 +144,31 @@ enum JSON {
     }
 }
 
+/// The path ("principals[1]") of the first string in a decoded JSON value that holds a control
+/// character, member names included, or nil.
+func controlCharacterMember(_ value: Any, path: String = "") -> String? {
+    func hasControl(_ text: String) -> Bool { text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f } }
+    switch value {
+    case let text as String:
+        return hasControl(text) ? (path.isEmpty ? "the request" : path) : nil
+    case let array as [Any]:
+        for (i, element) in array.enumerated() {
+            if let found = controlCharacterMember(element, path: "\(path)[\(i)]") { return found }
+        }
+    case let object as [String: Any]:
+        for (key, element) in object.sorted(by: { $0.key < $1.key }) {
+            if hasControl(key) { return "a member name" }
+            if let found = controlCharacterMember(element, path: path.isEmpty ? key : "\(path).\(key)") { return found }
+        }
+    default: break
+    }
+    return nil
+}
+
 /// The routes of the API; each one parses, calls one CAService method and encodes.
 public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContext> {
     let router = Router(context: CAContext.self)
+    router.add(middleware: ClientAddressMiddleware(trustedProxies: AddressBlocks(service.settings.trustedProxies)))
     router.add(middleware: RequestLogMiddleware(logger: logger, metrics: service.metrics))
     let limit = service.settings.maximumRequestBytes
 
@@ -258,7 +310,15 @@ enum ProcessMemory {
 public func runService(_ service: CAService, listen: ListenAddress, logger: Logger,
                        onListening: @escaping @Sendable (String) -> Void) async throws {
     let settings = service.settings
-    var server: HTTPServerBuilder = .http1()
+    // Every connection is a file descriptor: one address may hold only so many, all of them
+    // stay below the process's limit, and a request must arrive whole within request_timeout.
+    let counts = ConnectionCounts(perAddressLimit: settings.connectionsPerAddress, totalLimit: ConnectionCounts.descriptorBudget())
+    let proxies = AddressBlocks(settings.trustedProxies)
+    let timeout = TimeAmount.seconds(Int64(settings.requestTimeout))
+    let http1 = HTTP1Channel.Configuration(
+        additionalChannelHandlers: [ConnectionGuard(counts: counts, trustedProxies: proxies, requestTimeout: timeout, logger: logger)],
+        idleTimeout: timeout)
+    var server: HTTPServerBuilder = .http1(configuration: http1)
     var scheme = "http"
     if let certificatePath = settings.tlsCertificate, let keyPath = settings.tlsKey {
         let home = service.authority.home.path
@@ -273,7 +333,7 @@ public func runService(_ service: CAService, listen: ListenAddress, logger: Logg
         }
         var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         tls.minimumTLSVersion = .tlsv12
-        server = try .tls(.http1(), tlsConfiguration: tls)
+        server = try .tls(.http1(configuration: http1), tlsConfiguration: tls)
         scheme = "https"
     } else if settings.tlsCertificate != nil || settings.tlsKey != nil {
         throw AuthorityError(.badConfig, "[service] needs both tls_certificate and tls_key, or neither")

@@ -28,7 +28,8 @@ public final class CAServer: @unchecked Sendable {
         configure: ((URL) throws -> Void)? = nil,
         extraArguments: [String] = [],
         environment: [String: String?] = [:],
-        timeout: Duration = .seconds(30)
+        timeout: Duration = .seconds(30),
+        fileDescriptorLimit: Int? = nil
     ) async throws -> CAServer {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let home = existingHome ?? directory.child("ca")
@@ -40,10 +41,14 @@ public final class CAServer: @unchecked Sendable {
         var env = SSHCA.baseEnvironment
         for (k, v) in environment { env[k] = v }
         let out = directory.child("serve.out"), log = directory.child("serve.log")
-        let process = try BackgroundProcess(
-            try SSHCA.executableURL().path,
-            ["serve", "--init", "--home", home.path, "--listen", "127.0.0.1:0"] + extraArguments,
-            environment: env, stdoutFile: out, stderrFile: log)
+        var command = try SSHCA.executableURL().path
+        var arguments = ["serve", "--init", "--home", home.path, "--listen", "127.0.0.1:0"] + extraArguments
+        if let limit = fileDescriptorLimit {
+            // `ulimit -n` for the service alone: the shell lowers it, then becomes sshca.
+            arguments = ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", command] + arguments
+            command = "/bin/sh"
+        }
+        let process = try BackgroundProcess(command, arguments, environment: env, stdoutFile: out, stderrFile: log)
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let text = try? String(contentsOf: out, encoding: .utf8),
@@ -70,9 +75,11 @@ public final class CAServer: @unchecked Sendable {
     }
 
     /// One HTTP request with curl; returns the status and the body.
+    /// `from`: the local address to send from (any of 127.0.0.0/8 on loopback).
     public func http(_ method: String, _ path: String, json: String? = nil, headers: [String: String] = [:],
-                     bodyFile: URL? = nil) async throws -> (status: Int, body: Data) {
+                     bodyFile: URL? = nil, from: String? = nil) async throws -> (status: Int, body: Data) {
         var arguments = ["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", method, url + path]
+        if let from { arguments += ["--interface", from] }
         for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
         if let json { arguments += ["-H", "Content-Type: application/json", "--data-binary", json] }
         if let bodyFile { arguments += ["-H", "Content-Type: application/json", "--data-binary", "@" + bodyFile.path] }
