@@ -78,6 +78,9 @@ public struct CAHome: Sendable {
     public var ledgerPath: String { path + "/ledger.sqlite" }
     public var krlPath: String { path + "/revoked.krl" }
     var krlLockPath: String { path + "/revoked.krl.lock" }
+    /// Held shared by every process that has the ledger open (the service for its whole life),
+    /// exclusively by a command that replaces the ledger (restore).
+    var homeLockPath: String { path + "/sshca.lock" }
     public func privateKeyPath(_ kind: CAKind) -> String { "\(path)/\(kind.rawValue)_ca.key" }
     public func publicKeyPath(_ kind: CAKind) -> String { "\(path)/\(kind.rawValue)_ca.pub" }
 
@@ -176,7 +179,7 @@ public struct CAHome: Sendable {
             let passphrase = creation.passphrase.map { bytes in PassphraseSource { bytes } } ?? .none
             _ = try authority.publishKRL(by: "sshca init", passphrase: passphrase, now: Clock.now())
         } catch {
-            (written + [home.ledgerPath, home.ledgerPath + "-wal", home.ledgerPath + "-shm", home.krlPath, home.krlLockPath]).forEach(Files.remove)
+            (written + [home.ledgerPath, home.ledgerPath + "-wal", home.ledgerPath + "-shm", home.krlPath, home.krlLockPath, home.homeLockPath]).forEach(Files.remove)
             throw error
         }
         return home

@@ -14,6 +14,8 @@ public struct CertificateAuthority: Sendable {
     public let configuration: Configuration
     /// Behind the protocol: Authority holds no SQL, so another store can replace SQLite.
     public let ledger: any Ledger
+    /// This process uses the home: a restore cannot replace the ledger under it.
+    let homeLock: FileLock?
 
     /// `ledgerAccess`: `.concurrentReaders` for the long-running service.
     /// `readOnlyLedgerFallback`: a ledger that cannot be written is opened read-only (the service
@@ -22,12 +24,25 @@ public struct CertificateAuthority: Sendable {
     public init(home: CAHome, configuration: Configuration? = nil, ledgerAccess: SQLiteLedger.Access = .singleConnection,
                 readOnlyLedgerFallback: Bool = false) throws(AuthorityError) {
         self.home = home
+        homeLock = try Self.lockShared(home)
         if let configuration {
             self.configuration = configuration
         } else {
             self.configuration = try home.configuration()
         }
         self.ledger = try home.openLedger(access: ledgerAccess, readOnlyFallback: readOnlyLedgerFallback)
+    }
+
+    /// The shared hold on the home every ledger user takes. A home that cannot take a lock file
+    /// (a read-only copy) is used without one: nothing can replace its ledger either.
+    static func lockShared(_ home: CAHome) throws(AuthorityError) -> FileLock? {
+        do {
+            return try FileLock(path: home.homeLockPath, mode: .shared, wait: false)
+        } catch where error.code == .home {
+            throw AuthorityError(.home, "the ledger of \(home.path) is being restored (sshca restore holds \(home.homeLockPath)); try again when that is done")
+        } catch {
+            return nil
+        }
     }
 
     // MARK: Issuance

@@ -82,23 +82,32 @@ struct KRLPublisher {
     }
 }
 
-/// An exclusive advisory lock on a file (flock), held until released or the process ends.
-final class FileLock {
+/// An advisory lock on a file (flock), held until released or the process ends.
+final class FileLock: @unchecked Sendable {
     private let fd: Int32
+    // Changed only by release(), which the owner calls once (deinit at the latest).
     private var held = true
 
-    init(path: String) throws(AuthorityError) {
+    enum Mode { case exclusive, shared }
+
+    /// `wait` false: throws `Busy` at once when another process holds a conflicting lock.
+    init(path: String, mode: Mode = .exclusive, wait: Bool = true) throws(AuthorityError) {
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw AuthorityError(.io, "cannot open the lock file \(path): \(String(cString: strerror(errno)))")
         }
-        while flock(fd, LOCK_EX) != 0 {
+        let operation = (mode == .exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB)
+        while flock(fd, operation) != 0 {
             if errno == EINTR { continue }
+            let busy = errno == EWOULDBLOCK
             let message = String(cString: strerror(errno))
             close(fd)
-            throw AuthorityError(.io, "cannot lock \(path): \(message)")
+            throw busy ? FileLock.busy(path) : AuthorityError(.io, "cannot lock \(path): \(message)")
         }
     }
+
+    /// What a lock that would have to wait throws (the caller says who holds it).
+    static func busy(_ path: String) -> AuthorityError { AuthorityError(.home, "\(path) is locked by another process") }
 
     func release() {
         guard held else { return }

@@ -35,6 +35,15 @@ extension CertificateAuthority {
             throw AuthorityError(.home, "no CA at \(home.path); restore needs the CA home (keys and sshca.toml) in place")
         }
         guard Files.exists(backupPath) else { throw AuthorityError(.io, "backup file \(backupPath) does not exist") }
+        // Nothing else may have the ledger open: a running service would go on with the file
+        // it opened, issue serials the restored ledger never sees and publish KRLs below its
+        // version floor, which every server refuses.
+        let homeLock: FileLock
+        do {
+            homeLock = try FileLock(path: home.homeLockPath, mode: .exclusive, wait: false)
+        } catch where error.code == .home {
+            throw AuthorityError(.home, "\(home.path) is in use by a running sshca serve or another sshca command; stop the service first (systemctl stop sshca, or Ctrl-C where it runs), then run sshca restore again. Nothing was changed")
+        }
         do {
             try SQLiteLedger.validateBackup(path: backupPath)
         } catch {
@@ -77,6 +86,8 @@ extension CertificateAuthority {
             throw AuthorityError(.io, "cannot move the restored ledger into place: \(String(cString: strerror(errno)))")
         }
         lock.release()
+        // The home is ours again only as one user among others (the service may start now).
+        homeLock.release()
         let authority = try CertificateAuthority(home: home)
         let counters: (nextSerial: UInt64, krlVersion: UInt64)
         do { counters = try authority.ledger.counters() } catch { throw AuthorityError.from(error) }

@@ -25,6 +25,17 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     let busyTimeout: Double
     /// Set by the first write: only a command that grew the WAL empties it (`checkpointLargeWALAtClose`).
     private let hasWritten = Atomic<Bool>(false)
+    /// Which ledger this object writes to: the file it opened (device and inode) and the
+    /// ledger's generation id. A restore changes both; a process that finds either changed
+    /// under it stops writing (`replaced`), rather than go on with a file nobody else reads or
+    /// fork the history the restored ledger now holds.
+    private let lineage: Mutex<Lineage>
+    struct Lineage {
+        var file: FileID?
+        var generation: UInt64?
+        var replaced: String?
+    }
+    struct FileID: Equatable { var device: UInt64; var inode: UInt64 }
 
     /// How the ledger is opened: one connection (a command that runs and exits), or a pool with
     /// concurrent readers (a long-running service).
@@ -53,6 +64,33 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
             opened = (try Self.openImmutable(path: path, why: why), why)
         }
         database = Mutex(opened)
+        let generation = try? opened.writer.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'generation'") }
+        lineage = Mutex(Lineage(file: Self.fileID(path), generation: generation.flatMap { $0 }.map { UInt64(bitPattern: $0) }))
+    }
+
+    static func fileID(_ path: String) -> FileID? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return FileID(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    }
+
+    /// The ledger's generation id: made with the ledger, new after every restore (several
+    /// nodes on one database will compare it too).
+    public var generation: UInt64? { lineage.withLock { $0.generation } }
+
+    /// Why this process must not write to the ledger any more because the file was replaced
+    /// under it, or nil. Once set it stays: only a new process reads the file that is there now.
+    func replacedReason() -> String? {
+        lineage.withLock { l in
+            if let replaced = l.replaced { return replaced }
+            guard let file = l.file, Self.fileID(path) != file else { return nil }
+            l.replaced = Self.replacedText(path, "the file at that path is no longer the one this process opened")
+            return l.replaced
+        }
+    }
+
+    static func replacedText(_ path: String, _ what: String) -> String {
+        "the ledger \(path) was replaced under this process (a restore, or a copy put in its place: \(what)); it takes no more writes, so that it cannot fork the CA's history (serials, revocations, KRL versions). Restart it (systemctl restart sshca) to use the ledger that is there now"
     }
 
     /// A command's connection leaves the WAL in place when it closes, until it passes this size;
@@ -187,8 +225,9 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
         }
     }
 
-    /// Why nothing can be written (the ledger was opened read-only), or nil.
-    public var readOnlyReason: String? { database.withLock { $0.readOnlyReason } }
+    /// Why nothing can be written (the ledger was opened read-only, or replaced under this
+    /// process), or nil.
+    public var readOnlyReason: String? { replacedReason() ?? database.withLock { $0.readOnlyReason } }
 
     static func readOnlyError(_ path: String, _ why: String) -> LedgerError {
         LedgerError(.storage, "the ledger \(path) is read-only: \(why). Nothing can be issued or revoked until it can be written again (a read-only mount: mount -o remount,rw MOUNTPOINT); the service resumes by itself within seconds")
@@ -196,6 +235,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
 
     /// A ledger opened read-only: opens it for writing if that works now.
     func reopenForWriting() throws(LedgerError) {
+        if let replaced = replacedReason() { throw LedgerError(.storage, replaced) }
         guard let previous = readOnlyReason else { return }
         if let why = Self.whyNotWritable(path) {
             // Still read-only: the open connection keeps serving reads.
@@ -307,6 +347,11 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                     expires_at INTEGER NOT NULL,
                     revoked INTEGER NOT NULL) WITHOUT ROWID;
                 """)
+        }
+        // The generation id (restores make a new one). Existing ledgers get theirs here.
+        migrator.registerMigration("v3-generation") { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO meta VALUES ('generation', ?)",
+                           arguments: [Int64(bitPattern: UInt64.random(in: 1...UInt64(Int64.max)))])
         }
         return migrator
     }
@@ -776,8 +821,12 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
             let version = try Self.meta(db, "krl_version") + Self.restoreJump
             try Self.setMeta(db, "next_serial", serial)
             try Self.setMeta(db, "krl_version", version)
+            // A new generation: a process still holding the ledger as it was sees the change.
+            let generation = UInt64.random(in: 1...UInt64(Int64.max))
+            try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES ('generation', ?)", arguments: [Int64(bitPattern: generation)])
             _ = try Self.appendAudit(db, at: now, actor: by, action: "restore",
-                                     details: "from=\(source) next_serial=\(serial) krl_version=\(version)")
+                                     details: "from=\(source) next_serial=\(serial) krl_version=\(version) generation=\(String(generation, radix: 16))")
+            lineage.withLock { $0.generation = generation }
         }
     }
 
@@ -829,12 +878,22 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     }
 
     func write<T>(_ body: (Database) throws -> T) throws -> T {
+        if let replaced = replacedReason() { throw LedgerError(.storage, replaced) }
         if let why = readOnlyReason { throw Self.readOnlyError(path, why) }
         hasWritten.store(true, ordering: .relaxed)
+        let expected = lineage.withLock { $0.generation }
         do {
             var result: T? = nil
             try pool.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
+                    // The same file, another ledger in it (copied over in place): checked in the
+                    // transaction, so nothing is written to a ledger this process did not open.
+                    if let expected, let found = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE name = 'generation'")),
+                       UInt64(bitPattern: found) != expected {
+                        let text = Self.replacedText(path, "its generation id is \(String(UInt64(bitPattern: found), radix: 16)), not \(String(expected, radix: 16))")
+                        lineage.withLock { $0.replaced = text }
+                        throw LedgerError(.storage, text)
+                    }
                     result = try body(db)
                     return .commit
                 }

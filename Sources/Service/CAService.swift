@@ -434,7 +434,7 @@ public final class CAService: Sendable {
         var ledger = "ok", krl = "ok"
         var counters: (nextSerial: UInt64, krlVersion: UInt64)? = nil
         do { counters = try authority.ledger.counters() } catch { ledger = "\(error)" }
-        if ledger == "ok", let failure = committer.writeFailure {
+        if ledger == "ok", let failure = committer.writeFailure ?? authority.ledger.readOnlyReason {
             ledger = "reads work, writes fail: \(failure)"
         }
         // A KRL is a new file written beside the old one: without room for it, the next

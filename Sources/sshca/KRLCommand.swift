@@ -122,7 +122,8 @@ struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replace the ledger with a backup; serials and KRL versions jump past anything the lost ledger could have used.",
         discussion: helpText("""
-        Stop anything else using this CA home first. The restored ledger's next serial and KRL
+        Refuses while sshca serve (or another sshca command) has this CA home open: stop the
+        service first, restore, then start it again. The restored ledger's next serial and KRL
         version are raised by 2^32, so no serial is issued twice and servers accept the next KRL
         (they refuse one with a lower version). A new KRL is published right away.
         """)
