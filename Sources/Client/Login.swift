@@ -23,6 +23,10 @@ public struct LoginOutcome: Sendable {
     /// nil when the key and certificate are in ssh-agent; else why not.
     public var agentProblem: String?
     public var files: LoginFiles
+    /// Set when the certificate on disk was still valid but revoked, and so was replaced.
+    public var replacedRevoked: String? = nil
+    /// Set when a kept certificate could not be checked against the service's KRL.
+    public var revocationUnknown: String? = nil
 }
 
 /// The engineer's daily flow: a fresh Ed25519 key that never leaves the machine, a certificate
@@ -35,9 +39,18 @@ public enum Login {
                              force: Bool, files: LoginFiles, now: @escaping @Sendable () -> UInt64 = { Clock.now() }) async throws(AuthorityError) -> LoginOutcome {
         try checkOurs(files)
         let caKey = try await client.caPublicKey(.user)
+        var replacedRevoked: String? = nil
         if !force, let (certificate, seed) = reusable(files: files, caKey: caKey, principals: principals, now: now()) {
-            let problem = addToAgent(certificate, seed: seed, now: now())
-            return LoginOutcome(certificate: certificate, reused: true, agentProblem: problem, files: files)
+            // Valid by its dates is not enough: sshd also reads the KRL, and a revoked
+            // certificate kept here would only end in "Permission denied (publickey)".
+            let checked = await revocation(of: certificate, client: client)
+            if case .success(let verdict?) = checked {
+                replacedRevoked = "the certificate with serial \(certificate.body.serial) is revoked (\(verdict)); getting a new one"
+            } else {
+                var outcome = LoginOutcome(certificate: certificate, reused: true, agentProblem: addToAgent(certificate, seed: seed, now: now()), files: files)
+                if case .failure(let error) = checked { outcome.revocationUnknown = error.reason }
+                return outcome
+            }
         }
         let privateKey: PrivateKey
         let components: PrivateKeyComponents
@@ -59,7 +72,33 @@ public enum Login {
         try Files.writeAtomically(files.publicKey, Array((publicKey.openSSHLine(comment: comment) + "\n").utf8), mode: 0o600)
         try Files.writeAtomically(files.certificate, Array((certificate.openSSHLine(comment: comment) + "\n").utf8), mode: 0o600)
         let problem = addToAgent(certificate, seed: seed, now: now())
-        return LoginOutcome(certificate: certificate, reused: false, agentProblem: problem, files: files)
+        return LoginOutcome(certificate: certificate, reused: false, agentProblem: problem, files: files, replacedRevoked: replacedRevoked)
+    }
+
+    /// The largest KRL a client reads to check its own certificate: far above what a CA of
+    /// tens of thousands of revocations publishes, and a bound on what a hostile service can
+    /// make it parse.
+    public static let maximumKRLBytes = 16 << 20
+
+    /// Whether the service's current KRL revokes this certificate (its key, key id, serial, or
+    /// the CA key that signed it), as sshd would decide.
+    public static func revocation(of certificate: Certificate, client: ServiceClient) async -> Result<KRL.Verdict?, AuthorityError> {
+        do throws(AuthorityError) {
+            guard let (bytes, _) = try await client.krl() else {
+                return .failure(AuthorityError(.io, "the service sent no KRL"))
+            }
+            guard bytes.count <= maximumKRLBytes else {
+                return .failure(AuthorityError(.io, "the service's KRL is \(bytes.count) bytes, more than a client reads (\(maximumKRLBytes))"))
+            }
+            let krl: KRL
+            do { krl = try KRL.parse(bytes).krl } catch {
+                return .failure(AuthorityError(.io, "the service's KRL does not parse: \(error)"))
+            }
+            if let verdict = krl.revocation(of: certificate.body.signatureKey) { return .success(verdict) }
+            return .success(krl.revocation(of: certificate))
+        } catch {
+            return .failure(AuthorityError(error.code, "cannot check the certificate against the service's KRL: \(error.reason)"))
+        }
     }
 
     /// The service's answer must be a certificate for our key, signed by the (pinned) CA key.

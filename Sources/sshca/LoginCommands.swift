@@ -71,7 +71,7 @@ struct LoginCommand: ParsableCommand {
     @Flag(name: .long, help: "Get a new certificate even if the current one is still valid.")
     var force = false
 
-    @Flag(name: .long, help: "Show the current certificate and whether ssh-agent holds it; contact nobody.")
+    @Flag(name: .long, help: "Show the current certificate and whether ssh-agent holds it; with --ca-url, also whether the service's KRL revokes it.")
     var status = false
 
     @Option(name: .long, help: ArgumentHelp("Where the key goes (default: ~/.ssh/sshca_ed25519).", valueName: "path"))
@@ -93,7 +93,20 @@ struct LoginCommand: ParsableCommand {
                     print("  valid until \(CertificateTime.format(body.validBefore)) (\(DurationText.format(body.validBefore - now)) left)")
                 }
                 print("  ssh-agent: \(state.inAgent ? "loaded" : "not loaded")")
-                if body.validBefore <= now { throw ExitCode(ExitStatus.failure) }
+                var revoked = false
+                if remote.caUrl != nil {
+                    let client = try remote.client()
+                    switch try blocking({ () throws(AuthorityError) in await Login.revocation(of: certificate, client: client) }) {
+                    case .success(let verdict?):
+                        revoked = true
+                        print("  REVOKED in the service's KRL (\(verdict)): sshd refuses it; run sshca login for a new one")
+                    case .success(nil):
+                        print("  KRL: not revoked (checked against \(client.endpoint.url))")
+                    case .failure(let error):
+                        print("  KRL: not checked: \(error.reason)")
+                    }
+                }
+                if body.validBefore <= now || revoked { throw ExitCode(ExitStatus.failure) }
             }
             return
         }
@@ -107,7 +120,9 @@ struct LoginCommand: ParsableCommand {
                 try await Login.login(client: client, credential: credential, principals: asked, validity: validity, force: force, files: files)
             }
             let body = outcome.certificate.body
-            print(outcome.reused ? "Still valid; kept the current certificate (--force for a new one)." : "Certificate issued: serial \(body.serial), key id \(body.keyID).")
+            if let replaced = outcome.replacedRevoked { print("The current certificate was revoked: \(replaced).") }
+            print(outcome.reused ? "Still valid and not revoked; kept the current certificate (--force for a new one)." : "Certificate issued: serial \(body.serial), key id \(body.keyID).")
+            if let unknown = outcome.revocationUnknown { printNote("warning: \(unknown)") }
             print("Principals: \(body.principals.joined(separator: ", "))")
             print("Valid until: \(CertificateTime.format(body.validBefore))")
             if let problem = outcome.agentProblem {
