@@ -413,7 +413,8 @@ def run(args, spec, directory):
     key = keys.new("-t", "ed25519")
     issued = c.exchange("engineer, role defaults", "POST", "/v1/certificates", headers=engineer, body={"publicKey": key}, expect=201)
     first_serial = issued.json()["serial"] if issued is not None and issued.status == 201 else 1
-    engineer_name = issued.json().get("keyId", "bob") if issued is not None and issued.status == 201 else "bob"
+    # Key ids are NAME:CREDENTIAL:SERIAL; the name is the engineer's {user} principal.
+    engineer_name = issued.json().get("keyId", "bob").split(":")[0] if issued is not None and issued.status == 201 else "bob"
     c.exchange("engineer, all members", "POST", "/v1/certificates", headers=engineer,
                body={"publicKey": keys.new("-t", "ecdsa", "-b", "256"), "type": "user", "principals": [engineer_name], "validity": "1h30m"}, expect=201)
     c.exchange("security staff may get user certificates", "POST", "/v1/certificates", headers=security, body={"publicKey": key}, expect=201)

@@ -56,7 +56,7 @@ public struct CertificateAuthority: Sendable {
             throw AuthorityError(.badInput, "--serial is refused: serials come from the ledger (strictly increasing, never reused); leave it out")
         }
         let kind: CAKind = request.type == .host ? .host : .user
-        var body = try Issuer.body(for: request, configuration: configuration, signatureKey: try home.publicKey(kind),
+        let body = try Issuer.body(for: request, configuration: configuration, signatureKey: try home.publicKey(kind),
                                    caKeys: try caPublicKeys(), now: now)
         do {
             try ledger.checkIssuable(body)
@@ -68,9 +68,8 @@ public struct CertificateAuthority: Sendable {
         var signingError: AuthorityError? = nil
         do {
             return try ledger.issue(requestedBy: requestedBy, now: now) { serial in
-                body.serial = serial
                 do {
-                    return try issuer.sign(body)
+                    return try issuer.sign(Issuer.numbered(body, serial: serial, keyIDNamesSerial: request.keyIDNamesSerial))
                 } catch {
                     signingError = error as? AuthorityError
                     throw error

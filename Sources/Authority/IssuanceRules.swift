@@ -58,6 +58,7 @@ public enum IssuanceRules {
             throw AuthorityError(.badInput, "serial 0 cannot be revoked (a KRL cannot name it); serials start at 1")
         case .keyID(let keyID): try checkKeyID(keyID)
         case .principal(let principal): try checkName(principal, what: "principal", allowComma: false)
+        case .person(let name): try CertificateAuthority.checkUserName(name)
         default: break
         }
         try checkText(reason, what: "the revocation reason")

@@ -22,6 +22,9 @@ public struct CertificateRequest: Sendable, Equatable {
     /// Extensions asked for on top of (or, without defaults, instead of) the configured ones.
     public var extensions: [CertificateOption]
     public var includeDefaultExtensions: Bool
+    /// The key id is `NAME:CREDENTIAL:` and the serial goes on its end when the ledger hands
+    /// it out (PersonKeyID).
+    public var keyIDNamesSerial = false
 
     public init(publicKey: PublicKey, type: CertificateType = .user, keyID: String, principals: [String],
                 validity: ValidityWindow? = nil, serial: UInt64? = nil, forceCommand: String? = nil,
@@ -131,6 +134,15 @@ public struct Issuer: Sendable {
             type: request.type, keyID: request.keyID, principals: request.principals,
             validAfter: validity.validAfter, validBefore: validity.validBefore,
             criticalOptions: critical, extensions: extensions, signatureKey: signatureKey)
+    }
+
+    /// The body with the serial the ledger handed out (and, for a PersonKeyID, that serial on
+    /// the end of the key id), ready to sign.
+    public static func numbered(_ body: CertificateBody, serial: UInt64, keyIDNamesSerial: Bool) -> CertificateBody {
+        var numbered = body
+        numbered.serial = serial
+        if keyIDNamesSerial { numbered.keyID += String(serial) }
+        return numbered
     }
 
     /// Checks, builds and signs. Nothing is written anywhere: the caller decides where it goes.

@@ -217,12 +217,14 @@ public struct IssuancePolicy: Sendable {
             includeDefaults = false
             extensions = names.map { CertificateOption.flag($0) }
         }
-        let keyID = "\(applicant.name)"
-        return .success(CertificateRequest(
-            publicKey: request.publicKey, type: request.type, keyID: keyID, principals: principals,
-            validity: window, forceCommand: request.type == .user ? role.forceCommand : nil,
+        var certificate = CertificateRequest(
+            publicKey: request.publicKey, type: request.type,
+            keyID: PersonKeyID.unnumbered(name: applicant.name, credential: applicant.kind == .user ? "key" : "token"),
+            principals: principals, validity: window, forceCommand: request.type == .user ? role.forceCommand : nil,
             sourceAddresses: request.type == .user ? role.sourceAddresses : nil,
-            extensions: extensions, includeDefaultExtensions: includeDefaults))
+            extensions: extensions, includeDefaultExtensions: includeDefaults)
+        certificate.keyIDNamesSerial = true
+        return .success(certificate)
     }
 }
 

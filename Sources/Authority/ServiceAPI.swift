@@ -73,9 +73,12 @@ public enum ServiceAPI {
         public var keyId: String?
         public var publicKey: String?
         public var principal: String?
+        /// A person (sshca revoke --user).
+        public var user: String?
         public var reason: String
         public init(serial: UInt64? = nil, serials: String? = nil, keyId: String? = nil, publicKey: String? = nil,
-                    principal: String? = nil, reason: String) {
+                    principal: String? = nil, user: String? = nil, reason: String) {
+            self.user = user
             self.serial = serial
             self.serials = serials
             self.keyId = keyId

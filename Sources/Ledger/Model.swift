@@ -45,6 +45,9 @@ public enum RevocationTarget: Sendable, Equatable {
     case key(PublicKey)
     /// Every unexpired certificate naming this principal, at the time of revocation.
     case principal(String)
+    /// A person: every unexpired certificate issued to them (key id `NAME` or `NAME:...`), by
+    /// serial; their enrolled identity is disabled and their tokens revoked, in one transaction.
+    case person(String)
     /// A CA key that must no longer be trusted.
     case caKey(PublicKey)
 
@@ -54,6 +57,7 @@ public enum RevocationTarget: Sendable, Equatable {
         case .keyID: return "key-id"
         case .key: return "key"
         case .principal: return "principal"
+        case .person: return "user"
         case .caKey: return "ca-key"
         }
     }
@@ -63,7 +67,7 @@ public enum RevocationTarget: Sendable, Equatable {
         case .serials(let r): return r.lowerBound == r.upperBound ? "\(r.lowerBound)" : "\(r.lowerBound)-\(r.upperBound)"
         case .keyID(let id): return id
         case .key(let key), .caKey(let key): return key.fingerprint
-        case .principal(let p): return p
+        case .principal(let p), .person(let p): return p
         }
     }
 }

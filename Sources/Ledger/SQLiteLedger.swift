@@ -453,7 +453,9 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
         }
         return try write { db in
             let kind = target.kind, text = target.targetText
-            if kind != "principal", let existing = try Self.revocation(db, kind: kind, target: text) {
+            // Principals and people are revoked by the serials they have now: again later can
+            // mean new certificates.
+            if kind != "principal", kind != "user", let existing = try Self.revocation(db, kind: kind, target: text) {
                 _ = try Self.appendAudit(db, at: now, actor: by, action: "revoke-again",
                                          details: "\(kind)=\(text) already revoked by #\(existing.id); reason=\(trimmed)")
                 return RevocationOutcome(record: existing, isNew: false, certificatesAffected: 0)
@@ -496,6 +498,26 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
                                    arguments: [row["ca_fingerprint"] as String, serial, serial, row["valid_before"] as Int64, id])
                     affected += db.changesCount
                 }
+            case .person(let name):
+                // Key ids NAME:... sort from "NAME:" up to (not including) "NAME;" (';' follows
+                // ':'); a bare NAME is what sshca before person key ids wrote.
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT serial, ca_fingerprint, valid_before FROM certificates
+                    WHERE (key_id = ? OR (key_id >= ? AND key_id < ?)) AND valid_before > ?
+                    """, arguments: [name, name + ":", name + ";", Int64(clamping: now)])
+                for row in rows {
+                    let serial: Int64 = row["serial"]
+                    try db.execute(sql: "INSERT OR IGNORE INTO revoked_serials VALUES (?, ?, ?, ?, ?)",
+                                   arguments: [row["ca_fingerprint"] as String, serial, serial, row["valid_before"] as Int64, id])
+                    affected += db.changesCount
+                }
+                try db.execute(sql: "UPDATE identities SET disabled = 1, updated_at = ? WHERE name = ? AND disabled = 0",
+                               arguments: [Int64(clamping: now), name])
+                let disabled = db.changesCount
+                try db.execute(sql: "UPDATE tokens SET revoked = 1 WHERE name = ? AND revoked = 0", arguments: [name])
+                let tokens = db.changesCount
+                _ = try Self.appendAudit(db, at: now, actor: by, action: disabled > 0 ? "user-disable" : "user-revoke",
+                                         details: "name=\(name) revocation=#\(id) identity-disabled=\(disabled > 0) tokens-revoked=\(tokens)")
             case .keyID(let keyID):
                 try db.execute(sql: "INSERT INTO revoked_key_ids VALUES (?, ?)", arguments: [keyID, id])
                 affected = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM certificates WHERE key_id = ?", arguments: [keyID]) ?? 0

@@ -282,7 +282,7 @@ public final class CAService: Sendable {
             throw ServiceError.from(error)
         }
         let requester = Requester(name: applicant.name, channel: "api-\(applicant.kind.rawValue)")
-        switch await committer.issue(body: body, issuer: issuer, requester: requester) {
+        switch await committer.issue(body: body, issuer: issuer, requester: requester, keyIDNamesSerial: certificateRequest.keyIDNamesSerial) {
         case .success(let issued):
             metrics.issued(type == .host ? "host" : "user")
             return issued
@@ -339,8 +339,9 @@ public final class CAService: Sendable {
             do { targets.append(.key(try PublicKeyText(parsing: text).key)) } catch { throw ServiceError(400, "bad-key", "publicKey: \(error)") }
         }
         if let principal = request.principal { targets.append(.principal(principal)) }
+        if let user = request.user { targets.append(.person(user)) }
         guard targets.count == 1, let target = targets.first else {
-            throw ServiceError(400, "bad-request", "name exactly one of serial, serials, keyId, publicKey, principal")
+            throw ServiceError(400, "bad-request", "name exactly one of serial, serials, keyId, publicKey, principal, user")
         }
         let outcome: RevocationOutcome
         do {

@@ -13,6 +13,7 @@ public final class GroupCommitter: @unchecked Sendable {
         var body: CertificateBody
         var issuer: Issuer
         var requester: Requester
+        var keyIDNamesSerial: Bool
         var continuation: CheckedContinuation<Result<IssuedCertificate, AuthorityError>, Never>
     }
 
@@ -41,7 +42,7 @@ public final class GroupCommitter: @unchecked Sendable {
     }
 
     /// Signs and commits; returns once the certificate is durable in the ledger (or refused).
-    public func issue(body: CertificateBody, issuer: Issuer, requester: Requester) async -> Result<IssuedCertificate, AuthorityError> {
+    public func issue(body: CertificateBody, issuer: Issuer, requester: Requester, keyIDNamesSerial: Bool = false) async -> Result<IssuedCertificate, AuthorityError> {
         await withCheckedContinuation { continuation in
             condition.lock()
             if stopped {
@@ -49,7 +50,7 @@ public final class GroupCommitter: @unchecked Sendable {
                 continuation.resume(returning: .failure(AuthorityError(.ledger, "the service is shutting down; try again")))
                 return
             }
-            queue.append(Pending(body: body, issuer: issuer, requester: requester, continuation: continuation))
+            queue.append(Pending(body: body, issuer: issuer, requester: requester, keyIDNamesSerial: keyIDNamesSerial, continuation: continuation))
             condition.signal()
             condition.unlock()
         }
@@ -118,10 +119,9 @@ public final class GroupCommitter: @unchecked Sendable {
         let now = Clock.now()
         let requests = group.map { pending in
             let body = pending.body, issuer = pending.issuer
+            let namesSerial = pending.keyIDNamesSerial
             return GroupIssuance(requestedBy: pending.requester) { serial in
-                var numbered = body
-                numbered.serial = serial
-                return try issuer.sign(numbered)
+                try issuer.sign(Issuer.numbered(body, serial: serial, keyIDNamesSerial: namesSerial))
             }
         }
         let results: [Result<IssuedCertificate, AuthorityError>]

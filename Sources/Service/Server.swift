@@ -291,7 +291,7 @@ protocol KnownMembers { static var members: Set<String> { get } }
 extension ServiceAPI.ChallengeRequest: KnownMembers { static var members: Set<String> { ["identity"] } }
 extension ServiceAPI.CertificateRequest: KnownMembers { static var members: Set<String> { ["publicKey", "type", "principals", "validity"] } }
 extension ServiceAPI.RevocationRequest: KnownMembers {
-    static var members: Set<String> { ["serial", "serials", "keyId", "publicKey", "principal", "reason"] }
+    static var members: Set<String> { ["serial", "serials", "keyId", "publicKey", "principal", "user", "reason"] }
 }
 
 enum ProcessMemory {

@@ -3,8 +3,9 @@ import Authority
 import Client
 import SSHFormat
 
-/// How a client command reaches and trusts the service, and who it is there.
-struct RemoteOptions: ParsableArguments {
+/// How a client command reaches and trusts the service, and the credential it shows there
+/// (a token, or an identity key whose user name each command takes as it fits).
+struct ServiceOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The CA service (https://ca.example.com:8443).", valueName: "url"))
     var caUrl: String?
 
@@ -20,9 +21,6 @@ struct RemoteOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Read the bearer token from this file.", valueName: "file"))
     var tokenFile: String?
 
-    @Option(name: .long, help: ArgumentHelp("Your enrolled user name (default: $USER).", valueName: "name"))
-    var user: String?
-
     @Option(name: .long, help: ArgumentHelp("Your identity key: a private key file, or a .pub whose key is in ssh-agent (default: ~/.ssh/id_ed25519).", valueName: "keyfile"))
     var identity: String?
 
@@ -35,9 +33,22 @@ struct RemoteOptions: ParsableArguments {
         return try ServiceClient(endpoint)
     }
 
-    func credential() throws(AuthorityError) -> Credential {
+    /// `user`: the enrolled name that signs in with the identity key (default: $USER).
+    func credential(user: String?) throws(AuthorityError) -> Credential {
         try Credential.resolve(token: token, tokenFile: tokenFile, user: user, identity: identity)
     }
+}
+
+/// ServiceOptions with `--user`, the enrolled name of whoever runs the command.
+struct RemoteOptions: ParsableArguments {
+    @OptionGroup var service: ServiceOptions
+
+    @Option(name: .long, help: ArgumentHelp("Your enrolled user name (default: $USER).", valueName: "name"))
+    var user: String?
+
+    var caUrl: String? { service.caUrl }
+    func client() throws(AuthorityError) -> ServiceClient { try service.client() }
+    func credential() throws(AuthorityError) -> Credential { try service.credential(user: user) }
 }
 
 struct LoginCommand: ParsableCommand {

@@ -18,13 +18,26 @@ struct Revoke: ParsableCommand {
           --key stolen.pub               the key itself: all its certificates die,
                                          and signing requests for it are refused
           --principal root               every unexpired certificate naming it
+          --user alice                   a person: every unexpired certificate
+                                         issued to them, by serial; their enrolled
+                                         key is disabled (sshca user enable alice
+                                         restores it) and their tokens revoked
           --ca-key-compromised [--host]  the user (or host) CA key itself: sshd
                                          stops trusting all it signed. Make a new CA.
 
+        Which one fits:
+          a laptop was stolen     --serial of its certificate (sshca list
+                                  --principal alice --active), or --key of the
+                                  login key if you have it
+          a person left           --user NAME
+          an identity key leaked  sshca user rekey NAME, and --serial for the
+                                  certificates it got
+          a key id, exactly       --key-id (refuses that id from now on; certificates
+                                  from the service have unique ids like alice:key:42)
+
         Examples:
           sshca revoke --serial 42 --reason "laptop stolen"
-          sshca revoke --key-id alice@laptop --reason "left the company" \\
-              --by security-oncall
+          sshca revoke --user alice --reason "left the company" --by security-oncall
         """)
     )
 
@@ -49,19 +62,25 @@ struct Revoke: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Every unexpired certificate naming this principal.", valueName: "name"))
     var principal: String?
 
+    @Option(name: .long, help: ArgumentHelp("A person: every unexpired certificate issued to them; their key is disabled and tokens revoked.", valueName: "name"))
+    var user: String?
+
     @Flag(name: .long, help: "Revoke the user CA key itself (with --host: the host CA key).")
     var caKeyCompromised = false
 
     @Flag(name: .long, help: "With --ca-key-compromised: the host CA key.")
     var host = false
 
-    @OptionGroup(title: "Through the CA service (security staff)") var remote: RemoteOptions
+    @OptionGroup(title: "Through the CA service (security staff)") var remote: ServiceOptions
+
+    @Option(name: .customLong("as"), help: ArgumentHelp("Through the service: your enrolled user name, when you sign in with --identity (default: $USER).", valueName: "name"))
+    var signer: String?
 
     func validate() throws {
         if remote.caUrl != nil && caKeyCompromised { throw ValidationError("--ca-key-compromised is done on the CA machine itself, not through --ca-url") }
-        let given = [serial != nil, keyId != nil, key != nil, principal != nil, caKeyCompromised].filter { $0 }.count
+        let given = [serial != nil, keyId != nil, key != nil, principal != nil, user != nil, caKeyCompromised].filter { $0 }.count
         guard given == 1 else {
-            throw ValidationError("name exactly one of --serial, --key-id, --key, --principal or --ca-key-compromised")
+            throw ValidationError("name exactly one of --serial, --key-id, --key, --principal, --user or --ca-key-compromised")
         }
         if host && !caKeyCompromised { throw ValidationError("--host goes with --ca-key-compromised") }
     }
@@ -69,7 +88,7 @@ struct Revoke: ParsableCommand {
     func runRemote() throws {
         try reportingErrors {
             let client = try remote.client()
-            let credential = try remote.credential()
+            let credential = try remote.credential(user: signer)
             var request = ServiceAPI.RevocationRequest(reason: reason)
             if let serial {
                 let range = try Self.parseSerials(serial)
@@ -78,10 +97,12 @@ struct Revoke: ParsableCommand {
             request.keyId = keyId
             if let key { request.publicKey = try KeyFiles.readPublicKey(key).key.openSSHLine() }
             request.principal = principal
+            request.user = user
             let body = request
             let r = try blocking { () throws(AuthorityError) in try await client.revoke(body, credential: credential) }
             if r.isNew {
                 print("Revoked \(r.kind) \(r.target) (#\(r.id)) through \(client.endpoint.url): \(r.certificatesAffected) certificate(s) affected.")
+                if r.kind == "user" { print(Self.personNote(r.target)) }
             } else {
                 print("Already revoked: \(r.kind) \(r.target) (#\(r.id)). Nothing changed.")
             }
@@ -105,6 +126,8 @@ struct Revoke: ParsableCommand {
                 target = .key(try KeyFiles.readPublicKey(key).key)
             } else if let principal {
                 target = .principal(principal)
+            } else if let user {
+                target = .person(user)
             } else {
                 target = .caKey(try authority.home.publicKey(host ? .host : .user))
             }
@@ -112,12 +135,17 @@ struct Revoke: ParsableCommand {
             let record = result.outcome.record
             if result.outcome.isNew {
                 print("Revoked \(record.kind) \(record.target) (#\(record.id)): \(result.outcome.certificatesAffected) certificate(s) in the ledger affected.")
+                if record.kind == "user" { print(Self.personNote(record.target)) }
             } else {
                 print("Already revoked: \(record.kind) \(record.target) (#\(record.id), \(CertificateTime.format(record.revokedAt)) by \(record.revokedBy): \(record.reason)). Nothing changed.")
             }
             for warning in result.krl.warnings { printNote("warning: " + warning) }
             print("Published \(authority.home.krlPath) (KRL version \(result.krl.version)); copy it to your servers' RevokedKeys file.")
         }
+    }
+
+    static func personNote(_ name: String) -> String {
+        "\(name)'s enrolled key, if any, is disabled (sshca user enable \(name) gives access back) and tokens named \(name) are revoked."
     }
 
     static func parseSerials(_ text: String) throws(AuthorityError) -> ClosedRange<UInt64> {

@@ -58,11 +58,11 @@ struct ServiceFlowTests {
             let listed = try checked(try await agent.sshAdd(["-l"]))
             #expect(listed.stdoutText.contains("ED25519-CERT"), "the certificate is not in the agent:\n\(listed)")
             let inspected = try await SSHCA.inspect(URL(fileURLWithPath: keyFile.path + "-cert.pub"))
-            #expect(inspected.0.principals == ["alice"] && inspected.0.keyId == "alice" && inspected.0.signatureValid)
             let serial = inspected.0.serial
+            #expect(inspected.0.principals == ["alice"] && inspected.0.keyId == "alice:key:\(serial)" && inspected.0.signatureValid)
             // ssh-keygen agrees on the certificate the service issued.
             let keygen = try checked(try await runProcess("ssh-keygen", ["-L", "-f", keyFile.path + "-cert.pub"]))
-            #expect(keygen.stdoutText.contains("Key ID: \"alice\"") && keygen.stdoutText.contains("Serial: \(serial)"), "\(keygen)")
+            #expect(keygen.stdoutText.contains("Key ID: \"alice:key:\(serial)\"") && keygen.stdoutText.contains("Serial: \(serial)"), "\(keygen)")
 
             // A second login reuses the still-valid certificate.
             let again = try await SSHCA.run(["login", "--ca-url", server.url, "--ca-fingerprint", fingerprint,
@@ -86,7 +86,7 @@ struct ServiceFlowTests {
                 accepted = try await Self.sshThroughAgent(sshd, agent: agent)
             }
             #expect(accepted.succeeded && accepted.stdoutText == "ok\n", "login with the certificate failed:\n\(accepted)\n\(sshd.log(since: mark))")
-            #expect(sshd.log(since: mark).contains("ID alice (serial \(serial))"), "not the certificate:\n\(sshd.log(since: mark))")
+            #expect(sshd.log(since: mark).contains("ID alice:key:\(serial) (serial \(serial))"), "not the certificate:\n\(sshd.log(since: mark))")
 
             // Security staff revoke it through the API; the server pulls the new KRL by URL.
             let revoke = try await SSHCA.run(["revoke", "--ca-url", server.url, "--ca-fingerprint", fingerprint,
@@ -133,7 +133,7 @@ struct ServiceFlowTests {
             let pinned = ["--ca-url", server.url, "--ca-fingerprint", otherFingerprint]
             let runs: [[String]] = [
                 ["login"] + pinned + ["--user", "bob", "--identity", identity.privateKey.path],
-                ["revoke"] + pinned + ["--user", "bob", "--identity", identity.privateKey.path, "--serial", "1", "--reason", "x"],
+                ["revoke"] + pinned + ["--as", "bob", "--identity", identity.privateKey.path, "--serial", "1", "--reason", "x"],
                 ["list"] + pinned + ["--user", "bob", "--identity", identity.privateKey.path],
                 ["host", "setup"] + pinned + tree.pathArguments,
                 ["host", "krl-sync", "--from", server.url, "--to", tree.krlPath.path, "--ca-key", other.publicKey.path],

@@ -23,7 +23,8 @@ struct PolicyRuleTests {
         let decision = try IssuancePolicy(configuration: configuration).decide(PolicyRequest(publicKey: Self.key), applicant: Self.applicant(role), now: 1_000_000).get()
         #expect(decision.principals == ["alice", "deploy"])
         #expect(decision.validity == ValidityWindow(validAfter: 1_000_000 - 60, validBefore: 1_000_000 + 8 * 3600))
-        #expect(decision.keyID == "alice")
+        // The person and the credential; the ledger adds the serial (PersonKeyID).
+        #expect(decision.keyID == "alice:key:" && decision.keyIDNamesSerial)
     }
 
     @Test("patterns admit only what they match; the refusal lists what is allowed", arguments: [
