@@ -211,7 +211,7 @@ public protocol Ledger: IdentityStore {
     func verifyAudit() throws -> AuditVerification
 
     /// A consistent copy of the ledger, made while it is in use.
-    func backup(to path: String) throws
+    func backup(to path: String, files: [BackupFile]) throws
 
     /// Makes the ledger know CA keys, so key-id revocations cover what they sign from the start.
     func registerCAKeys(_ keys: [PublicKey]) throws
@@ -224,4 +224,19 @@ public protocol Ledger: IdentityStore {
 
     /// The next serial and the last KRL version.
     func counters() throws -> (nextSerial: UInt64, krlVersion: UInt64)
+}
+
+/// A file of the CA home kept in a backup beside the ledger (configuration, public keys,
+/// encrypted private keys).
+public struct BackupFile: Sendable, Equatable {
+    /// The file's name in the home (no directories).
+    public var name: String
+    public var mode: UInt32
+    public var content: [UInt8]
+
+    public init(name: String, mode: UInt32, content: [UInt8]) {
+        self.name = name
+        self.mode = mode
+        self.content = content
+    }
 }

@@ -803,13 +803,43 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
 
     // MARK: Backup and restore
 
-    public func backup(to path: String) throws {
+    /// A consistent copy of the ledger at `path` (SQLite's backup API reads one snapshot),
+    /// holding `files` too: the rest of the CA (configuration, keys), so one file restores it.
+    public func backup(to path: String, files: [BackupFile] = []) throws {
         do {
             let destination = try DatabaseQueue(path: path)
             try pool.backup(to: destination)
+            if !files.isEmpty {
+                try destination.write { db in
+                    try db.execute(sql: "CREATE TABLE \(Self.backupFilesTable) (name TEXT PRIMARY KEY, mode INTEGER NOT NULL, content BLOB NOT NULL) WITHOUT ROWID")
+                    for file in files {
+                        try db.execute(sql: "INSERT INTO \(Self.backupFilesTable) VALUES (?, ?, ?)", arguments: [file.name, Int64(file.mode), Data(file.content)])
+                    }
+                }
+            }
             try destination.close()
         } catch {
             throw Self.translate(error, doing: "backing up the ledger to \(path)")
+        }
+    }
+
+    static let backupFilesTable = "sshca_backup_files"
+
+    /// The files a backup holds beside the ledger (none in a backup made before they were kept).
+    public static func backupFiles(path: String) throws -> [BackupFile] {
+        var configuration = Configuration()
+        configuration.readonly = true
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            defer { try? queue.close() }
+            return try queue.read { db in
+                guard try db.tableExists(backupFilesTable) else { return [] }
+                return try Row.fetchAll(db, sql: "SELECT name, mode, content FROM \(backupFilesTable) ORDER BY name").map { row in
+                    BackupFile(name: row["name"], mode: UInt32(clamping: row["mode"] as Int64), content: [UInt8](row["content"] as Data))
+                }
+            }
+        } catch {
+            throw translate(error, doing: "reading the backup \(path)")
         }
     }
 
@@ -843,6 +873,8 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
             let version = try Self.meta(db, "krl_version") + Self.restoreJump
             try Self.setMeta(db, "next_serial", serial)
             try Self.setMeta(db, "krl_version", version)
+            // The backup's copies of the CA's files are not part of a ledger.
+            try db.execute(sql: "DROP TABLE IF EXISTS \(Self.backupFilesTable)")
             // A new generation: a process still holding the ledger as it was sees the change.
             let generation = UInt64.random(in: 1...UInt64(Int64.max))
             try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES ('generation', ?)", arguments: [Int64(bitPattern: generation)])

@@ -100,8 +100,15 @@ struct KRLShow: ParsableCommand {
 
 struct Backup: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a consistent copy of the ledger (safe while the CA is in use).",
-        discussion: "Keep backups with the CA keys. Restore with: sshca restore FILE"
+        abstract: "Write the whole CA to one file: a consistent copy of the ledger (safe while the CA is in use), sshca.toml and the CA keys, encrypted.",
+        discussion: helpText("""
+        The file is 0600: it holds the CA keys (only ever encrypted), identities, token hashes and
+        the audit log. A CA key stored encrypted goes in as it is (its passphrase opens it after a
+        restore); a key stored unencrypted is encrypted for the backup with the passphrase from
+        --passphrase-file (or asked on the terminal): keep that passphrase apart from the backup.
+        CA keys that live in ssh-agent are not on disk and not in the backup; neither are TLS
+        files. Restore with: sshca restore FILE (into a new, empty --home on another machine too).
+        """)
     )
 
     @OptionGroup var home: HomeOptions
@@ -109,11 +116,14 @@ struct Backup: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The backup file to create (must not exist).", valueName: "file"))
     var output: String
 
+    @Option(name: .long, help: ArgumentHelp("For CA keys stored unencrypted: encrypt the backup's copies with the passphrase on this file's first line (default: $SSHCA_PASSPHRASE_FILE; otherwise asked on the terminal).", valueName: "file"))
+    var passphraseFile: String?
+
     func run() throws {
         try reportingErrors {
             let authority = try CertificateAuthority(home: home.caHome)
-            try authority.backup(to: output)
-            print("Backed up the ledger to \(output)")
+            let files = try authority.backup(to: output, keyPassphrase: PassphraseOptions.source(file: passphraseFile))
+            print("Backed up the CA to \(output) (0600): the ledger, \(files.map(\.name).joined(separator: ", ")).")
         }
     }
 }
@@ -123,7 +133,10 @@ struct Restore: ParsableCommand {
         abstract: "Replace the ledger with a backup; serials and KRL versions jump past anything the lost ledger could have used.",
         discussion: helpText("""
         Refuses while sshca serve (or another sshca command) has this CA home open: stop the
-        service first, restore, then start it again. The restored ledger's next serial and KRL
+        service first, restore, then start it again. A backup holds the whole CA: restored into a
+        --home that does not exist yet, it puts back sshca.toml and the CA keys too (encrypted:
+        serve and sign then need the passphrase the backup was made with); into a home with a
+        CA, only when it is the same CA. The restored ledger's next serial and KRL
         version are raised by 2^32, so no serial is issued twice and servers accept the next KRL
         (they refuse one with a lower version). A new KRL is published right away.
         """)
@@ -141,6 +154,7 @@ struct Restore: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let result = try CertificateAuthority.restore(home: home.caHome, from: file, by: Operator.name(by), passphrase: passphrase.source)
+            if !result.filesPutBack.isEmpty { print("Put back into \(home.caHome.path): \(result.filesPutBack.joined(separator: ", ")).") }
             print("Restored the ledger from \(file); next serial \(result.nextSerial), KRL version \(result.krl.version) published.")
         }
     }

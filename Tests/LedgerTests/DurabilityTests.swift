@@ -77,7 +77,7 @@ struct DurabilityTests {
             #expect(try await ca.auditVerify().succeeded)
             // A backup taken now holds the newest certificate.
             let backup = dir.child("backup.sqlite")
-            try await ca.runChecked(["backup"], ["--output", backup.path])
+            try await ca.runChecked(["backup"], ["--output", backup.path, "--passphrase-file", try passphraseFile(in: dir).path])
             let inBackup = try await runChecked("sqlite3", [backup.path, "SELECT MAX(serial) FROM certificates;"])
             #expect(inBackup.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "40")
         }

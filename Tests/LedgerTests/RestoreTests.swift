@@ -22,7 +22,7 @@ struct RestoreTests {
             versions.append(try ca.publishedKRL().version)
 
             let backup = dir.child("ledger.backup")
-            try await ca.runChecked(["backup"], ["--output", backup.path])
+            try await ca.runChecked(["backup"], ["--output", backup.path, "--passphrase-file", try passphraseFile(in: dir).path])
             #expect(fileExists(backup))
             let backupBytes = try Data(contentsOf: backup)
 
@@ -81,7 +81,7 @@ struct RestoreTests {
             let stolen = try await makeUserKey(dir, "stolen")
             let early = try await ca.sign(key, keyID: "early", principals: ["root"], output: dir.child("early-cert.pub"))
             let backup = dir.child("ledger.backup")
-            try await ca.runChecked(["backup"], ["--output", backup.path])
+            try await ca.runChecked(["backup"], ["--output", backup.path, "--passphrase-file", try passphraseFile(in: dir).path])
             let late = try await ca.sign(key, keyID: "late", principals: ["root"], output: dir.child("late-cert.pub"))
             try await ca.revokeChecked(["--serial", "\(early.certificate.body.serial)"])
             try await ca.revokeChecked(["--serial", "\(late.certificate.body.serial)"])

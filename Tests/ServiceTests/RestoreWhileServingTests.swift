@@ -17,7 +17,7 @@ struct RestoreWhileServingTests {
             let server = try await CAServer.start(in: dir)
             let token = try await server.token(role: "engineer", name: "dave")
             let key = try await SSHKeygen.generate(.ed25519, at: dir.child("k"), comment: "k")
-            _ = try checked(try await server.sshca(["backup", "--output", dir.child("backup.sqlite").path]))
+            _ = try checked(try await server.sshca(["backup", "--output", dir.child("backup.sqlite").path, "--passphrase-file", try passphraseFile(in: dir).path]))
             #expect(try await Self.issue(server, token: token, key: key).status == 201)
             let krlBefore = try Data(contentsOf: server.home.child("revoked.krl"))
             let restore = try await server.sshca(["restore", dir.child("backup.sqlite").path])
@@ -49,7 +49,7 @@ struct RestoreWhileServingTests {
                 let ledger = server.home.child("ledger.sqlite").path
                 if how == "moved over" {
                     // What a restore that ignores the lock (an older sshca, or a copy by hand) does.
-                    _ = try checked(try await server.sshca(["backup", "--output", dir.child("copy.sqlite").path]))
+                    _ = try checked(try await server.sshca(["backup", "--output", dir.child("copy.sqlite").path, "--passphrase-file", try passphraseFile(in: dir).path]))
                     _ = try checked(try await runProcess("mv", [dir.child("copy.sqlite").path, ledger]))
                 } else {
                     _ = try checked(try await runProcess("sqlite3", [ledger, "UPDATE meta SET value = 7 WHERE name = 'generation'"]))

@@ -139,3 +139,12 @@ public let currentUserName: String = {
     }
     return ProcessInfo.processInfo.environment["USER"] ?? "root"
 }()
+
+/// A passphrase file (0600) in `directory`, for `--passphrase-file`: CA keys made with
+/// --no-passphrase go into a backup encrypted with it.
+public func passphraseFile(in directory: URL, _ passphrase: String = "backup passphrase") throws -> URL {
+    let file = directory.child("passphrase-\(UUID().uuidString)")
+    try writeText(passphrase + "\n", to: file)
+    chmod(file.path, 0o600)
+    return file
+}
