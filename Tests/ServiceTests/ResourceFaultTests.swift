@@ -43,10 +43,12 @@ struct ResourceFaultTests {
             let key = try await SSHKeygen.generate(.ed25519, at: dir.child("k"), comment: "k")
             #expect(try await server.requestCertificate(try publicKeyJSON(key), authorization: "Bearer \(token)").status == 201)
 
-            // Another process takes the write lock for 16 s (an admin poking with sqlite3); the
-            // service waits 10 s for it, then answers.
+            // Another process takes the write lock for 26 s (an admin poking with sqlite3); the
+            // service waits 10 s for it, then answers. The lock outlasts that answer by far more
+            // than a /healthz takes on a loaded machine (with 16 s, a slow one once saw the
+            // probe loop's write go through before /healthz was asked).
             let ledger = server.home.child("ledger.sqlite").path
-            let locker = try BackgroundProcess("bash", ["-c", "printf 'BEGIN EXCLUSIVE;\\n.system sleep 16\\nCOMMIT;\\n' | sqlite3 \(ledger)"],
+            let locker = try BackgroundProcess("bash", ["-c", "printf 'BEGIN EXCLUSIVE;\\n.system sleep 26\\nCOMMIT;\\n' | sqlite3 \(ledger)"],
                                                stdoutFile: dir.child("locker.out"), stderrFile: dir.child("locker.err"))
             defer { locker.stop() }
             try await Task.sleep(for: .milliseconds(700))
@@ -56,7 +58,7 @@ struct ResourceFaultTests {
             let (status, body) = try await Self.healthStatus(server)
             #expect(status == 503 && body.contains("writes fail"), "health during the lock: \(status) \(body)")
 
-            try await Self.waitFor("the lock is released") { !locker.isRunning }
+            try await Self.waitFor("the lock is released", timeout: .seconds(40)) { !locker.isRunning }
             try await Self.waitFor("/healthz recovers") { try await Self.healthStatus(server).0 == 200 }
             let after = try await server.requestCertificate(try publicKeyJSON(key), authorization: "Bearer \(token)")
             #expect(after.status == 201)
