@@ -54,13 +54,13 @@ METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 # Documented statuses that a client cannot cause: (method, path, status) -> why.
 UNREACHABLE = {
     ("*", "*", "500"): "an unexpected internal failure",
-    ("post", "/v1/challenge", "503"): "100000 open challenges at once",
+    ("get", "/v1/krl.sig", "404"): "a CA home with [krl] sign = false",
     ("post", "/v1/certificates", "503"): "a ledger failure",
     ("get", "/v1/certificates", "503"): "a ledger failure",
     ("get", "/v1/certificates/{serial}", "503"): "a ledger failure",
     ("post", "/v1/revocations", "503"): "a ledger failure",
 }
-NEEDS_CA_HOME = {("get", "/healthz", "503"), ("get", "/v1/krl", "503")}
+NEEDS_CA_HOME = {("get", "/healthz", "503"), ("get", "/v1/krl", "503"), ("get", "/v1/krl.sig", "503")}
 
 MAX_REQUEST_BYTES = 65536
 
@@ -395,6 +395,9 @@ def run(args, spec, directory):
         c.exchange("If-None-Match: weak form of the ETag", "GET", "/v1/krl", headers={"If-None-Match": f"W/{etag}"}, expect=304)
         c.exchange("If-None-Match: *", "GET", "/v1/krl", headers={"If-None-Match": "*"}, expect=304)
     c.exchange("If-None-Match: another ETag", "GET", "/v1/krl", headers={"If-None-Match": '"' + "0" * 32 + '"'}, expect=200)
+    signature = c.exchange("detached signature", "GET", "/v1/krl.sig", expect=200)
+    if signature is not None and etag and signature.header("etag") != etag:
+        c.mismatches.append("GET /v1/krl.sig: its ETag is not the KRL's")
 
     print("== sign-in challenges")
     c.exchange("valid identity", "POST", "/v1/challenge", body={"identity": "alice"}, expect=200)
@@ -580,6 +583,19 @@ def run(args, spec, directory):
         finally:
             os.rename(moved, path)
         c.exchange("KRL file back", "GET", "/healthz", expect=200)
+        signature_path = path + ".sig"
+        with open(signature_path, "rb") as f:
+            kept = f.read()
+        try:
+            with open(signature_path + ".tmp", "wb") as f:
+                f.write(b"-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----\n")
+            os.rename(signature_path + ".tmp", signature_path)
+            c.exchange("a signature that does not match the KRL", "GET", "/v1/krl.sig", expect=503, expect_code="unavailable")
+        finally:
+            with open(signature_path + ".tmp", "wb") as f:
+                f.write(kept)
+            os.rename(signature_path + ".tmp", signature_path)
+        c.exchange("signature file back", "GET", "/v1/krl.sig", expect=200)
     else:
         for entry in NEEDS_CA_HOME:
             skipped[entry] = "needs --ca-home"

@@ -246,7 +246,8 @@ public struct Configuration: Equatable, Sendable {
         [krl]
         # revoked.krl in this directory is rewritten after every revocation; servers read it
         # through sshd's RevokedKeys (copy it there with: sshca krl write --output FILE).
-        # Sign it with the user CA key, so servers can check where it came from.
+        # Sign it with the user CA key, so servers can check where it came from: a detached
+        # signature, revoked.krl.sig (served at /v1/krl.sig); the KRL itself never holds one.
         sign = \(signKRL)
         # Revoked certificates that expired longer ago than this are left out of the KRL.
         keep_expired_for = "\(DurationText.format(krlExpiredMargin))"

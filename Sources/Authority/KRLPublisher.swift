@@ -13,6 +13,9 @@ public struct PublishedKRL: Sendable {
     public var bytes: [UInt8]
     public var krl: KRL
     public var signedBy: PublicKey?
+    /// The detached signature over `bytes` (`ssh-keygen -Y sign` armor, namespace
+    /// DetachedKRLSignature.namespace), written beside the KRL as FILE.sig and served at /v1/krl.sig.
+    public var signature: String?
     public var chainHead: String
     /// Something the operator must know (printed by the CLI).
     public var warnings: [String] = []
@@ -29,9 +32,15 @@ struct KRLPublisher {
         let lock = try FileLock(path: authority.home.krlLockPath)
         defer { lock.release() }
         let published = try build(by: by, passphrase: passphrase, now: now)
-        try Files.writeAtomically(path, published.bytes, mode: 0o644)
-        for copy in copies {
-            try Files.writeAtomically(copy, published.bytes, mode: 0o644)
+        for file in [path] + copies {
+            // The signature first: a reader that sees the new KRL finds its signature there (a
+            // reader between the two renames gets a pair that does not verify, and tries again).
+            if let signature = published.signature {
+                try Files.writeAtomically(DetachedKRLSignature.path(for: file), Array(signature.utf8), mode: 0o644)
+            } else {
+                Files.remove(DetachedKRLSignature.path(for: file))
+            }
+            try Files.writeAtomically(file, published.bytes, mode: 0o644)
         }
         return published
     }
@@ -51,7 +60,7 @@ struct KRLPublisher {
             if state.keys.contains(userCA) {
                 // A KRL signed by a key it revokes is invalid as a whole, and sshd then refuses
                 // every key login: the revocation of a compromised CA goes out unsigned.
-                warnings.append("the user CA key is revoked, so this KRL is published unsigned (a KRL signed by a key it revokes is rejected by sshd); servers that pin the KRL signer need the new CA's key")
+                warnings.append("the user CA key is revoked, so this KRL is published unsigned (no \(DetachedKRLSignature.path(for: "revoked.krl")): a signature by a revoked key proves nothing); servers that pin the KRL signer need the new CA's key")
             } else {
                 signer = try authority.home.signer(.user, passphrase: passphrase, configuration: authority.configuration)
             }
@@ -65,19 +74,18 @@ struct KRLPublisher {
         }
         let krl = KRL(version: recorded.version, generatedDate: now, comment: "sshca audit-head \(recorded.chainHead)",
                       certificates: state.certificates, explicitKeys: state.keys.map(\.blob))
-        let bytes: [UInt8]
+        // Never a signature section inside the KRL: OpenSSH removed KRL signatures in 9.4 and
+        // PROTOCOL.krl warns that it will refuse KRLs holding one. The signature is detached.
+        let bytes = krl.encoded()
+        var signature: String? = nil
         if let signer {
             do {
-                bytes = try krl.encoded(signingKey: signer.publicKey) { (data: [UInt8]) throws(CryptoError) -> SSHSignature in
-                    try signer.sign(data)
-                }
+                signature = try DetachedKRLSignature.sign(bytes, with: signer)
             } catch {
                 throw AuthorityError(.key, "signing the KRL failed: \(error.reason)")
             }
-        } else {
-            bytes = krl.encoded()
         }
-        return PublishedKRL(version: recorded.version, bytes: bytes, krl: krl, signedBy: signer?.publicKey,
+        return PublishedKRL(version: recorded.version, bytes: bytes, krl: krl, signedBy: signer?.publicKey, signature: signature,
                             chainHead: recorded.chainHead, warnings: warnings)
     }
 }

@@ -216,6 +216,18 @@ public final class ServiceClient: Sendable {
         return (reply.body, reply.header("ETag"))
     }
 
+    /// The KRL's detached signature (GET /v1/krl.sig) and the ETag of the KRL it signs; nil
+    /// when the service does not sign its KRL (404).
+    public func krlSignature() async throws(AuthorityError) -> (text: String, etag: String?)? {
+        let reply = try await send("GET", "/v1/krl.sig")
+        if reply.status == 404 { return nil }
+        guard reply.status == 200 else { throw Self.error(from: reply, url: endpoint.url) }
+        guard reply.body.count <= 64 * 1024, let text = String(validating: reply.body, as: UTF8.self) else {
+            throw AuthorityError(.io, "\(endpoint.url)/v1/krl.sig is not a signature (over 64 KiB, or not text)")
+        }
+        return (text, reply.header("ETag"))
+    }
+
     static func percentEncode(_ text: String) -> String {
         var out = ""
         for byte in text.utf8 {

@@ -19,20 +19,32 @@ public enum KRLSync {
     }
 
     /// - Parameters:
-    ///   - pinnedSigner: when given, the KRL must carry a valid signature by this key (OpenSSH
-    ///     checks that signatures verify, not who made them; the pin is ours to enforce).
+    ///   - pinnedSigner: when given, the KRL must be signed by this key: by its detached
+    ///     signature (FILE.sig, /v1/krl.sig), or, from homes made before KRLs were signed that
+    ///     way, by a signature section inside it (OpenSSH checks that those verify, not who made
+    ///     them; the pin is ours to enforce).
+    ///   - detachedSignature: the armored signature fetched or read beside the KRL; checked
+    ///     before the KRL is parsed at all, so unauthenticated bytes are never decoded.
     ///   - sshKeygen: path of ssh-keygen, used as a last gate (`ssh-keygen -Q` must load the
     ///     file) when it exists.
     public static func install(_ bytes: [UInt8], source: String, to path: String, pinnedSigner: PublicKey?,
+                               detachedSignature: String? = nil,
                                sshKeygen: String = "/usr/bin/ssh-keygen") throws(AuthorityError) -> Outcome {
+        if let detachedSignature, let pinnedSigner {
+            if let problem = DetachedKRLSignature.problem(detachedSignature, over: bytes, by: pinnedSigner) {
+                throw AuthorityError(.badInput, "\(source): \(problem); refusing to install it")
+            }
+        }
         let candidate = try KRLInspection(bytes: bytes, source: source)
-        if let pinnedSigner {
+        if let pinnedSigner, detachedSignature == nil {
             guard candidate.signatures.contains(where: { $0.key == pinnedSigner && $0.verdict.isValid }) else {
                 let found = candidate.signatures.isEmpty
-                    ? "it is unsigned"
+                    ? "it is unsigned: no detached signature (\(DetachedKRLSignature.path(for: "FILE")) beside a file, /v1/krl.sig from a service) and no signature inside"
                     : "it is signed by \(candidate.signatures.map(\.key.fingerprint).joined(separator: ", "))"
                 throw AuthorityError(.badInput, "\(source) is not signed by the pinned key \(pinnedSigner.fingerprint) (\(found)); refusing to install it")
             }
+        }
+        if let pinnedSigner {
             guard candidate.krl.revocation(of: pinnedSigner) == nil else {
                 throw AuthorityError(.badInput, "\(source) revokes its own pinned signing key \(pinnedSigner.fingerprint); sshd would reject it. Refusing to install it")
             }

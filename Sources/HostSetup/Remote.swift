@@ -22,10 +22,20 @@ public enum RemoteCA {
         let known = (try? Files.readText(etagPath, maximumBytes: 256, what: "ETag file"))?.trimmingCharacters(in: " \n")
         let installedVersion = (try? KRLInspection(bytes: try Files.read(path, maximumBytes: 1 << 30, what: "KRL"), source: path))?.krl.version
         let etag = installedVersion != nil ? known : nil
-        guard let (bytes, newTag) = try blocking({ () throws(AuthorityError) in try await client.krl(ifNoneMatch: etag) }) else {
-            return .alreadyCurrent(version: installedVersion ?? 0)
+        // The KRL and its detached signature come in two requests; a revocation between them
+        // gives a pair that does not belong together (their ETags differ), so it is asked again.
+        var fetched: (bytes: [UInt8], etag: String?, signature: String?)? = nil
+        for _ in 0..<3 {
+            guard let (bytes, newTag) = try blocking({ () throws(AuthorityError) in try await client.krl(ifNoneMatch: etag) }) else {
+                return .alreadyCurrent(version: installedVersion ?? 0)
+            }
+            let signed = try blocking { () throws(AuthorityError) in try await client.krlSignature() }
+            fetched = (bytes, newTag, signed?.text)
+            if signed == nil || signed?.etag == newTag { break }
         }
-        let outcome = try KRLSync.install(bytes, source: client.endpoint.url + "/v1/krl", to: path, pinnedSigner: pinnedSigner)
+        guard let (bytes, newTag, signature) = fetched else { throw AuthorityError(.io, "no KRL from \(client.endpoint.url)") }
+        let outcome = try KRLSync.install(bytes, source: client.endpoint.url + "/v1/krl", to: path, pinnedSigner: pinnedSigner,
+                                          detachedSignature: signature)
         if let newTag { try? Files.writeAtomically(etagPath, Array((newTag + "\n").utf8), mode: 0o644) }
         return outcome
     }

@@ -50,7 +50,7 @@ public final class CAService: Sendable {
     /// Set when a revocation is committed but its KRL could not be written (a full disk): the
     /// KRL served lags the ledger until a retry succeeds.
     private let krlBacklog = Mutex<(what: String, reason: String)?>(nil)
-    private let krlCache = Mutex<(identity: FileIdentity, bytes: [UInt8], etag: String)?>(nil)
+    private let krlCache = Mutex<KRLCache?>(nil)
     private let stopped = Mutex(false)
     public var settings: ServiceSettings { authority.configuration.service }
 
@@ -397,21 +397,55 @@ public final class CAService: Sendable {
     /// every few minutes and a KRL can be megabytes: it is read and hashed again only when the
     /// file was replaced (a KRL is always a new file renamed over the old one: a new inode).
     public func krl() throws(ServiceError) -> (bytes: [UInt8], etag: String) {
-        let path = authority.home.krlPath
-        let before = Self.fileIdentity(path)
-        if let before, let cached = krlCache.withLock({ $0 }), cached.identity == before {
-            return (cached.bytes, cached.etag)
+        let current = try publishedKRL()
+        return (current.bytes, current.etag)
+    }
+
+    /// The KRL's detached signature and the ETag of the KRL it signs (the same as /v1/krl's).
+    public func krlSignature() throws(ServiceError) -> (text: String, etag: String) {
+        let current = try publishedKRL()
+        guard let signature = current.signature else {
+            if authority.configuration.signKRL {
+                throw ServiceError(503, "unavailable", "the KRL's signature is not there or does not match the KRL (a KRL is being published, or the user CA key is revoked); try again in a moment")
+            }
+            throw ServiceError(404, "not-found", "this CA does not sign its KRL ([krl] sign = false in sshca.toml)")
+        }
+        return (signature, current.etag)
+    }
+
+    /// The KRL file and the signature file beside it, read as a pair: the signature is kept only
+    /// when it verifies over these bytes with the user CA key, so /v1/krl and /v1/krl.sig with
+    /// one ETag always belong together. (A publish writes the signature, then the KRL: in
+    /// between, the pair does not verify and /v1/krl.sig says to try again.) Read again only
+    /// when either file was replaced.
+    func publishedKRL() throws(ServiceError) -> (bytes: [UInt8], etag: String, signature: String?) {
+        let path = authority.home.krlPath, signaturePath = DetachedKRLSignature.path(for: path)
+        let before = (krl: Self.fileIdentity(path), signature: Self.fileIdentity(signaturePath))
+        if let krl = before.krl, let cached = krlCache.withLock({ $0 }), cached.identity == krl, cached.signatureIdentity == before.signature {
+            return (cached.bytes, cached.etag, cached.signature)
         }
         let bytes: [UInt8]
         do { bytes = try Files.read(path) } catch {
             throw ServiceError(503, "unavailable", "the KRL cannot be read: \(error.reason)")
         }
-        let etag = "\"\(Digest.sha256.hash(bytes).prefix(16).hexString)\""
-        // Cached only when the file was not replaced while it was read.
-        if let before, Self.fileIdentity(path) == before {
-            krlCache.withLock { $0 = (before, bytes, etag) }
+        var signature = try? Files.readText(signaturePath, maximumBytes: 64 * 1024, what: "KRL signature")
+        if let text = signature, DetachedKRLSignature.problem(text, over: bytes, by: userIssuer.signer.publicKey) != nil {
+            signature = nil
         }
-        return (bytes, etag)
+        let etag = "\"\(Digest.sha256.hash(bytes).prefix(16).hexString)\""
+        // Cached only when neither file was replaced while they were read.
+        if let krl = before.krl, Self.fileIdentity(path) == krl, Self.fileIdentity(signaturePath) == before.signature {
+            krlCache.withLock { $0 = KRLCache(identity: krl, signatureIdentity: before.signature, bytes: bytes, etag: etag, signature: signature) }
+        }
+        return (bytes, etag, signature)
+    }
+
+    struct KRLCache {
+        var identity: FileIdentity
+        var signatureIdentity: FileIdentity?
+        var bytes: [UInt8]
+        var etag: String
+        var signature: String?
     }
 
     struct FileIdentity: Equatable {

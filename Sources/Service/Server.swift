@@ -203,6 +203,11 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         return Response(status: .ok, headers: [.contentType: "application/octet-stream", .eTag: etag, .cacheControl: "no-cache"],
                         body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
+    router.get("/v1/krl.sig") { _, _ -> Response in
+        let (text, etag) = try service.krlSignature()
+        return Response(status: .ok, headers: [.contentType: "text/plain", .eTag: etag, .cacheControl: "no-cache"],
+                        body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
     router.post("/v1/challenge") { request, context -> Response in
         var request = request
         let body = try await JSON.decode(ServiceAPI.ChallengeRequest.self, from: &request, limit: limit)

@@ -19,7 +19,11 @@ struct HostKRLSync: ParsableCommand {
         sshd refuses every key login when its RevokedKeys file is missing or invalid. krl-sync
         installs the new file only when it parses strictly, its signatures verify, it is not signed
         only by keys it revokes, `ssh-keygen -Q` loads it, and its version is not older than the
-        installed one; with --ca-key it must also be signed by that key (unsigned ones are refused).
+        installed one; with --ca-key it must also be signed by that key (unsigned ones are refused):
+        by the detached signature beside it (FILE.sig, or the service's /v1/krl.sig), checked
+        before the KRL is even parsed, or, from CA homes made before detached signatures, by a
+        signature inside the KRL. The KRL installed for sshd carries no signature section (OpenSSH
+        dropped KRL signatures in 9.4 and may refuse KRLs holding one).
         The file is replaced atomically: whatever fails, the installed KRL stays as it was.
         sshd re-reads RevokedKeys at every login; no reload is needed.
 
@@ -61,7 +65,9 @@ struct HostKRLSync: ParsableCommand {
                 outcome = try RemoteCA.syncKRL(client, to: to, pinnedSigner: pinned)
             } else {
                 let bytes = try Files.read(from, maximumBytes: 1 << 30, what: "KRL")
-                outcome = try KRLSync.install(bytes, source: from, to: to, pinnedSigner: pinned)
+                let signaturePath = DetachedKRLSignature.path(for: from)
+                let signature = Files.exists(signaturePath) ? try Files.readText(signaturePath, maximumBytes: 64 * 1024, what: "KRL signature") : nil
+                outcome = try KRLSync.install(bytes, source: from, to: to, pinnedSigner: pinned, detachedSignature: signature)
             }
             switch outcome {
             case .installed(let version, let previous):

@@ -32,7 +32,7 @@ struct KRLWrite: ParsableCommand {
             try KeyFiles.checkWritable(output)
             let published = try authority.writeKRL(to: output, by: Operator.name(by), passphrase: passphrase.source)
             for warning in published.warnings { printNote("warning: " + warning) }
-            print("Wrote \(output): KRL version \(published.version), \(published.bytes.count) bytes\(published.signedBy.map { ", signed by \($0.fingerprint)" } ?? "")")
+            print("Wrote \(output): KRL version \(published.version), \(published.bytes.count) bytes\(published.signedBy.map { "; its signature by \($0.fingerprint) in \(DetachedKRLSignature.path(for: output))" } ?? "")")
         }
     }
 }
@@ -85,7 +85,7 @@ struct KRLCheck: ParsableCommand {
 struct KRLShow: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show",
-        abstract: "Print a KRL: version, date, sections and signature, for debugging."
+        abstract: "Print a KRL: version, date, sections and signature (FILE.sig beside it too), for debugging."
     )
 
     @Option(name: .long, help: ArgumentHelp("The KRL file.", valueName: "file"))
@@ -93,7 +93,11 @@ struct KRLShow: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            FileHandleLite.standardOutput.write(try KRLInspection.read(krl).text)
+            let inspection = try KRLInspection.read(krl)
+            FileHandleLite.standardOutput.write(inspection.text)
+            if let line = try DetachedKRLSignature.describe(signatureAt: DetachedKRLSignature.path(for: krl), over: krl) {
+                print(line)
+            }
         }
     }
 }

@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 import SSHFormat
 import SSHCrypto
+import Authority
 
 /// Acceptance item 5: `sshca host krl-sync` installs only KRLs sshd will accept, never an older
 /// one, atomically; a running sshd keeps accepting valid certificates after every refusal, and a
@@ -37,15 +38,21 @@ struct KRLSyncTests {
                         sourceLocation: sourceLocation)
             }
 
-            // A signed KRL from the CA (version A), installed with the signer pinned.
+            // A KRL from the CA (version A): no signature inside (OpenSSH 9.4 dropped them), its
+            // detached signature beside it, which ssh-keygen -Y verify accepts; installed with
+            // the signer pinned.
             let krlA = dir.child("a.krl")
             try await ca.writeKRL(to: krlA)
             let bytesA = Array(try Data(contentsOf: krlA))
             let parsedA = try KRL.parse(bytesA)
-            try #require(parsedA.signatures.map(\.signingKey) == [userCA], "krl write with sign = true did not sign with the user CA")
+            try #require(parsedA.signatures.isEmpty, "krl write put a signature section inside the KRL")
+            let sigA = try readText(URL(fileURLWithPath: krlA.path + ".sig"))
+            let verified1 = try await sshKeygenVerify(krl: krlA, signature: URL(fileURLWithPath: krlA.path + ".sig"), caKey: ca.userCAPublicKey, in: dir)
+            #expect(verified1.verified, "ssh-keygen -Y verify: \(verified1.result)")
             let installA = try await tree.krlSync(from: krlA, ["--ca-key", ca.userCAPublicKey.path])
             try #require(installA.succeeded, "\(installA)")
             #expect(Array(try Data(contentsOf: tree.krlPath)) == bytesA)
+            #expect(!fileExists(URL(fileURLWithPath: tree.krlPath.path + ".sig")), "the signature was installed beside sshd's KRL")
             try await expectLogin(victim, "after installing A")
             try await expectLogin(keeper, "after installing A")
 
@@ -53,34 +60,50 @@ struct KRLSyncTests {
             try await ca.revoke(["--serial", String(victimSerial)])
             let bytesB = Array(try Data(contentsOf: ca.krlFile))
             let parsedB = try KRL.parse(bytesB)
-            try #require(parsedB.krl.version > parsedA.krl.version && parsedB.signatures.map(\.signingKey) == [userCA],
-                         "revoke did not publish a newer KRL signed by the user CA")
+            let sigB = try readText(URL(fileURLWithPath: ca.krlFile.path + ".sig"))
+            try #require(parsedB.krl.version > parsedA.krl.version && parsedB.signatures.isEmpty,
+                         "revoke did not publish a newer KRL without a signature section")
+            let verified2 = try await sshKeygenVerify(krl: ca.krlFile, signature: URL(fileURLWithPath: ca.krlFile.path + ".sig"), caKey: ca.userCAPublicKey, in: dir)
+            #expect(verified2.verified, "ssh-keygen -Y verify: \(verified2.result)")
 
-            // Candidates that must all be refused while A is installed.
-            var candidates: [(name: String, bytes: [UInt8], pinned: Bool, mentions: [String])] = []
-            candidates.append(("corrupt", (0..<400).map { _ in UInt8.random(in: 0...255) }, false, ["krl"]))
+            // Candidates that must all be refused while A is installed; `signature` is written
+            // beside the candidate as FILE.sig.
+            var candidates: [(name: String, bytes: [UInt8], signature: String?, pinned: Bool, mentions: [String])] = []
+            candidates.append(("corrupt", (0..<400).map { _ in UInt8.random(in: 0...255) }, nil, false, ["krl"]))
             var corruptHeader = bytesB
             corruptHeader[3] ^= 0xFF  // inside the "SSHKRL\n\0" magic
-            candidates.append(("corrupt magic", corruptHeader, false, ["krl"]))
-            candidates.append(("truncated", Array(bytesB.prefix(bytesB.count / 2)), false, ["krl"]))
-            candidates.append(("truncated inside the signature", Array(bytesB.dropLast(7)), false, ["krl", "signature"]))
-            var badSignature = bytesB
+            candidates.append(("corrupt magic", corruptHeader, nil, false, ["krl"]))
+            candidates.append(("truncated", Array(bytesB.prefix(bytesB.count / 2)), nil, false, ["krl"]))
+            // Detached signatures: each must be by the pinned key, over exactly these bytes.
+            var tampered = bytesB
+            tampered[tampered.count - 3] ^= 0x01
+            candidates.append(("altered after signing", tampered, sigB, true, ["does not verify"]))
+            candidates.append(("B with A's signature (a pair that does not belong together)", bytesB, sigA, true, ["does not verify"]))
+            candidates.append(("a signature that is not one", bytesB, "-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----\n", true, ["not an ssh signature"]))
+            let otherSigner = try PrivateKey.generate(.ed25519)
+            candidates.append(("detached signature by another key", bytesB,
+                               try DetachedKRLSignature.sign(bytesB, with: OpenSSLSigner(key: otherSigner)), true, ["not signed by the pinned key"]))
+            let unsigned = KRL(version: parsedB.krl.version + 10, generatedDate: parsedB.krl.generatedDate, comment: "unsigned",
+                               certificates: parsedB.krl.certificates).encoded()
+            candidates.append(("unsigned with --ca-key pinned", unsigned, nil, true, ["not signed", "unsigned"]))
+            // Signatures inside the KRL (from homes made before detached signatures) are still
+            // checked as before.
+            let userCAKey = try PrivateKey(pem: try readText(ca.home.child("user_ca.key")), passphrase: nil)
+            let legacyB = try parsedB.krl.encoded(signingKey: userCAKey.publicKey) { (bytes: [UInt8]) throws(CryptoError) -> SSHSignature in try userCAKey.sign(bytes) }
+            candidates.append(("legacy: truncated inside the signature", Array(legacyB.dropLast(7)), nil, false, ["krl", "signature"]))
+            var badSignature = legacyB
             badSignature[badSignature.count - 5] ^= 0x01  // the last bytes are the signature itself
             let reparsed = try KRL.parse(badSignature)
             try #require(reparsed.krl == parsedB.krl && reparsed.signatures.count == 1, "the flipped byte is not inside the signature")
-            candidates.append(("bad signature", badSignature, false, ["signature", "verify"]))
-            let unsigned = KRL(version: parsedB.krl.version + 10, generatedDate: parsedB.krl.generatedDate, comment: "unsigned",
-                               certificates: parsedB.krl.certificates).encoded()
-            candidates.append(("unsigned with --ca-key pinned", unsigned, true, ["not signed", "unsigned"]))
+            candidates.append(("legacy: bad signature", badSignature, nil, false, ["signature", "verify"]))
             let rogue = try PrivateKey.generate(.ed25519)
             let selfRevoking = try KRL(version: parsedB.krl.version + 20, generatedDate: parsedB.krl.generatedDate, comment: "self-revoking",
                                        explicitKeys: [rogue.publicKey.blob])
                 .encoded(signingKey: rogue.publicKey) { (bytes: [UInt8]) throws(CryptoError) -> SSHSignature in try rogue.sign(bytes) }
-            candidates.append(("signed only by a key it revokes", selfRevoking, false, ["revokes"]))
-            let otherSigner = try PrivateKey.generate(.ed25519)
+            candidates.append(("legacy: signed only by a key it revokes", selfRevoking, nil, false, ["revokes"]))
             let foreign = try KRL(version: parsedB.krl.version + 30, generatedDate: parsedB.krl.generatedDate, comment: "foreign")
                 .encoded(signingKey: otherSigner.publicKey) { (bytes: [UInt8]) throws(CryptoError) -> SSHSignature in try otherSigner.sign(bytes) }
-            candidates.append(("validly signed by another key, with --ca-key pinned", foreign, true, ["not signed by the pinned"]))
+            candidates.append(("legacy: validly signed by another key, with --ca-key pinned", foreign, nil, true, ["not signed by the pinned"]))
 
             // What OpenSSH itself makes of the self-revoking KRL (the reason it must be refused).
             let selfRevokingFile = dir.child("self-revoking.krl")
@@ -91,6 +114,9 @@ struct KRLSyncTests {
             for candidate in candidates {
                 let file = dir.child("candidate.krl")
                 try writeData(Data(candidate.bytes), to: file)
+                let signatureFile = URL(fileURLWithPath: file.path + ".sig")
+                try? FileManager.default.removeItem(at: signatureFile)
+                if let signature = candidate.signature { try writeText(signature, to: signatureFile) }
                 let before = try tree.snapshot()
                 let result = try await tree.krlSync(from: file, candidate.pinned ? ["--ca-key", ca.userCAPublicKey.path] : [])
                 #expect(result.exitCode == 65 && !result.terminatedBySignal, "[\(candidate.name)] not refused with 65:\n\(result)")
@@ -106,6 +132,7 @@ struct KRLSyncTests {
             // The newer KRL B, installed by krl-sync, revokes the victim on the running sshd.
             let krlB = dir.child("b.krl")
             try writeData(Data(bytesB), to: krlB)
+            try writeText(sigB, to: URL(fileURLWithPath: krlB.path + ".sig"))
             let installB = try await tree.krlSync(from: krlB, ["--ca-key", ca.userCAPublicKey.path])
             #expect(installB.succeeded, "\(installB)")
             #expect(Array(try Data(contentsOf: tree.krlPath)) == bytesB, "B is not installed byte for byte")
@@ -132,3 +159,4 @@ struct KRLSyncTests {
         }
     }
 }
+

@@ -76,11 +76,13 @@ struct SSHDRevocationTests {
             let signedBytes = Array(try Data(contentsOf: signedFile))
             let signed = try KRL.parse(signedBytes)
             let userCA = try PublicKeyText(parsing: readText(ca.userCAPublicKey)).key
-            #expect(signed.signatures.map(\.signingKey) == [userCA], "the written KRL is not signed by the user CA: \(signed.signatures)")
+            // Signed means a detached signature beside it (FILE.sig), never a section inside.
+            let signedVerified = try await sshKeygenVerify(krl: signedFile, signature: URL(fileURLWithPath: signedFile.path + ".sig"), caKey: ca.userCAPublicKey, in: dir)
+            #expect(signed.signatures.isEmpty && signedVerified.verified, "the written KRL is not signed by the user CA: \(signed.signatures) \(signedVerified.result)")
             #expect(signed.krl.version > unsigned.krl.version)
             #expect(Array(try Data(contentsOf: ca.krlFile)) == signedBytes, "krl write did not refresh the home's revoked.krl with the same KRL")
             let show = try await SSHCA.run(["krl", "show", "--krl", signedFile.path])
-            #expect(show.succeeded && show.stdoutText.contains("Signature:     by") && show.stdoutText.contains(": valid"), "\(show)")
+            #expect(show.succeeded && show.stdoutText.contains("(detached) by ED25519 \(userCA.fingerprint): valid"), "\(show)")
             try await expectKRLLoadable(signedFile)
             try installAtomically(signedFile, to: serverKRL)
             try await expectLogins(accepted: [keeper, byPrincipal, byLaterKey], refused: [bySerial, byKeyID, byKey], phase: "signed KRL")
@@ -90,7 +92,8 @@ struct SSHDRevocationTests {
             try await ca.revokeChecked(["--principal", "team-x"])
             let afterPrincipal = try KRL.parse(Array(try Data(contentsOf: ca.krlFile)))
             #expect(afterPrincipal.krl.version > before)
-            #expect(afterPrincipal.signatures.map(\.signingKey) == [userCA], "the KRL published by revoke is not signed")
+            let principalVerified = try await sshKeygenVerify(krl: ca.krlFile, signature: URL(fileURLWithPath: ca.krlFile.path + ".sig"), caKey: ca.userCAPublicKey, in: dir)
+            #expect(afterPrincipal.signatures.isEmpty && principalVerified.verified, "the KRL published by revoke is not signed: \(principalVerified.result)")
             try installAtomically(ca.krlFile, to: serverKRL)
             try await expectLogins(accepted: [keeper, byLaterKey], refused: [bySerial, byKeyID, byKey, byPrincipal], phase: "after revoke --principal")
 

@@ -165,3 +165,14 @@ public func keyTypeAndBlob(_ line: String) -> String {
     line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" })
         .prefix(2).joined(separator: " ")
 }
+
+/// `ssh-keygen -Y verify` of `signature` (a file) over the bytes of `krl`, with the key in
+/// `caKey` as the one allowed signer, in sshca's KRL namespace. `verified` says whether it
+/// printed the good-signature line.
+public func sshKeygenVerify(krl: URL, signature: URL, caKey: URL, in dir: URL, namespace: String = "sshca-krl") async throws -> (verified: Bool, result: ProcessResult) {
+    let allowed = dir.child("allowed_signers-\(UUID().uuidString)")
+    try writeText("sshca namespaces=\"\(namespace)\" \(try readText(caKey).trimmingCharacters(in: .whitespacesAndNewlines))\n", to: allowed)
+    let verify = try await runProcess("ssh-keygen", ["-Y", "verify", "-f", allowed.path, "-I", "sshca", "-n", namespace, "-s", signature.path],
+                                      stdin: try Data(contentsOf: krl))
+    return (verify.succeeded && verify.stdoutText.contains("Good \"\(namespace)\" signature"), verify)
+}
