@@ -199,9 +199,43 @@ public enum Login {
             if (try? agent.remove(keyBlob: certificate.bytes)) == true { done.append("removed the certificate from ssh-agent") }
             if (try? agent.remove(keyBlob: certificate.body.publicKey.blob)) == true { done.append("removed the key from ssh-agent") }
         }
-        for path in [files.certificate, files.publicKey, files.key] where FileManager.default.fileExists(atPath: path) {
-            if (try? FileManager.default.removeItem(atPath: path)) != nil { done.append("deleted \(path)") }
+        // Each file on its own: a regular file (not a link, not a directory) that says login
+        // wrote it. Whatever else sits at these paths is someone's, and stays.
+        // (Judged before anything is deleted: the key is recognised through its .pub.)
+        let verdicts = [files.certificate, files.publicKey, files.key].compactMap { path -> (String, Bool)? in
+            var info = stat()
+            guard lstat(path, &info) == 0 else { return nil }
+            return (path, (info.st_mode & S_IFMT) == S_IFREG && wroteByLogin(path, files: files))
+        }
+        for (path, ours) in verdicts {
+            guard ours else {
+                done.append("left \(path): not a file sshca login wrote")
+                continue
+            }
+            if unlink(path) == 0 { done.append("deleted \(path)") }
         }
         return done
+    }
+
+    /// Whether the file at `path` (one of `files`) carries login's mark: the .pub and -cert.pub
+    /// their comment, the key the public half of a marked .pub.
+    static func wroteByLogin(_ path: String, files: LoginFiles) -> Bool {
+        func marked(_ line: String?) -> PublicKeyText? {
+            guard let line, let parsed = try? PublicKeyText(parsing: line), parsed.comment.hasPrefix(commentPrefix) else { return nil }
+            return parsed
+        }
+        switch path {
+        case files.publicKey:
+            return marked(try? Files.readText(path, maximumBytes: 64 * 1024, what: "public key")) != nil
+        case files.certificate:
+            guard let text = try? Files.readText(path, maximumBytes: 64 * 1024, what: "certificate"),
+                  let comment = text.split(separator: " ", maxSplits: 2).dropFirst(2).first else { return false }
+            return (try? Certificate(parsingText: text)) != nil && comment.hasPrefix(commentPrefix)
+        default:
+            guard let ours = marked(try? Files.readText(files.publicKey, maximumBytes: 64 * 1024, what: "public key")),
+                  let keyText = try? Files.readText(path, maximumBytes: 64 * 1024, what: "login key"),
+                  case .ed25519(_, let pk)? = try? PrivateKeyComponents(openSSHEd25519File: keyText) else { return false }
+            return ours.key == .ed25519(pk)
+        }
     }
 }

@@ -211,7 +211,14 @@ public final class ServiceClient: Sendable {
     /// The KRL bytes and ETag, or nil when `etag` still matches (304).
     public func krl(ifNoneMatch etag: String? = nil) async throws(AuthorityError) -> (bytes: [UInt8], etag: String?)? {
         let reply = try await send("GET", "/v1/krl", headers: etag.map { [("If-None-Match", $0)] } ?? [])
-        if reply.status == 304 { return nil }
+        if reply.status == 304 {
+            // Only an answer to the ETag we sent: an unsolicited 304 would let whoever answers
+            // freeze a server's revocations while it reports success.
+            guard etag != nil else {
+                throw AuthorityError(.badInput, "\(endpoint.url)/v1/krl answered 304 Not Modified to a request that named no ETag; that is not an answer a KRL can come from, refusing it")
+            }
+            return nil
+        }
         guard reply.status == 200 else { throw Self.error(from: reply, url: endpoint.url) }
         return (reply.body, reply.header("ETag"))
     }

@@ -36,6 +36,10 @@ public enum KRLSync {
             }
         }
         let candidate = try KRLInspection(bytes: bytes, source: source)
+        // Check-and-rename under one lock: two runs at once (the timer and a manual one) must
+        // not both compare against the same installed version and then rename in either order.
+        let lock = try lockDirectory(of: path)
+        defer { close(lock) }
         if let pinnedSigner, detachedSignature == nil {
             guard candidate.signatures.contains(where: { $0.key == pinnedSigner && $0.verdict.isValid }) else {
                 let found = candidate.signatures.isEmpty
@@ -65,6 +69,21 @@ public enum KRLSync {
             try gate(temp, sshKeygen: sshKeygen)
         }
         return .installed(version: candidate.krl.version, previous: previous)
+    }
+
+    /// An exclusive flock on the directory holding the installed KRL (no lock file to leave
+    /// behind in /etc/ssh); released when the descriptor is closed.
+    static func lockDirectory(of path: String) throws(AuthorityError) -> Int32 {
+        let directory = Files.parentDirectory(of: path)
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw AuthorityError(.io, "cannot open \(directory) to lock it: \(String(cString: strerror(errno)))") }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno == EINTR { continue }
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw AuthorityError(.io, "cannot lock \(directory): \(message)")
+        }
+        return fd
     }
 
     /// `ssh-keygen -Q -f KRL KEY` exits 0 (not revoked) or 1 (revoked) when it loads the KRL, and

@@ -39,4 +39,30 @@ struct ClientSafetyTests {
             #expect(try readText(mine.privateKey) == before && FileManager.default.fileExists(atPath: mine.publicKey.path))
         }
     }
+
+    @Test("logout with the key file missing deletes nothing it did not write: another key's .pub, a directory, a link to a login file elsewhere")
+    func logoutLeavesForeignFiles() async throws {
+        try await withTemporaryDirectory { dir in
+            let base = dir.child("sshca_ed25519")
+            // Someone's own public key at KEY.pub, and a directory with a file in it at KEY-cert.pub.
+            let other = try await SSHKeygen.generate(.ed25519, at: dir.child("other"), comment: "someone@else")
+            try FileManager.default.copyItem(at: other.publicKey, to: URL(fileURLWithPath: base.path + ".pub"))
+            let directory = URL(fileURLWithPath: base.path + "-cert.pub")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try writeText("keep me\n", to: directory.child("inside"))
+            let logout = try await SSHCA.run(["logout", "--key-file", base.path])
+            #expect(logout.succeeded && logout.stdoutText.contains("not a file sshca login wrote"), "\(logout)")
+            #expect(fileExists(URL(fileURLWithPath: base.path + ".pub")) && fileExists(directory.child("inside")), "logout deleted what it did not write")
+
+            // A link at KEY.pub to a file that does carry login's mark is not followed.
+            let elsewhere = dir.child("elsewhere.pub")
+            try writeText("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl sshca login alice:key:1 serial 1\n", to: elsewhere)
+            try FileManager.default.removeItem(at: URL(fileURLWithPath: base.path + ".pub"))
+            try FileManager.default.createSymbolicLink(atPath: base.path + ".pub", withDestinationPath: elsewhere.path)
+            let again = try await SSHCA.run(["logout", "--key-file", base.path])
+            #expect(again.succeeded && fileExists(elsewhere), "\(again)")
+            var info = stat()
+            #expect(lstat(base.path + ".pub", &info) == 0, "the link itself was removed")
+        }
+    }
 }
