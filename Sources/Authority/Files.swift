@@ -35,6 +35,49 @@ public enum Files {
         if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
             throw AuthorityError(.io, "\(what) \(path) is a directory, not a file")
         }
+        return try readAll(fd, path: path, maximumBytes: maximumBytes, what: what)
+    }
+
+    /// A file read as sshd reads files it trusts, for commands that run as root on a path
+    /// someone else may control (krl-sync --from, a user's AuthorizedPrincipalsFile): no
+    /// directory on the way may be a link owned by anyone but root, the file itself is no link
+    /// and a regular file (a FIFO would hang the reader), owned by one of `owners`, writable by
+    /// nobody else, and at most `maximumBytes`.
+    public static func readTrusted(_ path: String, maximumBytes: Int, what: String, owners: Set<uid_t>) throws(AuthorityError) -> [UInt8] {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        let components = path.split(separator: "/", omittingEmptySubsequences: true)
+        for component in components.dropLast() {
+            prefix += "/" + component
+            var info = stat()
+            if lstat(prefix, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK, info.st_uid != 0 {
+                throw AuthorityError(.unsafeFile, "\(what) \(path): \(prefix) is a symbolic link owned by uid \(info.st_uid), not by root; not following it")
+            }
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else {
+            let e = errno
+            if e == ENOENT { throw AuthorityError(.io, "\(what) \(path) does not exist") }
+            if e == ELOOP { throw AuthorityError(.unsafeFile, "\(what) \(path) is a symbolic link; not following it") }
+            throw AuthorityError(.io, "cannot read \(what) \(path): \(String(cString: strerror(e)))")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw AuthorityError(.unsafeFile, "\(what) \(path) is not a regular file (a FIFO, device or directory); refusing to read it")
+        }
+        guard owners.contains(st.st_uid) else {
+            throw AuthorityError(.unsafeFile, "\(what) \(path) is owned by uid \(st.st_uid); only \(owners.sorted().map { "uid \($0)" }.joined(separator: " or ")) may own it")
+        }
+        guard st.st_mode & 0o022 == 0 else {
+            throw AuthorityError(.unsafeFile, "\(what) \(path) is writable by its group or by others (mode \(String(st.st_mode & 0o7777, radix: 8))); chmod go-w it")
+        }
+        guard Int(st.st_size) <= maximumBytes else {
+            throw AuthorityError(.badInput, "\(what) \(path) is larger than \(maximumBytes) bytes; is it the right file?")
+        }
+        return try readAll(fd, path: path, maximumBytes: maximumBytes, what: what)
+    }
+
+    private static func readAll(_ fd: Int32, path: String, maximumBytes: Int, what: String) throws(AuthorityError) -> [UInt8] {
         var out: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {

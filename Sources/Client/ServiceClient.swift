@@ -14,11 +14,14 @@ public struct ServiceEndpoint: Sendable, Equatable {
     public var url: String
     public var caFingerprint: String?
     public var caBundle: String?
+    /// The most one exchange may take, from sending the request to the body's last byte.
+    public var timeout: Duration
 
-    public init(url: String, caFingerprint: String? = nil, caBundle: String? = nil) {
+    public init(url: String, caFingerprint: String? = nil, caBundle: String? = nil, timeout: Duration = .seconds(60)) {
         self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
         self.caFingerprint = caFingerprint
         self.caBundle = caBundle
+        self.timeout = timeout
     }
 }
 
@@ -84,14 +87,33 @@ public final class ServiceClient: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: json))
         }
+        // One deadline for the whole exchange: AsyncHTTPClient's timeout ends at the response
+        // head, and a body sent a byte at a time would otherwise hold a server's timer for ever.
+        let limit = endpoint.timeout
+        let prepared = request
+        let outcome: ServiceReply?
         do {
-            let response = try await http.execute(request, timeout: .seconds(60))
-            let body = try await response.body.collect(upTo: 64 << 20)
-            return ServiceReply(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
-                                body: Array(body.readableBytesView))
+            outcome = try await withThrowingTaskGroup(of: ServiceReply?.self) { [http] group in
+                group.addTask {
+                    let response = try await http.execute(prepared, timeout: .seconds(limit.components.seconds))
+                    let body = try await response.body.collect(upTo: 64 << 20)
+                    return ServiceReply(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
+                                        body: Array(body.readableBytesView))
+                }
+                group.addTask {
+                    try await Task.sleep(for: limit)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? nil
+            }
         } catch {
             throw AuthorityError(.io, "cannot reach the CA service at \(endpoint.url): \(Self.describe(error))")
         }
+        guard let outcome else {
+            throw AuthorityError(.io, "the CA service at \(endpoint.url) did not complete its answer to \(method) \(path) within \(limit.components.seconds) s; giving up")
+        }
+        return outcome
     }
 
     /// http://127.x, http://localhost, http://[::1]: the only plain-HTTP URLs a client uses.

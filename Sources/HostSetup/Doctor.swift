@@ -122,9 +122,26 @@ public enum Doctor {
                     ok("principals-command", "principals come from AuthorizedPrincipalsCommand \(values["authorizedprincipalscommand"]!); not evaluated here")
                 } else if principalsFile != "none" {
                     let path = expandTokens(principalsFile, user: user)
-                    let allowed = (try? Files.readText(path, maximumBytes: 1 << 20))
-                        .map { $0.split(whereSeparator: isLineBreak).map { $0.trimmingCharacters(in: " \t\r") }.filter { !$0.isEmpty && !$0.hasPrefix("#") } }
-                    if let allowed {
+                    // Doctor runs as root on a path the user may control (a relative
+                    // AuthorizedPrincipalsFile is in their home): read it as sshd trusts files,
+                    // never through their links, never a FIFO, never beyond 1 MiB.
+                    var owners: Set<uid_t> = [0]
+                    if let entry = getpwnam(user) { owners.insert(entry.pointee.pw_uid) }
+                    var unsafe: String? = nil
+                    let allowed: [String]?
+                    do {
+                        let bytes = try Files.readTrusted(path, maximumBytes: 1 << 20, what: "AuthorizedPrincipalsFile", owners: owners)
+                        allowed = String(decoding: bytes, as: UTF8.self).split(whereSeparator: isLineBreak)
+                            .map { $0.trimmingCharacters(in: " \t\r") }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+                    } catch where error.code == .unsafeFile {
+                        unsafe = error.reason
+                        allowed = nil
+                    } catch {
+                        allowed = nil
+                    }
+                    if let unsafe {
+                        problem("principals-file-unsafe", "\(unsafe); sshd refuses such a file too (StrictModes)", fix: "make \(path) a regular file owned by \(user) or root, writable only by its owner")
+                    } else if let allowed {
                         if Set(allowed).isDisjoint(with: body.principals) {
                             problem("principal-not-allowed", "\(user) accepts principals \(allowed.joined(separator: ",")) (from \(path)); the certificate names \(body.principals.joined(separator: ","))", fix: "sign for one of those principals, or add one to \(path) (sshca host setup --principal \(user)=...)")
                         } else {

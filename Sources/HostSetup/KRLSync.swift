@@ -13,6 +13,14 @@ import Foundation
 /// refuses every key login when that file is missing or invalid, so a bad download must never
 /// replace a good file.
 public enum KRLSync {
+    /// The largest KRL a server takes: a KRL of a million revoked serials in runs is a few
+    /// megabytes; far more is an attack on the parser, not a list of revocations.
+    public static let maximumBytes = 64 << 20
+
+    /// An unpinned KRL may not jump further past the installed one than a restore does (2^32):
+    /// a planted KRL with version 2^64-1 would make every later real KRL look like a rollback.
+    public static let maximumUnsignedJump: UInt64 = 1 << 33
+
     public enum Outcome: Equatable, Sendable {
         case installed(version: UInt64, previous: UInt64?)
         case alreadyCurrent(version: UInt64)
@@ -63,6 +71,12 @@ public enum KRLSync {
                 guard candidate.krl.version >= current.krl.version else {
                     throw AuthorityError(.badInput, "\(source) has KRL version \(candidate.krl.version), older than the installed \(current.krl.version) at \(path); refusing to roll back")
                 }
+            }
+        }
+        if pinnedSigner == nil {
+            let floor = previous ?? 0
+            guard candidate.krl.version <= floor.addingClamped(maximumUnsignedJump) else {
+                throw AuthorityError(.badInput, "\(source) has KRL version \(candidate.krl.version), \(previous.map { "far past the installed \($0)" } ?? "far past any real KRL's"); unpinned, it would make every later KRL look like a rollback, so it is refused. Give --ca-key (the user CA key) so that only a KRL the CA signed is taken")
             }
         }
         try Files.writeAtomically(path, bytes, mode: 0o644, durability: .synced) { (temp: String) throws(AuthorityError) in

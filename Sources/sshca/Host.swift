@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import Authority
 import Client
 import HostSetup
@@ -51,6 +54,9 @@ struct HostKRLSync: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Pin the signer: the KRL must be signed by this public key.", valueName: "pubkey-file"))
     var caKey: String?
 
+    @Option(name: .long, help: ArgumentHelp("With a URL: the most each exchange with the service may take, the whole answer included (default 60s).", valueName: "duration"))
+    var timeout: String?
+
     func run() throws {
         try reportingErrors {
             let pinned = try caKey.map { (path: String) throws(AuthorityError) -> PublicKey in try KeyFiles.readPublicKey(path).key }
@@ -61,12 +67,23 @@ struct HostKRLSync: ParsableCommand {
                 }
                 var base = from
                 if base.hasSuffix("/v1/krl") { base.removeLast(7) }
-                let client = try ServiceClient(ServiceEndpoint(url: base, caFingerprint: pinned?.fingerprint, caBundle: caBundle))
+                var limit: Duration = .seconds(60)
+                if let timeout {
+                    let seconds = try DurationText.seconds(timeout)
+                    guard (1...3600).contains(seconds) else { throw AuthorityError(.badInput, "--timeout must be from 1s to 1h") }
+                    limit = .seconds(Int64(seconds))
+                }
+                let client = try ServiceClient(ServiceEndpoint(url: base, caFingerprint: pinned?.fingerprint, caBundle: caBundle, timeout: limit))
                 outcome = try RemoteCA.syncKRL(client, to: to, pinnedSigner: pinned)
             } else {
-                let bytes = try Files.read(from, maximumBytes: 1 << 30, what: "KRL")
+                // krl-sync runs as root from a timer: a file someone else planted (a FIFO to hang
+                // it, a link to elsewhere, a file others can rewrite) is not read.
+                let owners: Set<uid_t> = [0, getuid()]
+                let bytes = try Files.readTrusted(from, maximumBytes: KRLSync.maximumBytes, what: "KRL", owners: owners)
                 let signaturePath = DetachedKRLSignature.path(for: from)
-                let signature = Files.exists(signaturePath) ? try Files.readText(signaturePath, maximumBytes: 64 * 1024, what: "KRL signature") : nil
+                let signature = Files.exists(signaturePath)
+                    ? String(decoding: try Files.readTrusted(signaturePath, maximumBytes: 64 * 1024, what: "KRL signature", owners: owners), as: UTF8.self)
+                    : nil
                 outcome = try KRLSync.install(bytes, source: from, to: to, pinnedSigner: pinned, detachedSignature: signature)
             }
             switch outcome {

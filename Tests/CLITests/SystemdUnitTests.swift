@@ -24,6 +24,17 @@ struct SystemdUnitTests {
         }
     }
 
+    @Test("every oneshot unit has a start timeout (systemd gives oneshot units none: one hung run would stop every later one); the service raises its file limit")
+    func timeouts() throws {
+        for unit in ["sshca-krl-sync.service", "sshca-host-cert.service"] {
+            let text = try readText(packageRoot.child("ca-config").child(unit))
+            let limit = text.split(separator: "\n").first { $0.hasPrefix("TimeoutStartSec=") }.flatMap { Int($0.dropFirst("TimeoutStartSec=".count)) }
+            #expect(text.contains("Type=oneshot") && limit != nil && limit! > 60 && limit! <= 600, "\(unit): TimeoutStartSec \(String(describing: limit))")
+        }
+        let service = try readText(packageRoot.child("ca-config").child("sshca.service"))
+        #expect(service.contains("\nLimitNOFILE=65536\n"), "sshca.service sets no LimitNOFILE")
+    }
+
     @Test("each ExecStart is a command line sshca parses and validates", arguments: ["sshca.service", "sshca-krl-sync.service", "sshca-host-cert.service"])
     func execStart(unit: String) throws {
         let text = try readText(packageRoot.child("ca-config").child(unit))

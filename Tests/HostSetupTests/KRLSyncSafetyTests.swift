@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import SSHFormat
 
 /// krl-sync against a service that lies, and against itself (issue 13, items 5 and 6).
 @Suite("host krl-sync: lying services and concurrent runs")
@@ -64,6 +65,71 @@ struct KRLSyncSafetyTests {
                 if try Data(contentsOf: target) != newest { older += 1 }
             }
             #expect(older == 0, "\(older) of 30 rounds ended with the older KRL installed")
+        }
+    }
+
+    @Test("--from FILE: a FIFO, a file others may write, a link, and a planted KRL with version 2^64-1 are refused at once; the installed KRL stays")
+    func plantedFiles() async throws {
+        try await withTreeDirectory("krlplant") { dir in
+            let ca = try await CAFixture.create(in: dir)
+            let good = dir.child("good.krl")
+            try await ca.writeKRL(to: good)
+            let target = dir.child("installed.krl")
+            try await checked(SSHCA.run(["host", "krl-sync", "--from", good.path, "--to", target.path]))
+            let installed = try Data(contentsOf: target)
+
+            let fifo = dir.child("fifo.krl")
+            #expect(mkfifo(fifo.path, 0o600) == 0)
+            let writable = dir.child("writable.krl")
+            try FileManager.default.copyItem(at: good, to: writable)
+            chmod(writable.path, 0o666)
+            let link = dir.child("link.krl")
+            try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: good.path)
+            let huge = dir.child("huge-version.krl")
+            try writeData(Data(KRL(version: UInt64.max, generatedDate: 0, comment: "planted").encoded()), to: huge)
+            for (name, file, words) in [("FIFO", fifo, "not a regular file"), ("others may write", writable, "writable by its group or by others"),
+                                        ("link", link, "symbolic link"), ("version 2^64-1", huge, "rollback")] {
+                let result = try await SSHCA.run(["host", "krl-sync", "--from", file.path, "--to", target.path], timeout: .seconds(20))
+                #expect(!result.timedOut && result.exitCode != 0 && result.stderrText.contains(words), "\(name): \(result)")
+                #expect(try Data(contentsOf: target) == installed, "\(name): the installed KRL changed")
+            }
+        }
+    }
+
+    @Test("a service that sends its KRL a byte every two seconds: krl-sync gives up at its deadline (here --timeout 3s), not when the body ends")
+    func tricklingBody() async throws {
+        try await withTreeDirectory("krlslow") { dir in
+            let ca = try await CAFixture.create(in: dir)
+            let port = try findFreePort()
+            let script = dir.child("slow.py")
+            try writeText("""
+            import http.server, sys, time
+            key = open(sys.argv[2], "rb").read()
+            class Slow(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                def do_GET(self):
+                    if self.path.startswith("/v1/ca/"):
+                        self.send_response(200); self.send_header("Content-Length", str(len(key))); self.end_headers(); self.wfile.write(key)
+                        return
+                    self.send_response(200); self.send_header("Content-Length", "1000"); self.end_headers()
+                    try:
+                        for _ in range(1000):
+                            self.wfile.write(b"x"); self.wfile.flush(); time.sleep(2)
+                    except Exception:
+                        pass
+                def log_message(self, *args): pass
+            http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Slow).serve_forever()
+            """, to: script)
+            let slow = try BackgroundProcess("python3", [script.path, String(port), ca.userCAPublicKey.path],
+                                             stdoutFile: dir.child("slow.out"), stderrFile: dir.child("slow.err"))
+            defer { slow.stop() }
+            for _ in 0..<100 where !canConnect(port: port) { try await Task.sleep(for: .milliseconds(50)) }
+            let target = dir.child("installed.krl")
+            let sync = try await SSHCA.run(["host", "krl-sync", "--from", "http://127.0.0.1:\(port)", "--to", target.path,
+                                            "--ca-key", ca.userCAPublicKey.path, "--timeout", "3s"], timeout: .seconds(40))
+            #expect(!sync.timedOut && sync.exitCode != 0 && sync.stderrText.contains("within 3 s"), "\(sync)")
+            #expect(sync.duration < .seconds(15), "krl-sync ran \(sync.duration) against a 3 s deadline")
+            #expect(!fileExists(target))
         }
     }
 }

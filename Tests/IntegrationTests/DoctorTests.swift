@@ -120,4 +120,27 @@ struct DoctorTests {
             #expect(result.stdoutText.contains("fix: "), "no fix offered:\n\(result)")
         }
     }
+
+    @Test("a principals file the user links to a secret, or makes a FIFO: doctor neither prints the secret nor hangs, and names the cause")
+    func principalsFileUnderUserControl() async throws {
+        try await withTemporaryDirectory { dir in
+            let principalsDir = dir.child("principals")
+            try FileManager.default.createDirectory(at: principalsDir, withIntermediateDirectories: true)
+            let setup = try await Self.makeSetup(dir, extraConfig: "AuthorizedPrincipalsFile \(principalsDir.path)/%u\n")
+            let certificate = try await setup.sign([], principals: "root")
+            // A secret the doctor (root) could read, behind a link the user made.
+            let secret = dir.child("secret")
+            try writeText("root:$6$secret-hash-line:19000:0:99999:7:::\n", to: secret)
+            chmod(secret.path, 0o600)
+            try FileManager.default.createSymbolicLink(atPath: principalsDir.child("root").path, withDestinationPath: secret.path)
+            let linked = try await setup.doctor(cert: certificate)
+            #expect(linked.exitCode == 1 && linked.stdoutText.contains("principals-file-unsafe") && linked.stdoutText.contains("symbolic link"), "\(linked)")
+            #expect(!linked.stdoutText.contains("secret-hash-line") && !linked.stderrText.contains("secret-hash-line"), "doctor printed the linked file:\n\(linked)")
+            // A FIFO: before, doctor blocked on it for ever.
+            try FileManager.default.removeItem(at: principalsDir.child("root"))
+            #expect(mkfifo(principalsDir.child("root").path, 0o644) == 0)
+            let fifo = try await SSHCA.run(["host", "doctor", "--sshd-config", setup.config.path, "--user", "root", "--cert", certificate.path], timeout: .seconds(20))
+            #expect(!fifo.timedOut && fifo.exitCode == 1 && fifo.stdoutText.contains("not a regular file"), "\(fifo)")
+        }
+    }
 }
