@@ -125,10 +125,12 @@ extension CertificateAuthority {
     }
 
     /// The enrolled user who may sign in with a challenge, or why not.
-    /// Every name takes the same path through the ledger, enrolled or not, enabled or not: the
-    /// same two queries in the same order (an unknown name's revocation lookup uses a key no
-    /// one holds), so the time an answer takes does not tell who is enrolled.
-    public func activeUser(_ name: String) throws(AuthorityError) -> (identity: IdentityRecord, applicant: Applicant) {
+    /// The enrolled user `name` signing in with `key`, or why not. Every name takes the same
+    /// path, enrolled or not, enabled or not, right key or not: the same two queries in the same
+    /// order (an unknown name's revocation lookup uses a key no one holds), the same comparison
+    /// and the same text built, so the time an answer takes does not tell who is enrolled.
+    /// The reason is for the audit log; callers show every refusal the same way.
+    public func activeUser(_ name: String, signedBy key: PublicKey) throws(AuthorityError) -> (identity: IdentityRecord, applicant: Applicant) {
         let record: IdentityRecord?
         let reason: String?
         do {
@@ -137,9 +139,13 @@ extension CertificateAuthority {
         } catch {
             throw AuthorityError.from(error)
         }
+        let expected = record?.key ?? Self.absentIdentityKey
+        let mismatch = "the signature was made by \(key.fingerprint), not by \(name)'s enrolled key \(expected.fingerprint)"
+        _ = try? configuration.role(named: record?.role ?? "")  // as the answer below does, for every name
         guard let record else { throw AuthorityError(.refused, "no enrolled user \(name)") }
         guard !record.disabled else { throw AuthorityError(.refused, "the user \(name) is disabled") }
         if let reason { throw AuthorityError(.refused, "the identity key of \(name) (\(record.key.fingerprint)) is revoked: \(reason)") }
+        guard key == expected else { throw AuthorityError(.refused, mismatch) }
         return (record, Applicant(name: record.name, kind: .user, role: try configuration.role(named: record.role)))
     }
 

@@ -204,18 +204,13 @@ public final class CAService: Sendable {
             throw AuthorityError(.refused, "the signature does not verify: \(verdict)")
         }
         let generic = "\(credential.identity) cannot sign in with the key \(signature.publicKey.fingerprint); if this is your enrolled key, ask a CA administrator (sshca user list)"
-        let enrolled: (identity: IdentityRecord, applicant: Applicant)
         do {
-            enrolled = try authority.activeUser(credential.identity)
+            return try authority.activeUser(credential.identity, signedBy: signature.publicKey).applicant
         } catch where error.code == .ledger {
             throw error
         } catch {
             throw AuthorityError(.refused, generic, detail: error.reason)
         }
-        guard signature.publicKey == enrolled.identity.key else {
-            throw AuthorityError(.refused, generic, detail: "the signature was made by \(signature.publicKey.fingerprint), not by \(credential.identity)'s enrolled key \(enrolled.identity.key.fingerprint)")
-        }
-        return enrolled.applicant
     }
 
     private func authenticationFailed(_ keys: [String], method: String, who: String, address: String, reason: String,
