@@ -32,6 +32,8 @@ printed), 2 when the document is invalid or the arguments are wrong.
 
 import argparse
 import http.client
+import base64
+import hashlib
 import json
 import os
 import re
@@ -356,6 +358,18 @@ class Keys:
         with open(path + ".pub", encoding="utf-8") as handle:
             return handle.read().strip()
 
+    def fingerprint(self, public_line):
+        """SHA256:... of an OpenSSH public key line, as ssh-keygen -l prints it."""
+        result = subprocess.run(["ssh-keygen", "-l", "-f", "-"], input=public_line.encode(), check=True, capture_output=True)
+        return result.stdout.decode().split()[1]
+
+    def sign_in(self, private_key, user, nonce, ca_line, method, path, body=b"", certify_line=None):
+        """The SSHSIG of the sign-in message sshca login builds (ServiceAPI.SignInMessage)."""
+        digest = base64.b64encode(hashlib.sha256(body).digest()).decode().rstrip("=")
+        lines = ["sshca sign-in v1", f"ca: {self.fingerprint(ca_line)}", f"identity: {user}", f"nonce: {nonce}",
+                 f"request: {method} {path}", f"certify: {self.fingerprint(certify_line) if certify_line else '-'}", f"body: SHA256:{digest}"]
+        return self.sign(private_key, "\n".join(lines) + "\n")
+
     def sign(self, private_key, text):
         """The base64 of the binary SSHSIG signature of `text` in namespace sshca."""
         self.count += 1
@@ -471,9 +485,13 @@ def run(args, spec, directory):
         challenge = c.exchange("challenge for the enrolled user", "POST", "/v1/challenge", body={"identity": args.sshsig_user}, expect=200)
         if challenge is not None and challenge.status == 200:
             nonce = challenge.json()["nonce"]
-            signature = keys.sign(args.sshsig_key, nonce)
+            ca_line = c.send("GET", "/v1/ca/user.pub").body.decode()
+            subject = keys.new("-t", "ed25519")
+            request = {"publicKey": subject}
+            signature = keys.sign_in(args.sshsig_key, args.sshsig_user, nonce, ca_line, "POST", "/v1/certificates",
+                                     json.dumps(request).encode(), certify_line=subject)
             answer = {"Authorization": f"SSHSIG identity={args.sshsig_user},nonce={nonce},signature={signature}"}
-            c.exchange("SSHSIG answer", "POST", "/v1/certificates", headers=answer, body={"publicKey": keys.new("-t", "ed25519")}, expect=201)
+            c.exchange("SSHSIG answer", "POST", "/v1/certificates", headers=answer, body=request, expect=201)
             c.exchange("SSHSIG answer used twice", "POST", "/v1/certificates", headers=answer, body={"publicKey": key},
                        expect=401, expect_code="unauthenticated")
         challenge = c.exchange("another challenge", "POST", "/v1/challenge", body={"identity": args.sshsig_user}, expect=200)

@@ -1,4 +1,9 @@
 import SSHFormat
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The JSON shapes of the service's API (docs/openapi.yaml), shared by `sshca serve` and the
 /// client commands so the two cannot drift apart. Names are camelCase, as in `sshca list --json`.
@@ -151,6 +156,48 @@ public enum ServiceAPI {
         }
         public var error: Detail
         public init(error: Detail) { self.error = error }
+    }
+
+    /// What a client signs to answer a challenge (namespace `sshca`), built by the client
+    /// itself and rebuilt by the service from what it receives, so the signature authorises
+    /// exactly one request at exactly one CA: a service in the middle that forwards the
+    /// challenge cannot swap in its own key, another body or another CA.
+    ///
+    ///     sshca sign-in v1
+    ///     ca: SHA256:...          the user CA key the client pinned (or was shown)
+    ///     identity: alice
+    ///     nonce: 3f9a...          the challenge's nonce: 48 lowercase hex digits
+    ///     request: POST /v1/certificates
+    ///     certify: SHA256:...     the key to be certified, or "-" for other requests
+    ///     body: SHA256:...        SHA-256 of the exact request body (base64, as fingerprints)
+    public struct SignInMessage: Sendable, Equatable {
+        public static let version = "sshca sign-in v1"
+        public var caFingerprint: String
+        public var identity: String
+        public var nonce: String
+        public var request: String
+        public var certifies: String?
+        public var bodyDigest: String
+
+        public init(caFingerprint: String, identity: String, nonce: String, method: String, path: String, certifies: String?, body: [UInt8]) {
+            self.caFingerprint = caFingerprint
+            self.identity = identity
+            self.nonce = nonce
+            self.request = "\(method) \(path)"
+            self.certifies = certifies
+            self.bodyDigest = "SHA256:" + Data(Digest.sha256.hash(body)).base64EncodedStringWithoutPadding()
+        }
+
+        public var text: String {
+            [Self.version, "ca: \(caFingerprint)", "identity: \(identity)", "nonce: \(nonce)", "request: \(request)",
+             "certify: \(certifies ?? "-")", "body: \(bodyDigest)"].joined(separator: "\n") + "\n"
+        }
+
+        /// A nonce as the service makes them; a client signs no other (a "nonce" that reads
+        /// "I, alice, authorize ..." is not one).
+        public static func isNonce(_ text: String) -> Bool {
+            text.utf8.count == 48 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+        }
     }
 
     /// `Authorization: SSHSIG identity=NAME,nonce=NONCE,signature=BASE64` carries a challenge

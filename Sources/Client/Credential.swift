@@ -27,13 +27,25 @@ public enum Credential: Sendable {
         return .identity(user: name, keyFile: key)
     }
 
-    func authorization(_ client: ServiceClient) async throws(AuthorityError) -> String {
+    /// The Authorization header for one request. With an identity key, the client signs only a
+    /// message it builds itself (ServiceAPI.SignInMessage), in sshca's own namespace: whatever
+    /// namespace or "nonce" a service asks for, it never signs the service's text.
+    func authorization(_ client: ServiceClient, method: String, path: String, certifies: PublicKey? = nil, body: [UInt8]) async throws(AuthorityError) -> String {
         switch self {
         case .token(let text):
             return "Bearer \(text)"
         case .identity(let user, let keyFile):
+            let caKey = try await client.caPublicKey(.user)
             let challenge = try await client.challenge(identity: user)
-            let signature = try Self.sign(Array(challenge.nonce.utf8), keyFile: keyFile, namespace: challenge.namespace)
+            guard challenge.namespace == ServiceAPI.namespace else {
+                throw AuthorityError(.refused, "the service at \(client.endpoint.url) asks for a signature in namespace \"\(challenge.namespace.prefix(40).debugEscaped)\"; sshca signs only in its own (\(ServiceAPI.namespace)). Refusing: this is not an sshca service, or not an honest one")
+            }
+            guard ServiceAPI.SignInMessage.isNonce(challenge.nonce), challenge.identity == user else {
+                throw AuthorityError(.refused, "the service at \(client.endpoint.url) sent a challenge that is not an sshca nonce (\"\(challenge.nonce.prefix(60).debugEscaped)\"); refusing to sign it")
+            }
+            let message = ServiceAPI.SignInMessage(caFingerprint: caKey.fingerprint, identity: user, nonce: challenge.nonce, method: method, path: path,
+                                                   certifies: certifies?.fingerprint, body: body)
+            let signature = try Self.sign(Array(message.text.utf8), keyFile: keyFile, namespace: ServiceAPI.namespace)
             return ServiceAPI.SignatureCredential(identity: user, nonce: challenge.nonce, signature: signature.blob.base64EncodedString()).headerValue
         }
     }

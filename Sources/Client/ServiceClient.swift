@@ -191,16 +191,19 @@ public final class ServiceClient: Sendable {
     }
 
     public func requestCertificate(_ request: ServiceAPI.CertificateRequest, credential: Credential) async throws(AuthorityError) -> ServiceAPI.IssuedCertificate {
-        let authorization = try await credential.authorization(self)
+        let body = Self.json(request)
+        let certifies = try? PublicKeyText(parsing: request.publicKey).key
+        let authorization = try await credential.authorization(self, method: "POST", path: "/v1/certificates", certifies: certifies, body: body)
         return try decode(ServiceAPI.IssuedCertificate.self,
-                          try await send("POST", "/v1/certificates", json: Self.json(request), headers: [("Authorization", authorization)]))
+                          try await send("POST", "/v1/certificates", json: body, headers: [("Authorization", authorization)]))
     }
 
     public func revoke(_ request: ServiceAPI.RevocationRequest, credential: Credential) async throws(AuthorityError) -> ServiceAPI.Revocation {
         try await checkPin()
-        let authorization = try await credential.authorization(self)
+        let body = Self.json(request)
+        let authorization = try await credential.authorization(self, method: "POST", path: "/v1/revocations", body: body)
         return try decode(ServiceAPI.Revocation.self,
-                          try await send("POST", "/v1/revocations", json: Self.json(request), headers: [("Authorization", authorization)]))
+                          try await send("POST", "/v1/revocations", json: body, headers: [("Authorization", authorization)]))
     }
 
     /// Every matching certificate with a serial above `after`, page by page (`limit`: at most
@@ -214,7 +217,7 @@ public final class ServiceClient: Sendable {
             var pageQuery = query
             if let limit { pageQuery.append(("limit", String(min(limit - all.count, 100_000)))) }
             if let after { pageQuery.append(("after", String(after))) }
-            let authorization = try await credential.authorization(self)
+            let authorization = try await credential.authorization(self, method: "GET", path: "/v1/certificates", body: [])
             let q = pageQuery.isEmpty ? "" : "?" + pageQuery.map { "\($0.0)=\(Self.percentEncode($0.1))" }.joined(separator: "&")
             let page = try decode(ServiceAPI.CertificateList.self,
                                   try await send("GET", "/v1/certificates" + q, headers: [("Authorization", authorization)]))
@@ -226,7 +229,7 @@ public final class ServiceClient: Sendable {
 
     public func certificate(serial: UInt64, credential: Credential) async throws(AuthorityError) -> CertificateSummary {
         try await checkPin()
-        let authorization = try await credential.authorization(self)
+        let authorization = try await credential.authorization(self, method: "GET", path: "/v1/certificates/\(serial)", body: [])
         return try decode(CertificateSummary.self, try await send("GET", "/v1/certificates/\(serial)", headers: [("Authorization", authorization)]))
     }
 

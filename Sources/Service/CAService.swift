@@ -134,7 +134,7 @@ public final class CAService: Sendable {
     /// failure is counted per address and per identity; past `failures_per_minute` in a minute
     /// failures get 429 instead of 401 and are no longer audited one by one, so a flood of bad
     /// sign-ins cannot fill the ledger.
-    public func authenticate(authorization: String?, address: String, now: UInt64 = Clock.now()) throws(ServiceError) -> Applicant {
+    public func authenticate(authorization: String?, address: String, request: SignedRequest, now: UInt64 = Clock.now()) throws(ServiceError) -> Applicant {
         guard let authorization, !authorization.isEmpty else {
             throw ServiceError(401, "unauthenticated", "this needs credentials: Authorization: Bearer TOKEN, or a signed challenge (sshca login does this)")
         }
@@ -169,7 +169,7 @@ public final class CAService: Sendable {
                                    retryAfter: Int(limiter.window))
             }
             do throws(AuthorityError) {
-                return try verify(credential, now: now)
+                return try verify(credential, request: request, now: now)
             } catch where error.code == .ledger {
                 throw ServiceError(503, "unavailable", "the ledger cannot be read right now: \(error.reason)", retryAfter: 5)
             } catch {
@@ -180,12 +180,32 @@ public final class CAService: Sendable {
         throw ServiceError(401, "unauthenticated", "unknown Authorization scheme; use Bearer TOKEN or SSHSIG identity=NAME,nonce=NONCE,signature=BASE64")
     }
 
+    /// What a signed challenge authorises: one request, as the service received it.
+    public struct SignedRequest: Sendable {
+        public var method: String
+        public var path: String
+        public var body: [UInt8]
+
+        public init(method: String, path: String, body: [UInt8]) {
+            self.method = method
+            self.path = path
+            self.body = body
+        }
+
+        /// The key a certificate request asks to certify, as the body names it.
+        var certifiedKey: PublicKey? {
+            guard method == "POST", path == "/v1/certificates",
+                  let request = try? JSONDecoder().decode(ServiceAPI.CertificateRequest.self, from: Data(body)) else { return nil }
+            return try? PublicKeyText(parsing: request.publicKey).key
+        }
+    }
+
     /// The reason a failed sign-in is audited with; the client gets one sentence for every
     /// failure after the signature, so nobody learns from the answers whether a name is
     /// enrolled, disabled or revoked.
     struct SignInFailure: Error { var detail: String }
 
-    private func verify(_ credential: ServiceAPI.SignatureCredential, now: UInt64) throws(AuthorityError) -> Applicant {
+    private func verify(_ credential: ServiceAPI.SignatureCredential, request: SignedRequest, now: UInt64) throws(AuthorityError) -> Applicant {
         switch challenges.redeem(credential.nonce, identity: credential.identity, now: now) {
         case .valid: break
         case .unknown: throw AuthorityError(.refused, "the challenge is unknown or was already used; ask for a new one")
@@ -197,8 +217,14 @@ public final class CAService: Sendable {
         }
         let signature: SSHSig
         do { signature = try SSHSig(blob: blob) } catch { throw AuthorityError(.refused, "the signature is not an SSHSIG signature: \(error)") }
-        // The signature must hold by itself (namespace, its own key) before the name is looked up.
-        let verdict = signature.verify(message: Array(credential.nonce.utf8), namespace: ServiceAPI.namespace)
+        // The signature must hold by itself (namespace, its own key) before the name is looked
+        // up, over the message this service builds from what it received: its own CA key, the
+        // nonce, this request and its body (and the key a certificate request asks for). A
+        // signature made for another CA, request, body or key does not verify.
+        let message = ServiceAPI.SignInMessage(caFingerprint: userIssuer.signer.publicKey.fingerprint, identity: credential.identity,
+                                               nonce: credential.nonce, method: request.method, path: request.path,
+                                               certifies: request.certifiedKey?.fingerprint, body: request.body)
+        let verdict = signature.verify(message: Array(message.text.utf8), namespace: ServiceAPI.namespace)
         guard verdict == .valid else {
             if case .invalid(let why) = verdict { throw AuthorityError(.refused, "the signature does not verify: \(why)") }
             throw AuthorityError(.refused, "the signature does not verify: \(verdict)")

@@ -110,13 +110,20 @@ enum JSON {
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from request: inout Request, limit: Int) async throws -> T {
-        let buffer: ByteBuffer
+        try decode(type, from: try await collect(&request, limit: limit).get())
+    }
+
+    /// The request body, at most `limit` bytes.
+    static func collect(_ request: inout Request, limit: Int) async -> Result<[UInt8], ServiceError> {
         do {
-            buffer = try await request.collectBody(upTo: limit)
+            return .success(Array(try await request.collectBody(upTo: limit).readableBytesView))
         } catch {
-            throw ServiceError(413, "too-large", "the request body is over \(limit) bytes")
+            return .failure(ServiceError(413, "too-large", "the request body is over \(limit) bytes"))
         }
-        let data = Data(buffer.readableBytesView)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        let data = Data(bytes)
         if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
             // A misspelt member ("validty") must not be ignored silently: the request would get
             // the defaults its sender did not mean.
@@ -216,12 +223,15 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         return JSON.response(challenge)
     }
     router.post("/v1/certificates") { request, context -> Response in
-        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address)
-        context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
+        // The body first: a signed challenge names it (ServiceAPI.SignInMessage).
         var request = request
+        let collected = await JSON.collect(&request, limit: limit)
+        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address,
+                                                 request: CAService.SignedRequest(method: "POST", path: "/v1/certificates", body: (try? collected.get()) ?? []))
+        context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
         let issued: IssuedCertificate
         do {
-            let body = try await JSON.decode(ServiceAPI.CertificateRequest.self, from: &request, limit: limit)
+            let body = try JSON.decode(ServiceAPI.CertificateRequest.self, from: try collected.get())
             issued = try await service.issue(body, applicant: applicant)
         } catch let error as ServiceError where error.code != "policy" && error.status < 500 {
             // Policy refusals are audited with their rule by the service itself; failures of the
@@ -238,7 +248,8 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
             caFingerprint: b.signatureKey.fingerprint), status: .created)
     }
     router.get("/v1/certificates") { request, context -> Response in
-        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address)
+        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address,
+                                                 request: CAService.SignedRequest(method: "GET", path: request.uri.path, body: []))
         context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
         let q = request.uri.queryParameters
         var query = CertificateQuery()
@@ -263,7 +274,8 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         return JSON.response(try service.certificates(query, applicant: applicant))
     }
     router.get("/v1/certificates/:serial") { request, context -> Response in
-        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address)
+        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address,
+                                                 request: CAService.SignedRequest(method: "GET", path: request.uri.path, body: []))
         context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
         guard let serial = context.parameters.get("serial").flatMap({ UInt64($0) }) else {
             throw ServiceError(400, "bad-request", "the serial must be a number")
@@ -271,13 +283,15 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         return JSON.response(try service.certificate(serial: serial, applicant: applicant))
     }
     router.post("/v1/revocations") { request, context -> Response in
-        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address)
-        context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
         var request = request
+        let collected = await JSON.collect(&request, limit: limit)
+        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address,
+                                                 request: CAService.SignedRequest(method: "POST", path: "/v1/revocations", body: (try? collected.get()) ?? []))
+        context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
         let revocation: ServiceAPI.Revocation
         try service.requireSecurity(applicant)
         do {
-            let body = try await JSON.decode(ServiceAPI.RevocationRequest.self, from: &request, limit: limit)
+            let body = try JSON.decode(ServiceAPI.RevocationRequest.self, from: try collected.get())
             revocation = try service.revoke(body, applicant: applicant)
         } catch let error as ServiceError where error.status < 500 {
             service.recordRefusal(error, applicant: applicant, path: "/v1/revocations")

@@ -60,7 +60,14 @@ struct LoginCommand: ParsableCommand {
         signing its challenge with your enrolled identity key (through ssh-agent, or ssh-keygen
         asks for the key's passphrase or touch), and writes ~/.ssh/sshca_ed25519, .pub and
         -cert.pub (0600). Key and certificate go into ssh-agent for exactly as long as the
-        certificate lasts. A still-valid certificate is reused unless --force.
+        certificate lasts. A still-valid certificate is reused unless --force, and unless the
+        service's KRL revokes it.
+
+        The identity key signs only a text login builds itself (namespace sshca): the pinned CA
+        key, the nonce, the request and the new key's fingerprint, so a service in the middle
+        cannot use the signature for a key of its own. --ca-fingerprint proves only that the
+        service shows that CA's public key (anyone can); a --token goes to whoever answers, so
+        send tokens over https with --ca-bundle, or on loopback.
 
         Examples:
           sshca login --ca-url https://ca.example.com:8443 --ca-fingerprint SHA256:... \\

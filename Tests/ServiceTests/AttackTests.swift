@@ -198,7 +198,7 @@ struct SharedAddressLoginTests {
             let subject = try await SSHKeygen.generate(.ed25519, at: dir.child("subject"), comment: "subject")
             let body = try publicKeyJSON(subject)
             for i in 0..<120 {
-                let authorization = try await server.signedChallenge(identity: "erin", key: identity.privateKey, in: dir)
+                let authorization = try await server.signedChallenge(identity: "erin", key: identity.privateKey, for: body, in: dir)
                 let reply = try await server.requestCertificate(body, authorization: authorization)
                 #expect(reply.status == 201, "login \(i): \(reply.status) \(String(decoding: reply.body, as: UTF8.self))")
                 if reply.status != 201 { return }

@@ -72,15 +72,15 @@ struct ServiceBadInputTests {
             let forged = try await server.requestCertificate(body, authorization: "Bearer sshca_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
             #expect(forged.status == 401 && (errorFields(forged.body).message ?? "").contains("not valid"))
 
-            let authorization = try await server.signedChallenge(identity: "erin", key: identity.privateKey, in: dir)
+            let authorization = try await server.signedChallenge(identity: "erin", key: identity.privateKey, for: body, in: dir)
             #expect(try await server.requestCertificate(body, authorization: authorization).status == 201)
             let replay = try await server.requestCertificate(body, authorization: authorization)
             #expect(replay.status == 401 && (errorFields(replay.body).message ?? "").contains("already used"), "\(String(decoding: replay.body, as: UTF8.self))")
 
-            let namespace = try await server.signedChallenge(identity: "erin", key: identity.privateKey, namespace: "git", in: dir)
+            let namespace = try await server.signedChallenge(identity: "erin", key: identity.privateKey, namespace: "git", for: body, in: dir)
             let wrongNamespace = try await server.requestCertificate(body, authorization: namespace)
             #expect(wrongNamespace.status == 401 && (errorFields(wrongNamespace.body).message ?? "").contains("namespace"))
-            let otherKey = try await server.signedChallenge(identity: "erin", key: stranger.privateKey, in: dir)
+            let otherKey = try await server.signedChallenge(identity: "erin", key: stranger.privateKey, for: body, in: dir)
             let byStranger = try await server.requestCertificate(body, authorization: otherKey)
             #expect(byStranger.status == 401 && (errorFields(byStranger.body).message ?? "").contains("enrolled key"))
 
@@ -100,7 +100,7 @@ struct ServiceBadInputTests {
             #expect(limited.status == 429 && errorFields(limited.body).code == "rate-limited")
             // A valid sign-in from the same address still works: someone else's failures behind a
             // shared address (a proxy) lock nobody out.
-            let valid = try await server.requestCertificate(body, authorization: try await server.signedChallenge(identity: "erin", key: identity.privateKey, in: dir))
+            let valid = try await server.requestCertificate(body, authorization: try await server.signedChallenge(identity: "erin", key: identity.privateKey, for: body, in: dir))
             #expect(valid.status == 201, "a correct sign-in from an address with many failures was refused: \(valid.status)")
             let audit2 = try checked(try await server.sshca(["audit", "list"])).stdoutText
             #expect(audit2.components(separatedBy: "auth-failed").count - 1 == 10 && audit2.contains("rate-limited"),
@@ -122,22 +122,22 @@ struct ServiceBadInputTests {
             defer { service.shutdown() }
             let now = Clock.now()
             let challenge = try service.challenge(.init(identity: "frank"), now: now)
-            let signature = try await sshsig(challenge.nonce, key: identity.privateKey, in: dir)
+            let signature = try await sshsig(try signInText(service, identity: "frank", nonce: challenge.nonce), key: identity.privateKey, in: dir)
             let header = ServiceAPI.SignatureCredential(identity: "frank", nonce: challenge.nonce, signature: signature).headerValue
             #expect(throws: ServiceError.self) {
-                _ = try service.authenticate(authorization: header, address: "127.0.0.1", now: now + 121)
+                _ = try service.authenticate(authorization: header, address: "127.0.0.1", request: .init(method: "GET", path: "/v1/certificates", body: []), now: now + 121)
             }
             do {
-                _ = try service.authenticate(authorization: header, address: "127.0.0.1", now: now + 121)
+                _ = try service.authenticate(authorization: header, address: "127.0.0.1", request: .init(method: "GET", path: "/v1/certificates", body: []), now: now + 121)
             } catch let error as ServiceError {
                 // Consumed by the first attempt: a nonce never answers twice, even after a failure.
                 #expect(error.message.contains("already used"), "\(error.message)")
             }
             let fresh = try service.challenge(.init(identity: "frank"), now: now)
-            let freshSignature = try await sshsig(fresh.nonce, key: identity.privateKey, in: dir)
+            let freshSignature = try await sshsig(try signInText(service, identity: "frank", nonce: fresh.nonce), key: identity.privateKey, in: dir)
             let applicant = try service.authenticate(
                 authorization: ServiceAPI.SignatureCredential(identity: "frank", nonce: fresh.nonce, signature: freshSignature).headerValue,
-                address: "127.0.0.1", now: now + 119)
+                address: "127.0.0.1", request: .init(method: "GET", path: "/v1/certificates", body: []), now: now + 119)
             #expect(applicant.name == "frank" && applicant.role.name == "engineer")
         }
     }

@@ -25,10 +25,14 @@ struct EnrollmentTimingTests {
         return (try CAService(authority: authority, passphrase: .none), enrolled)
     }
 
+    /// The request every sign-in here is for.
+    static let request = CAService.SignedRequest(method: "GET", path: "/v1/certificates", body: [])
+
     /// An Authorization header answering a fresh challenge for `identity`, signed by `key`.
     static func header(_ service: CAService, identity: String, key: PrivateKey) throws -> String {
         let challenge = try service.challenge(.init(identity: identity), address: "192.0.2.9")
-        let signed = SSHSig.signedData(message: Array(challenge.nonce.utf8), namespace: ServiceAPI.namespace, hashAlgorithm: "sha512")
+        let text = try signInText(service, identity: identity, nonce: challenge.nonce)
+        let signed = SSHSig.signedData(message: Array(text.utf8), namespace: ServiceAPI.namespace, hashAlgorithm: "sha512")
         let sig = SSHSig(publicKey: key.publicKey, namespace: ServiceAPI.namespace, hashAlgorithm: "sha512", signature: try key.sign(signed))
         return ServiceAPI.SignatureCredential(identity: identity, nonce: challenge.nonce, signature: sig.blob.base64EncodedString()).headerValue
     }
@@ -69,7 +73,7 @@ struct EnrollmentTimingTests {
                 let header = try Self.header(service, identity: identity, key: stranger)
                 let start = ContinuousClock.now
                 do throws(ServiceError) {
-                    _ = try service.authenticate(authorization: header, address: "192.0.2.9")
+                    _ = try service.authenticate(authorization: header, address: "192.0.2.9", request: Self.request)
                     Issue.record("\(identity) signed in with a stranger's key")
                 } catch {
                     #expect(error.status == 401)
@@ -101,11 +105,11 @@ struct EnrollmentTimingTests {
             defer { service.shutdown() }
             let stranger = try PrivateKey.generate(.ed25519)
             for _ in 0..<5 {
-                #expect(throws: ServiceError.self) { try service.authenticate(authorization: try Self.header(service, identity: "erin", key: stranger), address: "192.0.2.9") }
+                #expect(throws: ServiceError.self) { try service.authenticate(authorization: try Self.header(service, identity: "erin", key: stranger), address: "192.0.2.9", request: Self.request) }
             }
             let correct = try Self.header(service, identity: "erin", key: enrolled)
             do throws(ServiceError) {
-                _ = try service.authenticate(authorization: correct, address: "192.0.2.10")
+                _ = try service.authenticate(authorization: correct, address: "192.0.2.10", request: Self.request)
                 Issue.record("a sign-in past the name's limit was checked and let through")
             } catch {
                 #expect(error.status == 429 && error.code == "rate-limited", "\(error)")

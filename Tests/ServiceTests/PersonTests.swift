@@ -33,7 +33,7 @@ struct PersonTests {
             let host = try await server.token(role: "host", name: "web-01.example.com")
             let key = try await SSHKeygen.generate(.ed25519, at: dir.child("k"), comment: "k")
             let hostKey = try await SSHKeygen.generate(.ed25519, at: dir.child("h"), comment: "h")
-            let a = try await Self.issue(server, try publicKeyJSON(key), authorization: try await server.signedChallenge(identity: "alice", key: identity.privateKey, in: dir), in: dir, name: "alice")
+            let a = try await Self.issue(server, try publicKeyJSON(key), authorization: try await server.signedChallenge(identity: "alice", key: identity.privateKey, for: try publicKeyJSON(key), in: dir), in: dir, name: "alice")
             let c = try await Self.issue(server, try publicKeyJSON(key), authorization: "Bearer \(ci)", in: dir, name: "ci")
             let h = try await Self.issue(server, try publicKeyJSON(hostKey, extra: ",\"type\":\"host\""), authorization: "Bearer \(host)", in: dir, name: "host")
             #expect(a.keyId == "alice:key:\(a.serial)" && c.keyId == "ci:token:\(c.serial)" && h.keyId == "web-01.example.com:token:\(h.serial)",
@@ -54,7 +54,7 @@ struct PersonTests {
             let aliceToken = try await server.token(role: "engineer", name: "alice")
             let bob = try await server.token(role: "engineer", name: "bob")
             let key = try await SSHKeygen.generate(.ed25519, at: dir.child("k"), comment: "k")
-            let login = { try await server.signedChallenge(identity: "alice", key: identity.privateKey, in: dir) }
+            let login = { try await server.signedChallenge(identity: "alice", key: identity.privateKey, for: try publicKeyJSON(key), in: dir) }
             let first = try await Self.issue(server, try publicKeyJSON(key), authorization: try await login(), in: dir, name: "a1")
             let second = try await Self.issue(server, try publicKeyJSON(key), authorization: "Bearer \(aliceToken)", in: dir, name: "a2")
             let bobs = try await Self.issue(server, try publicKeyJSON(key), authorization: "Bearer \(bob)", in: dir, name: "b1")

@@ -83,8 +83,9 @@ struct PolicyTests {
             _ = try checked(try await server.sshca(["user", "add", "carol", "--role", "engineer", "--identity-key", old.publicKey.path]))
 
             func attempt(_ key: KeyPair) async throws -> (status: Int, body: Data) {
-                let authorization = try await server.signedChallenge(identity: "carol", key: key.privateKey, in: dir)
-                return try await server.requestCertificate(try publicKeyJSON(subject), authorization: authorization)
+                let body = try publicKeyJSON(subject)
+                let authorization = try await server.signedChallenge(identity: "carol", key: key.privateKey, for: body, in: dir)
+                return try await server.requestCertificate(body, authorization: authorization)
             }
             #expect(try await attempt(old).status == 201)
 

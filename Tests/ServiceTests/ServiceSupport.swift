@@ -1,6 +1,9 @@
 import Foundation
+import Service
 import Testing
 import TestSupport
+import SSHFormat
+import Authority
 
 /// Signs `message` as `ssh-keygen -Y sign -n NAMESPACE` does and returns the SSHSIG blob in
 /// base64, as the Authorization header carries it.
@@ -31,13 +34,21 @@ extension CAServer {
         return String(last)
     }
 
-    /// A challenge for `identity`, signed with `key`: the Authorization header value.
-    func signedChallenge(identity: String, key: URL, namespace: String = "sshca", in directory: URL) async throws -> String {
-        let (status, body) = try await http("POST", "/v1/challenge", json: "{\"identity\":\"\(identity)\"}")
-        guard status == 200, let nonce = decodeJSON(body)["nonce"] as? String else {
-            throw ParseError("challenge failed: \(status) \(String(decoding: body, as: UTF8.self))")
+    /// A challenge for `identity`, answered with `key` for one request (by default the
+    /// POST /v1/certificates that sends `body`): the Authorization header value. The signed
+    /// text is the sign-in message sshca login builds (ServiceAPI.SignInMessage).
+    func signedChallenge(identity: String, key: URL, namespace: String = "sshca", for body: String,
+                         method: String = "POST", path: String = "/v1/certificates", in directory: URL) async throws -> String {
+        let (status, reply) = try await http("POST", "/v1/challenge", json: "{\"identity\":\"\(identity)\"}")
+        guard status == 200, let nonce = decodeJSON(reply)["nonce"] as? String else {
+            throw ParseError("challenge failed: \(status) \(String(decoding: reply, as: UTF8.self))")
         }
-        let signature = try await sshsig(nonce, key: key, namespace: namespace, in: directory)
+        let caKey = try PublicKeyText(parsing: String(decoding: try await http("GET", "/v1/ca/user.pub").body, as: UTF8.self)).key
+        let certifies = (decodeJSON(Data(body.utf8))["publicKey"] as? String).flatMap { try? PublicKeyText(parsing: $0).key }
+        let message = ServiceAPI.SignInMessage(caFingerprint: caKey.fingerprint, identity: identity, nonce: nonce, method: method, path: path,
+                                               certifies: method == "POST" && path == "/v1/certificates" ? certifies?.fingerprint : nil,
+                                               body: Array(body.utf8))
+        let signature = try await sshsig(message.text, key: key, namespace: namespace, in: directory)
         return "SSHSIG identity=\(identity),nonce=\(nonce),signature=\(signature)"
     }
 
@@ -50,4 +61,13 @@ extension CAServer {
 func publicKeyJSON(_ key: KeyPair, extra: String = "") throws -> String {
     let line = try readText(key.publicKey).trimmingCharacters(in: .whitespacesAndNewlines)
     return "{\"publicKey\":\"\(line)\"\(extra)}"
+}
+
+/// The sign-in message text for an in-process `CAService` (the tests that drive it directly):
+/// a GET /v1/certificates by default, which has no body.
+func signInText(_ service: CAService, identity: String, nonce: String, method: String = "GET", path: String = "/v1/certificates",
+                body: [UInt8] = []) throws -> String {
+    let caKey = try PublicKeyText(parsing: service.caPublicKey(.user)).key
+    return ServiceAPI.SignInMessage(caFingerprint: caKey.fingerprint, identity: identity, nonce: nonce, method: method, path: path,
+                                    certifies: nil, body: body).text
 }
