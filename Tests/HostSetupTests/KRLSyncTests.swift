@@ -26,7 +26,6 @@ struct KRLSyncTests {
             try await ca.sign(victim, keyID: "victim", principals: [currentUserName])
             try await ca.sign(keeper, keyID: "keeper", principals: [currentUserName])
             let victimSerial = try await ca.serial(of: victim.certificate)
-            let userCA = try PublicKeyText(parsing: readText(ca.userCAPublicKey)).key
 
             func login(_ key: KeyPair) async throws -> ProcessResult {
                 try await sshd.ssh(identity: key.privateKey, certificate: key.certificate)
