@@ -43,19 +43,23 @@ public enum KRLSync {
                 throw AuthorityError(.badInput, "\(source): \(problem); refusing to install it")
             }
         }
+        if let pinnedSigner, detachedSignature == nil {
+            // A KRL signed inside (from homes made before detached signatures): the pinned key's
+            // signature is checked in one pass over the section headers, before the sections
+            // are decoded, so an unauthenticated KRL never gets to make the parser build sets.
+            let inside = (try? KRL.signatures(in: bytes)) ?? []
+            guard inside.contains(where: { $0.signingKey == pinnedSigner && pinnedSigner.verify($0.signature, over: $0.signedBytes).isValid }) else {
+                let found = inside.isEmpty
+                    ? "it is unsigned: no detached signature (\(DetachedKRLSignature.path(for: "FILE")) beside a file, /v1/krl.sig from a service) and no signature inside"
+                    : "it is signed by \(inside.map(\.signingKey.fingerprint).joined(separator: ", "))"
+                throw AuthorityError(.badInput, "\(source) is not signed by the pinned key \(pinnedSigner.fingerprint) (\(found)); refusing to install it")
+            }
+        }
         let candidate = try KRLInspection(bytes: bytes, source: source)
         // Check-and-rename under one lock: two runs at once (the timer and a manual one) must
         // not both compare against the same installed version and then rename in either order.
         let lock = try lockDirectory(of: path)
         defer { close(lock) }
-        if let pinnedSigner, detachedSignature == nil {
-            guard candidate.signatures.contains(where: { $0.key == pinnedSigner && $0.verdict.isValid }) else {
-                let found = candidate.signatures.isEmpty
-                    ? "it is unsigned: no detached signature (\(DetachedKRLSignature.path(for: "FILE")) beside a file, /v1/krl.sig from a service) and no signature inside"
-                    : "it is signed by \(candidate.signatures.map(\.key.fingerprint).joined(separator: ", "))"
-                throw AuthorityError(.badInput, "\(source) is not signed by the pinned key \(pinnedSigner.fingerprint) (\(found)); refusing to install it")
-            }
-        }
         if let pinnedSigner {
             guard candidate.krl.revocation(of: pinnedSigner) == nil else {
                 throw AuthorityError(.badInput, "\(source) revokes its own pinned signing key \(pinnedSigner.fingerprint); sshd would reject it. Refusing to install it")

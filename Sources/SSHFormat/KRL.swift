@@ -314,17 +314,8 @@ extension KRL {
     /// wrong length, a negative or over-long bitmap, or a section after a signature are errors.
     /// Signatures are returned for the caller to verify (this module does no public-key crypto).
     public static func parse(_ bytes: [UInt8]) throws(SSHFormatError) -> (krl: KRL, signatures: [KRLSignature]) {
-        guard bytes.count >= magic.count, Array(bytes.prefix(magic.count)) == magic else {
-            throw .notAKey("not an OpenSSH KRL (the file does not start with the KRL magic)")
-        }
         var r = SSHReader(bytes)
-        _ = try r.readBytes(magic.count)
-        let format = try r.readUInt32()
-        guard format == formatVersion else { throw .invalid("unsupported KRL format version \(format)") }
-        var krl = KRL(version: try r.readUInt64(), generatedDate: try r.readUInt64())
-        krl.flags = try r.readUInt64()
-        _ = try r.readString()
-        krl.comment = try r.readText("KRL comment")
+        var krl = try readHeader(&r, bytes)
         var signatures: [KRLSignature] = []
         while !r.isAtEnd {
             let type = try r.readByte()
@@ -359,6 +350,38 @@ extension KRL {
             }
         }
         return (krl, signatures)
+    }
+
+    private static func readHeader(_ r: inout SSHReader, _ bytes: [UInt8]) throws(SSHFormatError) -> KRL {
+        guard bytes.count >= magic.count, Array(bytes.prefix(magic.count)) == magic else {
+            throw .notAKey("not an OpenSSH KRL (the file does not start with the KRL magic)")
+        }
+        _ = try r.readBytes(magic.count)
+        let format = try r.readUInt32()
+        guard format == formatVersion else { throw .invalid("unsupported KRL format version \(format)") }
+        var krl = KRL(version: try r.readUInt64(), generatedDate: try r.readUInt64())
+        krl.flags = try r.readUInt64()
+        _ = try r.readString()
+        krl.comment = try r.readText("KRL comment")
+        return krl
+    }
+
+    /// The signatures inside a KRL, found without decoding its sections: the work is one pass
+    /// over the section headers, whatever the sections hold. A KRL from the network is checked
+    /// against the pinned key this way before `parse` turns its sections into sets.
+    public static func signatures(in bytes: [UInt8]) throws(SSHFormatError) -> [KRLSignature] {
+        var r = SSHReader(bytes)
+        _ = try readHeader(&r, bytes)
+        var signatures: [KRLSignature] = []
+        while !r.isAtEnd {
+            let type = try r.readByte()
+            let data = try r.readString()
+            guard type == Section.signature.rawValue else { continue }
+            let key = try PublicKey(blob: data)
+            let signedBytes = Array(bytes[0..<r.offset])
+            signatures.append(KRLSignature(signingKey: key, signature: try SSHSignature(blob: try r.readString()), signedBytes: signedBytes))
+        }
+        return signatures
     }
 
     private static func parseCertificates(_ data: [UInt8]) throws(SSHFormatError) -> CertificateRevocations {

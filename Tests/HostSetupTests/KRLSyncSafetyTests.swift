@@ -132,4 +132,47 @@ struct KRLSyncSafetyTests {
             #expect(!fileExists(target))
         }
     }
+
+    /// A KRL of `sections` bitmap subsections, every other bit set: each bit becomes its own
+    /// revoked serial, the most a parser can be made to build from the fewest bytes.
+    static func bitmapBomb(sections: Int) -> [UInt8] {
+        var subsections = SSHWriter()
+        for i in 0..<sections {
+            var bitmap = SSHWriter()
+            bitmap.writeUInt64(UInt64(1 + i * 16384))
+            bitmap.writeString([UInt8](repeating: 0x55, count: 2048))
+            subsections.writeByte(0x22)
+            subsections.writeString(bitmap.bytes)
+        }
+        var certificates = SSHWriter()
+        certificates.writeString([UInt8]())
+        certificates.writeString([UInt8]())
+        certificates.writeRaw(subsections.bytes)
+        var krl = SSHWriter()
+        krl.writeRaw(Array("SSHKRL\n\0".utf8))
+        krl.writeUInt32(1)
+        krl.writeUInt64(7)
+        krl.writeUInt64(0)
+        krl.writeUInt64(0)
+        krl.writeString([UInt8]())
+        krl.writeString("bomb")
+        krl.writeByte(1)
+        krl.writeString(certificates.bytes)
+        return krl.bytes
+    }
+
+    @Test("a pinned krl-sync given an unsigned 8 MiB KRL of bitmaps (32 million serials) refuses it before decoding, within a 1 GB address space")
+    func bitmapBombIsNotDecoded() async throws {
+        try await withTreeDirectory("krlbomb") { dir in
+            let ca = try await CAFixture.create(in: dir)
+            let bomb = dir.child("bomb.krl")
+            try writeData(Data(Self.bitmapBomb(sections: 4096)), to: bomb)
+            let target = dir.child("installed.krl")
+            let sshca = try SSHCA.executableURL().path
+            let sync = try await runProcess("bash", ["-c", "ulimit -v 1000000; exec \"$0\" host krl-sync --from \"$1\" --to \"$2\" --ca-key \"$3\"",
+                                                     sshca, bomb.path, target.path, ca.userCAPublicKey.path], timeout: .seconds(60))
+            #expect(sync.exitCode == 65 && sync.stderrText.contains("not signed by the pinned key"), "\(sync)")
+            #expect(!fileExists(target))
+        }
+    }
 }
