@@ -30,8 +30,12 @@ struct HostKRLSync: ParsableCommand {
         The file is replaced atomically: whatever fails, the installed KRL stays as it was.
         sshd re-reads RevokedKeys at every login; no reload is needed.
 
-        --from may be the CA service's URL: its /v1/krl is fetched (with the last ETag, so an
-        unchanged KRL is not downloaded again) and installed through the same checks.
+        --from may be the CA service's URL: its /v1/krl and /v1/krl.sig are fetched (with the last
+        ETag, so an unchanged KRL is not downloaded again; each exchange within --timeout) and
+        installed through the same checks. A --from FILE (and FILE.sig) must be a regular file
+        owned by root or by you, writable by nobody else, reached through no link you do not
+        trust: krl-sync runs as root, and a FIFO or a file someone else can replace is refused.
+        Without --ca-key a KRL may not jump more than 2^33 versions past the installed one.
 
         Examples (on a server, from cron or the systemd timer in ca-config/):
           sshca host krl-sync --from https://ca.example.com:8443 \\
