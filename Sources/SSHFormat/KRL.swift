@@ -317,6 +317,7 @@ extension KRL {
         var r = SSHReader(bytes)
         var krl = try readHeader(&r, bytes)
         var signatures: [KRLSignature] = []
+        var runBudget = maximumSerialRuns
         while !r.isAtEnd {
             let type = try r.readByte()
             let data = try r.readString()
@@ -325,7 +326,7 @@ extension KRL {
             }
             switch Section(rawValue: type) {
             case .certificates:
-                krl.certificates.append(try parseCertificates(data))
+                krl.certificates.append(try parseCertificates(data, runBudget: &runBudget))
             case .explicitKey:
                 var s = SSHReader(data)
                 while !s.isAtEnd { krl.explicitKeys.append(Data(try s.readString())) }
@@ -384,7 +385,13 @@ extension KRL {
         return signatures
     }
 
-    private static func parseCertificates(_ data: [UInt8]) throws(SSHFormatError) -> CertificateRevocations {
+    /// The most separate runs of revoked serials a KRL may decode into. Every bit of a bitmap
+    /// section can be a serial of its own, so a few megabytes could otherwise make the parser
+    /// build hundreds of millions (8 MiB of bitmaps took 2.1 GB). A CA of a million certificates
+    /// with every other one revoked needs half a million runs; this allows eight times that.
+    public static let maximumSerialRuns = 4 << 20
+
+    private static func parseCertificates(_ data: [UInt8], runBudget: inout Int) throws(SSHFormatError) -> CertificateRevocations {
         var r = SSHReader(data)
         let caBlob = try r.readString()
         _ = try r.readString()
@@ -398,11 +405,13 @@ extension KRL {
                 while !s.isAtEnd {
                     let serial = try s.readUInt64()
                     guard serial != 0 else { throw .invalid("KRL revokes serial 0, which OpenSSH rejects") }
+                    try spend(&runBudget)
                     ranges.append(serial...serial)
                 }
             case .serialRange:
                 let low = try s.readUInt64(), high = try s.readUInt64()
                 guard low != 0, low <= high else { throw .invalid("KRL serial range \(low)-\(high) is invalid") }
+                try spend(&runBudget)
                 ranges.append(low...high)
             case .serialBitmap:
                 let offset = try s.readUInt64()
@@ -419,7 +428,13 @@ extension KRL {
                         let (serial, overflow) = offset.addingReportingOverflow(position)
                         guard !overflow else { throw .invalid("KRL serial bitmap runs past the largest serial") }
                         guard serial != 0 else { throw .invalid("KRL revokes serial 0, which OpenSSH rejects") }
-                        ranges.append(serial...serial)
+                        // Neighbouring bits make one run (bits come lowest serial first).
+                        if let last = ranges.last, last.upperBound &+ 1 == serial, last.upperBound != .max {
+                            ranges[ranges.count - 1] = last.lowerBound...serial
+                        } else {
+                            try spend(&runBudget)
+                            ranges.append(serial...serial)
+                        }
                     }
                 }
             case .keyID:
@@ -431,6 +446,13 @@ extension KRL {
         }
         revocations.serials = SerialSet(ranges: ranges)
         return revocations
+    }
+
+    private static func spend(_ budget: inout Int) throws(SSHFormatError) {
+        guard budget > 0 else {
+            throw .invalid("KRL holds more than \(maximumSerialRuns) separate runs of revoked serials, far more than any CA revokes; refusing to decode it")
+        }
+        budget -= 1
     }
 }
 

@@ -144,10 +144,15 @@ struct KRLSyncSafetyTests {
             subsections.writeByte(0x22)
             subsections.writeString(bitmap.bytes)
         }
+        return krl(certificateSubsections: subsections.bytes)
+    }
+
+    /// A KRL of one certificate section for any CA holding `subsections`.
+    static func krl(certificateSubsections subsections: [UInt8]) -> [UInt8] {
         var certificates = SSHWriter()
         certificates.writeString([UInt8]())
         certificates.writeString([UInt8]())
-        certificates.writeRaw(subsections.bytes)
+        certificates.writeRaw(subsections)
         var krl = SSHWriter()
         krl.writeRaw(Array("SSHKRL\n\0".utf8))
         krl.writeUInt32(1)
@@ -173,6 +178,31 @@ struct KRLSyncSafetyTests {
                                                      sshca, bomb.path, target.path, ca.userCAPublicKey.path], timeout: .seconds(60))
             #expect(sync.exitCode == 65 && sync.stderrText.contains("not signed by the pinned key"), "\(sync)")
             #expect(!fileExists(target))
+        }
+    }
+
+    @Test("krl show, krl check and an unpinned krl-sync refuse that bitmap KRL with a clear error within a 1 GB address space; a dense bitmap decodes into one run")
+    func bitmapBombIsBounded() async throws {
+        try await withTreeDirectory("krlbomb2") { dir in
+            let ca = try await CAFixture.create(in: dir)
+            let bomb = dir.child("bomb.krl")
+            try writeData(Data(Self.bitmapBomb(sections: 4096)), to: bomb)
+            let target = dir.child("installed.krl")
+            let sshca = try SSHCA.executableURL().path
+            for arguments in [["krl", "show", "--krl", bomb.path], ["krl", "check", "--krl", bomb.path, ca.userCAPublicKey.path],
+                              ["host", "krl-sync", "--from", bomb.path, "--to", target.path]] {
+                let run = try await runProcess("bash", ["-c", "ulimit -v 1000000; exec \"$0\" \"$@\"", sshca] + arguments, timeout: .seconds(60))
+                #expect(run.exitCode == 65 && run.stderrText.contains("separate runs of revoked serials"), "\(arguments.prefix(2)): \(run)")
+            }
+            // Every bit set: 4096 sections of 16,384 consecutive serials are one run each, then merged.
+            var dense = SSHWriter()
+            var bitmap = SSHWriter()
+            bitmap.writeUInt64(1)
+            bitmap.writeString([0x7f] + [UInt8](repeating: 0xff, count: 2047))
+            dense.writeByte(0x22)
+            dense.writeString(bitmap.bytes)
+            let parsed = try KRL.parse(Self.krl(certificateSubsections: dense.bytes))
+            #expect(parsed.krl.certificates.first?.serials.ranges == [1...16383], "\(String(describing: parsed.krl.certificates.first?.serials.ranges.prefix(3)))")
         }
     }
 }
