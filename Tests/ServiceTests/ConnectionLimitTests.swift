@@ -7,7 +7,7 @@ import Glibc
 
 /// A raw TCP connection from a chosen loopback address: what a slow or idle client does, byte
 /// by byte, without an HTTP library finishing the request for it.
-final class RawConnection {
+final class RawConnection: @unchecked Sendable {
     let fd: Int32
 
     init(to port: UInt16, from source: String) throws {
@@ -73,13 +73,15 @@ struct ConnectionLimitTests {
             defer { server.stop() }
             let token = try await server.token(role: "engineer", name: "dave")
             let key = try await SSHKeygen.generate(.ed25519, at: dir.child("k"), comment: "k")
-            var held: [RawConnection] = []
-            for i in 0..<300 {
-                let connection = try RawConnection(to: server.port, from: "127.0.0.1")
-                // Headers promising a body that never comes, or headers that never end.
-                connection.send(i % 2 == 0 ? "POST /v1/certificates HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\nab"
-                                           : "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-                held.append(connection)
+            let port = server.port
+            let held: [RawConnection] = try await onOwnThread {
+                try (0..<300).map { i in
+                    let connection = try RawConnection(to: port, from: "127.0.0.1")
+                    // Headers promising a body that never comes, or headers that never end.
+                    connection.send(i % 2 == 0 ? "POST /v1/certificates HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\nab"
+                                               : "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                    return connection
+                }
             }
             let trickle = try RawConnection(to: server.port, from: "127.0.0.3")
             trickle.send("POST /v1/certificates HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
@@ -96,9 +98,9 @@ struct ConnectionLimitTests {
             // Past request_timeout (4 s) every one of them is closed by the service, the one that
             // sends a byte of body every half second included.
             while ContinuousClock.now - start < .seconds(6) { trickle.send(" "); try await Task.sleep(for: .milliseconds(500)) }
-            let open = held.filter { !$0.closedByPeer }.count
+            let (open, trickleClosed) = try await onOwnThread { (held.filter { !$0.closedByPeer }.count, trickle.closedByPeer) }
             #expect(open == 0, "\(open) of 300 idle or half-sent connections are still open after request_timeout")
-            #expect(trickle.closedByPeer, "a body trickling a byte every half second kept its connection past request_timeout")
+            #expect(trickleClosed, "a body trickling a byte every half second kept its connection past request_timeout")
             #expect(try await server.http("GET", "/healthz").status == 200)
         }
     }
@@ -108,12 +110,15 @@ struct ConnectionLimitTests {
         try await withTemporaryDirectory { dir in
             let server = try await CAServer.start(in: dir, configure: Self.configure("connections_per_address = 20"))
             defer { server.stop() }
-            var held: [RawConnection] = []
-            for _ in 0..<20 { held.append(try RawConnection(to: server.port, from: "127.0.0.4")) }
+            let port = server.port
+            var held: [RawConnection] = try await onOwnThread { try (0..<20).map { _ in try RawConnection(to: port, from: "127.0.0.4") } }
             try await Task.sleep(for: .milliseconds(300))
-            let extra = try RawConnection(to: server.port, from: "127.0.0.4")
-            #expect(extra.closedByPeer, "the 21st connection from one address was kept")
-            #expect(held.allSatisfy { !$0.closedByPeer }, "the first 20 were closed")
+            let heldNow = held
+            let (extraClosed, heldOpen) = try await onOwnThread {
+                (try RawConnection(to: port, from: "127.0.0.4").closedByPeer, heldNow.allSatisfy { !$0.closedByPeer })
+            }
+            #expect(extraClosed, "the 21st connection from one address was kept")
+            #expect(heldOpen, "the first 20 were closed")
             #expect(try await server.http("GET", "/healthz", from: "127.0.0.5").status == 200)
             held.removeAll()
             try await Task.sleep(for: .milliseconds(300))

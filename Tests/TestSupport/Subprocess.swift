@@ -394,3 +394,12 @@ public func checked(_ result: ProcessResult) throws -> ProcessResult {
     guard result.succeeded else { throw SubprocessError.failed(result) }
     return result
 }
+
+/// Runs blocking work (socket calls, tight measuring loops) on a thread of its own. Swift
+/// Testing runs tests on the cooperative pool, which has one thread per core (two here): a test
+/// that blocks one for seconds starves every other test's waits, and they time out.
+public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
