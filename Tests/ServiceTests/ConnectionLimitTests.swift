@@ -45,7 +45,14 @@ final class RawConnection: @unchecked Sendable {
         }
     }
 
-    deinit { close(fd) }
+    private var open = true
+
+    /// Closes the connection now (not when the last reference goes).
+    func shut() {
+        if open { Glibc.close(fd); open = false }
+    }
+
+    deinit { shut() }
 }
 
 extension CAServer {
@@ -117,6 +124,7 @@ struct ConnectionLimitTests {
             let (extraClosed, heldOpen) = try await onOwnThread {
                 (try RawConnection(to: port, from: "127.0.0.4").closedByPeer, heldNow.allSatisfy { !$0.closedByPeer })
             }
+            heldNow.forEach { $0.shut() }
             #expect(extraClosed, "the 21st connection from one address was kept")
             #expect(heldOpen, "the first 20 were closed")
             #expect(try await server.http("GET", "/healthz", from: "127.0.0.5").status == 200)
