@@ -43,20 +43,26 @@ struct ResourceFaultTests {
             let key = try await SSHKeygen.generate(.ed25519, at: dir.child("k"), comment: "k")
             #expect(try await server.requestCertificate(try publicKeyJSON(key), authorization: "Bearer \(token)").status == 201)
 
-            // Another process takes the write lock for 26 s (an admin poking with sqlite3); the
-            // service waits 10 s for it, then answers. The lock outlasts that answer by far more
-            // than a /healthz takes on a loaded machine (with 16 s, a slow one once saw the
-            // probe loop's write go through before /healthz was asked).
+            // Another process takes the write lock (an admin poking with sqlite3) and holds it
+            // until this test has seen the service's answer and /healthz (the file `release`
+            // appears), at least 12 s: the service waits 10 s for it, then answers. A fixed hold
+            // (16 s, then 26 s) let a loaded machine see the lock go before /healthz was asked.
             let ledger = server.home.child("ledger.sqlite").path
-            let locker = try BackgroundProcess("bash", ["-c", "printf 'BEGIN EXCLUSIVE;\\n.system sleep 26\\nCOMMIT;\\n' | sqlite3 \(ledger)"],
+            let release = dir.child("release")
+            let hold = "sleep 12; while [ ! -e \(release.path) ]; do sleep 0.2; done"
+            let locker = try BackgroundProcess("bash", ["-c", "printf 'BEGIN EXCLUSIVE;\\n.system \(hold)\\nCOMMIT;\\n' | sqlite3 \(ledger)"],
                                                stdoutFile: dir.child("locker.out"), stderrFile: dir.child("locker.err"))
-            defer { locker.stop() }
+            defer {
+                try? writeText("", to: release)
+                locker.stop()
+            }
             try await Task.sleep(for: .milliseconds(700))
             let blocked = try await server.requestCertificate(try publicKeyJSON(key), authorization: "Bearer \(token)")
             #expect(blocked.status == 503 && (errorFields(blocked.body).message ?? "").contains("locked by another process"),
                     "\(blocked.status) \(String(decoding: blocked.body, as: UTF8.self))")
             let (status, body) = try await Self.healthStatus(server)
             #expect(status == 503 && body.contains("writes fail"), "health during the lock: \(status) \(body)")
+            try writeText("", to: release)
 
             try await Self.waitFor("the lock is released", timeout: .seconds(40)) { !locker.isRunning }
             try await Self.waitFor("/healthz recovers") { try await Self.healthStatus(server).0 == 200 }

@@ -247,7 +247,7 @@ public final class SSHAgent: @unchecked Sendable {
     }
 
     /// Starts an agent listening on `directory/agent.sock`; returns once the socket exists.
-    public static func start(in directory: URL, timeout: Duration = .seconds(15)) async throws -> SSHAgent {
+    public static func start(in directory: URL, timeout: Duration = .seconds(60)) async throws -> SSHAgent {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let socket = directory.child("agent.sock")
         let process = try BackgroundProcess(
