@@ -138,12 +138,12 @@ public struct KRLInspection: Sendable {
         """
         for section in krl.certificates {
             out += "Certificates signed by \(section.caKey.map { "\($0.shortName) \($0.fingerprint)" } ?? "any CA"):\n"
-            let ranges = section.serials.ranges
-            out += "  serials: \(section.serials.count) in \(ranges.count) run(s)\n"
-            for range in ranges.prefix(200) {
+            let runCount = section.serials.runCount
+            out += "  serials: \(section.serials.count) in \(runCount) run(s)\n"
+            for range in section.serials.runs.prefix(200) {
                 out += range.lowerBound == range.upperBound ? "    \(range.lowerBound)\n" : "    \(range.lowerBound)-\(range.upperBound)\n"
             }
-            if ranges.count > 200 { out += "    ... \(ranges.count - 200) more run(s)\n" }
+            if runCount > 200 { out += "    ... \(runCount - 200) more run(s)\n" }
             for id in section.keyIDs { out += "  key id: \"\(id)\"\n" }
         }
         for blob in krl.explicitKeys {

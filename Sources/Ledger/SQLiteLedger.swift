@@ -543,7 +543,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
             for section in krl.certificates {
                 guard let ca = section.caKey else { continue }
                 try db.execute(sql: "INSERT OR IGNORE INTO ca_keys VALUES (?, ?)", arguments: [ca.fingerprint, ca.blob])
-                for range in section.serials.ranges {
+                for range in section.serials.runs {
                     try db.execute(sql: "INSERT OR IGNORE INTO revoked_serials VALUES (?, ?, ?, NULL, ?)",
                                    arguments: [ca.fingerprint, Int64(bitPattern: range.lowerBound), Int64(bitPattern: range.upperBound), id])
                 }
@@ -573,7 +573,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     /// Records many serial revocations at once (bulk loads, benchmarks), for serials that need
     /// not be in the ledger, under one CA key. Consecutive serials are stored as one range.
     public func revokeSerialsBulk(_ serials: [UInt64], caKey: PublicKey, reason: String, by: String, now: UInt64) throws {
-        let runs = SerialSet(serials: serials).ranges
+        let runs = SerialSet(serials: serials).runs
         try write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO ca_keys VALUES (?, ?)", arguments: [caKey.fingerprint, caKey.blob])
             try db.execute(sql: "INSERT INTO revocations (kind, target, reason, revoked_by, revoked_at) VALUES ('serial-bulk', ?, ?, ?, ?)",

@@ -4,54 +4,6 @@ public import FoundationEssentials
 public import Foundation
 #endif
 
-/// A set of certificate serial numbers as sorted, disjoint, non-adjacent closed ranges.
-public struct SerialSet: Equatable, Sendable {
-    public private(set) var ranges: [ClosedRange<UInt64>] = []
-
-    public init() {}
-
-    /// Builds the set from serials and ranges in any order, merging overlaps and neighbours.
-    public init<S: Sequence>(ranges input: S) where S.Element == ClosedRange<UInt64> {
-        let sorted = input.sorted { $0.lowerBound < $1.lowerBound }
-        var merged: [ClosedRange<UInt64>] = []
-        merged.reserveCapacity(sorted.count)
-        for range in sorted {
-            if let last = merged.last, last.upperBound == .max || range.lowerBound <= last.upperBound + 1 {
-                if range.upperBound > last.upperBound {
-                    merged[merged.count - 1] = last.lowerBound...range.upperBound
-                }
-            } else {
-                merged.append(range)
-            }
-        }
-        ranges = merged
-    }
-
-    public init<S: Sequence>(serials: S) where S.Element == UInt64 {
-        self.init(ranges: serials.lazy.map { $0...$0 })
-    }
-
-    public var isEmpty: Bool { ranges.isEmpty }
-
-    /// How many serials the set holds (saturating).
-    public var count: UInt64 {
-        ranges.reduce(0) { total, r in
-            let (sum, overflow) = total.addingReportingOverflow(r.upperBound - r.lowerBound &+ 1)
-            return overflow ? .max : sum
-        }
-    }
-
-    public func contains(_ serial: UInt64) -> Bool {
-        var low = 0, high = ranges.count - 1
-        while low <= high {
-            let mid = (low + high) / 2
-            let range = ranges[mid]
-            if serial < range.lowerBound { high = mid - 1 } else if serial > range.upperBound { low = mid + 1 } else { return true }
-        }
-        return false
-    }
-}
-
 /// Revocations of certificates signed by one CA key (or by any CA, when `caKey` is nil).
 public struct CertificateRevocations: Equatable, Sendable {
     public var caKey: PublicKey?
@@ -241,7 +193,7 @@ enum SerialEncoder {
     }
 
     static func write(_ serials: SerialSet, to w: inout SSHWriter) {
-        let runs = serials.ranges
+        let runs = Array(serials.runs)
         let choices = plan(runs)
         // Walk back through the choices to find the sections.
         var listed: [ClosedRange<UInt64>] = []
@@ -317,7 +269,6 @@ extension KRL {
         var r = SSHReader(bytes)
         var krl = try readHeader(&r, bytes)
         var signatures: [KRLSignature] = []
-        var runBudget = maximumSerialRuns
         while !r.isAtEnd {
             let type = try r.readByte()
             let data = try r.readString()
@@ -326,7 +277,7 @@ extension KRL {
             }
             switch Section(rawValue: type) {
             case .certificates:
-                krl.certificates.append(try parseCertificates(data, runBudget: &runBudget))
+                krl.certificates.append(try parseCertificates(data))
             case .explicitKey:
                 var s = SSHReader(data)
                 while !s.isAtEnd { krl.explicitKeys.append(Data(try s.readString())) }
@@ -385,18 +336,12 @@ extension KRL {
         return signatures
     }
 
-    /// The most separate runs of revoked serials a KRL may decode into. Every bit of a bitmap
-    /// section can be a serial of its own, so a few megabytes could otherwise make the parser
-    /// build hundreds of millions (8 MiB of bitmaps took 2.1 GB). A CA of a million certificates
-    /// with every other one revoked needs half a million runs; this allows eight times that.
-    public static let maximumSerialRuns = 4 << 20
-
-    private static func parseCertificates(_ data: [UInt8], runBudget: inout Int) throws(SSHFormatError) -> CertificateRevocations {
+    private static func parseCertificates(_ data: [UInt8]) throws(SSHFormatError) -> CertificateRevocations {
         var r = SSHReader(data)
         let caBlob = try r.readString()
         _ = try r.readString()
         var revocations = CertificateRevocations(caKey: caBlob.isEmpty ? nil : try PublicKey(blob: caBlob))
-        var ranges: [ClosedRange<UInt64>] = []
+        var serials = SerialSet.Builder()
         while !r.isAtEnd {
             let type = try r.readByte()
             var s = SSHReader(try r.readString())
@@ -405,14 +350,12 @@ extension KRL {
                 while !s.isAtEnd {
                     let serial = try s.readUInt64()
                     guard serial != 0 else { throw .invalid("KRL revokes serial 0, which OpenSSH rejects") }
-                    try spend(&runBudget)
-                    ranges.append(serial...serial)
+                    serials.add(serial...serial)
                 }
             case .serialRange:
                 let low = try s.readUInt64(), high = try s.readUInt64()
                 guard low != 0, low <= high else { throw .invalid("KRL serial range \(low)-\(high) is invalid") }
-                try spend(&runBudget)
-                ranges.append(low...high)
+                serials.add(low...high)
             case .serialBitmap:
                 let offset = try s.readUInt64()
                 let raw = try s.readString()
@@ -421,22 +364,8 @@ extension KRL {
                 guard magnitude.count <= Int(maximumBitmapSpan / 8) else {
                     throw .invalid("KRL serial bitmap of \(magnitude.count) bytes; OpenSSH reads at most 2048")
                 }
-                let bytes = Array(magnitude)
-                for (index, byte) in bytes.reversed().enumerated() where byte != 0 {
-                    for bit in 0..<8 where byte & (1 << bit) != 0 {
-                        let position = UInt64(index * 8 + bit)
-                        let (serial, overflow) = offset.addingReportingOverflow(position)
-                        guard !overflow else { throw .invalid("KRL serial bitmap runs past the largest serial") }
-                        guard serial != 0 else { throw .invalid("KRL revokes serial 0, which OpenSSH rejects") }
-                        // Neighbouring bits make one run (bits come lowest serial first).
-                        if let last = ranges.last, last.upperBound &+ 1 == serial, last.upperBound != .max {
-                            ranges[ranges.count - 1] = last.lowerBound...serial
-                        } else {
-                            try spend(&runBudget)
-                            ranges.append(serial...serial)
-                        }
-                    }
-                }
+                // Kept as bits: the memory is the bitmap's bytes, whatever pattern they hold.
+                try serials.addBitmap(offset: offset, magnitude: magnitude)
             case .keyID:
                 while !s.isAtEnd { revocations.keyIDs.append(try s.readText("revoked key id")) }
             case nil:
@@ -444,15 +373,8 @@ extension KRL {
             }
             try s.expectEnd("a KRL certificate subsection")
         }
-        revocations.serials = SerialSet(ranges: ranges)
+        revocations.serials = serials.build()
         return revocations
-    }
-
-    private static func spend(_ budget: inout Int) throws(SSHFormatError) {
-        guard budget > 0 else {
-            throw .invalid("KRL holds more than \(maximumSerialRuns) separate runs of revoked serials, far more than any CA revokes; refusing to decode it")
-        }
-        budget -= 1
     }
 }
 
