@@ -123,6 +123,15 @@ public struct CAHome: Sendable {
         public var needsPassphraseDecision: Bool { userKeyInAgent == nil || hostKeyInAgent == nil }
     }
 
+    /// The sshca.toml a new CA starts with (`sshca init --print-config` prints its text, and
+    /// ca-config/sshca.toml is that text).
+    public static func initialConfiguration(_ creation: Creation = Creation()) -> Configuration {
+        var configuration = Configuration()
+        configuration.roles = Configuration.defaultRoles
+        configuration.signKRL = creation.signKRL
+        return configuration
+    }
+
     /// Creates a new CA. Refuses if any CA file is already there, and leaves no partial CA behind
     /// when something fails: keys are made in memory first, then written with O_EXCL.
     public static func create(at path: String, _ creation: Creation) throws(AuthorityError) -> CAHome {
@@ -136,9 +145,7 @@ public struct CAHome: Sendable {
         }
 
         var files: [(path: String, bytes: [UInt8], mode: mode_t)] = []
-        var configuration = Configuration()
-        configuration.roles = Configuration.defaultRoles
-        configuration.signKRL = creation.signKRL
+        var configuration = initialConfiguration(creation)
         for kind in CAKind.allCases {
             let inAgent = kind == .user ? creation.userKeyInAgent : creation.hostKeyInAgent
             let publicKey: PublicKey

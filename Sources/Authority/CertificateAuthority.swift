@@ -89,7 +89,15 @@ public struct CertificateAuthority: Sendable {
             throw AuthorityError(.badInput, "serial 0 cannot be revoked (a KRL cannot name it); serials start at 1")
         }
         let outcome = try recordRevocation(target, reason: reason, by: by, now: now)
-        return (outcome, try publishKRL(by: by, passphrase: passphrase, now: now))
+        if outcome.isNew { return (outcome, try publishKRL(by: by, passphrase: passphrase, now: now)) }
+        return (outcome, try publishKRLIfChanged(by: by, passphrase: passphrase, now: now).krl)
+    }
+
+    /// Publishes a new KRL version only when the ledger revokes something the current KRL file
+    /// does not (or the file is missing, damaged or wrongly signed): what was revoked already
+    /// is in the current version.
+    public func publishKRLIfChanged(by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(AuthorityError) -> (krl: PublishedKRL, changed: Bool) {
+        try KRLPublisher(authority: self).publishIfChanged(to: home.krlPath, by: by, passphrase: passphrase, now: now)
     }
 
     /// Commits the revocation to the ledger without publishing the KRL (the service publishes

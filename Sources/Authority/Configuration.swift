@@ -151,7 +151,8 @@ public struct Configuration: Equatable, Sendable {
     }
 
     /// The roles `sshca init` starts with: engineers get their own name, security staff may
-    /// revoke and list, and a host token gets host certificates for the name it was created with.
+    /// revoke and list, a host token gets host certificates for the name it was created with,
+    /// and a deploy token (CI) gets the shared "deploy" account for an hour.
     public static var defaultRoles: [String: Role] {
         var engineer = Role(name: "engineer")
         engineer.principals = ["{user}"]
@@ -164,7 +165,13 @@ public struct Configuration: Equatable, Sendable {
         host.hostCertificates = true
         host.defaultValidity = 30 * 86400
         host.maximumValidity = 90 * 86400
-        return ["engineer": engineer, "security": security, "host": host]
+        // A CI job's token: the shared "deploy" account, for an hour, with a terminal and nothing else.
+        var deploy = Role(name: "deploy")
+        deploy.principals = ["deploy"]
+        deploy.defaultValidity = 3600
+        deploy.maximumValidity = 3600
+        deploy.extensions = ["permit-pty"]
+        return ["engineer": engineer, "security": security, "host": host, "deploy": deploy]
     }
 
     func renderedServiceAndRoles() -> String {
@@ -221,13 +228,20 @@ public struct Configuration: Equatable, Sendable {
     /// The commented configuration `sshca init` writes.
     public func renderedFile() -> String {
         """
-        # sshca configuration (TOML). Unknown tables and keys are errors, so typos cannot
-        # silently fall back to defaults. Durations: 90m, 16h, 30d, 1w (several add up: 1h30m).
+        # sshca configuration: what `sshca init` writes into the CA home as sshca.toml (and
+        # `sshca init --print-config` prints). Format: TOML, the subset sshca reads (tables,
+        # key = value, strings, numbers, booleans, lists). Unknown tables and keys are errors
+        # that name the line, so a typo never falls back to a default.
+        # Durations: 90m, 16h, 30d, 1w; several add up (1h30m).
 
         [ca]
-        # Where each CA private key lives: "file" (user_ca.key / host_ca.key in this directory,
-        # PKCS#8 PEM, mode 0600, encrypted with the passphrase given at init) or "agent"
-        # (only the .pub file is here; sshca signs through ssh-agent at $SSH_AUTH_SOCK).
+        # Where each CA private key lives:
+        #   "file"  - user_ca.key / host_ca.key in the CA home: PKCS#8 PEM, mode 0600, encrypted
+        #             with the passphrase given to `sshca init` (scrypt + AES-256) unless
+        #             --no-passphrase.
+        #   "agent" - only user_ca.pub / host_ca.pub are in the home; sshca signs through
+        #             ssh-agent at $SSH_AUTH_SOCK (a hardware token, or a key kept off disk).
+        #             Set by `sshca init --user-ca-in-agent FILE` / `--host-ca-in-agent FILE`.
         user_key = "\(userKeyStorage.rawValue)"
         host_key = "\(hostKeyStorage.rawValue)"
 
@@ -237,7 +251,9 @@ public struct Configuration: Equatable, Sendable {
         host_validity = "\(DurationText.format(hostValidity))"
         # Certificates start this long before "now", for servers whose clocks run behind.
         backdate = "\(DurationText.format(backdate))"
-        # Extensions a user certificate gets unless --no-default-extensions or --extension says otherwise.
+        # Extensions every user certificate gets (unless --no-default-extensions or --extension
+        # says otherwise). These are OpenSSH's own defaults; drop permit-port-forwarding or
+        # permit-agent-forwarding to restrict them.
         user_extensions = [\(userExtensions.map(ConfigText.quoted).joined(separator: ", "))]
         # Smallest RSA user or host key the CA will certify.
         min_rsa_bits = \(minimumRSABits)

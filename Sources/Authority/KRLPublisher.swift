@@ -45,6 +45,38 @@ struct KRLPublisher {
         return published
     }
 
+    /// Publishes only when the KRL would revoke something other than the one at `path` does (a
+    /// revocation of what is already revoked changes nothing, and so takes no new version).
+    func publishIfChanged(to path: String, by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> (krl: PublishedKRL, changed: Bool) {
+        let lock = try FileLock(path: authority.home.krlLockPath)
+        if let current = try? current(at: path, now: now) {
+            lock.release()
+            return (current, false)
+        }
+        lock.release()
+        return (try publish(to: path, by: by, passphrase: passphrase, now: now), true)
+    }
+
+    /// The KRL at `path` as published, when it revokes exactly what the ledger does now and is
+    /// signed as the configuration asks; nil otherwise.
+    private func current(at path: String, now: UInt64) throws -> PublishedKRL? {
+        let bytes = try Files.read(path, maximumBytes: 1 << 30, what: "KRL")
+        let krl = try KRL.parse(bytes).krl
+        let state = try authority.ledger.revocationState(omitExpiredBefore: now.subtractingClamped(authority.configuration.krlExpiredMargin))
+        guard krl.certificates.count == state.certificates.count,
+              zip(krl.certificates, state.certificates).allSatisfy({ $0.caKey == $1.caKey && $0.serials == $1.serials && Set($0.keyIDs) == Set($1.keyIDs) }),
+              Set(krl.explicitKeys) == Set(state.keys.map(\.blob)), krl.sha1Fingerprints.isEmpty, krl.sha256Fingerprints.isEmpty else { return nil }
+        let signature = try? Files.readText(DetachedKRLSignature.path(for: path), maximumBytes: 64 * 1024, what: "KRL signature")
+        var signedBy: PublicKey? = nil
+        if authority.configuration.signKRL, !state.keys.contains(try authority.home.publicKey(.user)) {
+            let userCA = try authority.home.publicKey(.user)
+            guard let signature, DetachedKRLSignature.problem(signature, over: bytes, by: userCA) == nil else { return nil }
+            signedBy = userCA
+        }
+        let head = krl.comment.hasPrefix("sshca audit-head ") ? String(krl.comment.dropFirst(17)) : ""
+        return PublishedKRL(version: krl.version, bytes: bytes, krl: krl, signedBy: signedBy, signature: signedBy == nil ? nil : signature, chainHead: head)
+    }
+
     func build(by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> PublishedKRL {
         let ledger = authority.ledger
         let state: RevocationState

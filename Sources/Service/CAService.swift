@@ -374,7 +374,8 @@ public final class CAService: Sendable {
         metrics.revoked()
         let r = outcome.record
         do {
-            let krl = try authority.publishKRL(by: "\(applicant.name) (api)", passphrase: passphrase, now: now)
+            let krl = outcome.isNew ? try authority.publishKRL(by: "\(applicant.name) (api)", passphrase: passphrase, now: now)
+                : try authority.publishKRLIfChanged(by: "\(applicant.name) (api)", passphrase: passphrase, now: now).krl
             krlBacklog.withLock { $0 = nil }
             return ServiceAPI.Revocation(id: r.id, kind: r.kind, target: r.target, reason: r.reason, revokedBy: r.revokedBy,
                                          isNew: outcome.isNew, certificatesAffected: outcome.certificatesAffected, krlVersion: krl.version)

@@ -9,6 +9,10 @@ import NIOCore
 import NIOSSL
 import HTTPTypes
 import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Per request: the client's address, and notes the handler leaves for the one log line.
 public struct CAContext: RequestContext, RemoteAddressRequestContext {
@@ -371,8 +375,31 @@ public func runService(_ service: CAService, listen: ListenAddress, logger: Logg
         },
         logger: logger
     )
-    try await app.runService()
+    // ServiceLifecycle stops the server on SIGTERM and SIGINT without a word; a second handler
+    // for each (dispatch sources coexist) notes which one came, for the log.
+    let stopSignal = Mutex<Int32?>(nil)
+    let watchers = [SIGTERM, SIGINT].map { number in
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler {
+            let first = stopSignal.withLock { received in
+                defer { if received == nil { received = number } }
+                return received == nil
+            }
+            if first { logger.info("\(number == SIGTERM ? "SIGTERM" : "SIGINT") received: no new connections; finishing the requests in flight") }
+        }
+        source.resume()
+        return source
+    }
+    defer { watchers.forEach { $0.cancel() } }
+    do {
+        try await app.runService()
+    } catch {
+        logger.error("stopped: \(error)")
+        throw error
+    }
     service.shutdown()
+    let reason = stopSignal.withLock { $0 }.map { $0 == SIGTERM ? "on SIGTERM" : "on SIGINT" } ?? "(the server ended)"
+    logger.info("stopped \(reason); the ledger is closed")
     // The WAL is moved into the ledger file, so the next command does not start by replaying
     // it (closing a pool does not: its last connection is a read-only reader).
     if let ledger = service.authority.ledger as? SQLiteLedger {

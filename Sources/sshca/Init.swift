@@ -38,6 +38,9 @@ struct Init: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The host CA key lives in ssh-agent: store only this public key.", valueName: "pubkey-file"))
     var hostCaInAgent: String?
 
+    @Flag(name: .long, help: "Print the sshca.toml a new CA starts with (ca-config/sshca.toml is this text) and create nothing.")
+    var printConfig = false
+
     func validate() throws {
         guard CAKeyType(rawValue: keyType) != nil else {
             throw ValidationError("unknown --key-type \"\(keyType)\"; choose one of \(CAKeyType.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -48,6 +51,10 @@ struct Init: ParsableCommand {
     }
 
     func run() throws {
+        if printConfig {
+            print(CAHome.initialConfiguration().renderedFile(), terminator: "")
+            return
+        }
         try reportingErrors {
             var creation = CAHome.Creation(keyType: CAKeyType(rawValue: keyType)!)
             if let userCaInAgent { creation.userKeyInAgent = try KeyFiles.readPublicKey(userCaInAgent).key }

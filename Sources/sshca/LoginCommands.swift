@@ -9,7 +9,7 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The CA service (https://ca.example.com:8443).", valueName: "url"))
     var caUrl: String?
 
-    @Option(name: .long, help: ArgumentHelp("Pin the CA key the service must present (SHA256:..., from `sshca ca-key | ssh-keygen -lf -`).", valueName: "fingerprint"))
+    @Option(name: .long, help: ArgumentHelp("Pin the CA key the service must present, SHA256:... as `ssh-keygen -lf` prints it: the user CA's (`sshca ca-key`), except for `host cert`, which pins the host CA's (`sshca ca-key --host`).", valueName: "fingerprint"))
     var caFingerprint: String?
 
     @Option(name: .long, help: ArgumentHelp("PEM roots to trust for https (the server's own certificate works as a pin).", valueName: "file"))
@@ -145,11 +145,11 @@ struct LoginCommand: ParsableCommand {
             print("Valid until: \(CertificateTime.format(body.validBefore))")
             if let problem = outcome.agentProblem {
                 print("Not in ssh-agent: \(problem). Use it through ~/.ssh/config:")
+                print("  IdentityFile \(files.key)")
+                print("  CertificateFile \(files.certificate)")
             } else {
-                print("Loaded into ssh-agent until it expires. Without an agent, use ~/.ssh/config:")
+                print("Loaded into ssh-agent until it expires: ssh uses it as it is.")
             }
-            print("  IdentityFile \(files.key)")
-            print("  CertificateFile \(files.certificate)")
         }
     }
 }

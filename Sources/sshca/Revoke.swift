@@ -131,6 +131,7 @@ struct Revoke: ParsableCommand {
             } else {
                 target = .caKey(try authority.home.publicKey(host ? .host : .user))
             }
+            let previous = (try? KRLInspection.read(authority.home.krlPath))?.krl.version
             let result = try authority.revoke(target, reason: reason, by: Operator.name(by), passphrase: passphrase.source)
             let record = result.outcome.record
             if result.outcome.isNew {
@@ -140,7 +141,12 @@ struct Revoke: ParsableCommand {
                 print("Already revoked: \(record.kind) \(record.target) (#\(record.id), \(CertificateTime.format(record.revokedAt)) by \(record.revokedBy): \(record.reason)). Nothing changed.")
             }
             for warning in result.krl.warnings { printNote("warning: " + warning) }
-            print("Published \(authority.home.krlPath) (KRL version \(result.krl.version)); copy it to your servers' RevokedKeys file.")
+            if result.outcome.isNew || result.krl.version != previous {
+                print("Published \(authority.home.krlPath) (KRL version \(result.krl.version)).")
+            } else {
+                print("The KRL stays at version \(result.krl.version) (\(authority.home.krlPath)): it revokes this already.")
+            }
+            print("Servers that sync from the service on this home (sshca host krl-sync --from URL, installed by host setup --ca-url) take it at their next run; servers without that need the file copied to their RevokedKeys.")
         }
     }
 

@@ -79,10 +79,11 @@ struct Serve: ParsableCommand {
             }
             let logger = Logger(label: "sshca")
             let userCA = try authority.home.publicKey(.user).fingerprint
+            let hostCA = try authority.home.publicKey(.host).fingerprint
             try blocking { () throws(AuthorityError) in
                 do {
                     try await runService(service, listen: address, logger: logger) { url in
-                        FileHandleLite.standardOutput.write("sshca serve: listening on \(url) (CA home \(caHome.path), user CA \(userCA))\n")
+                        FileHandleLite.standardOutput.write("sshca serve: listening on \(url) (CA home \(caHome.path), user CA \(userCA), host CA \(hostCA))\n")
                     }
                 } catch let error as AuthorityError {
                     throw error

@@ -49,7 +49,7 @@ struct ServiceFlowTests {
                                              "--user", "alice", "--identity", identity.publicKey.path], environment: env)
             try #require(login.succeeded, "login failed:\n\(login)\n--- service log ---\n\(server.log)")
             #expect(login.stdoutText.contains("Principals: alice"), "\(login)")
-            #expect(login.stdoutText.contains("Loaded into ssh-agent"), "\(login)")
+            #expect(login.stdoutText.contains("Loaded into ssh-agent") && !login.stdoutText.contains("IdentityFile"), "with the agent holding it, no config lines: \(login)")
             let keyFile = home.child(".ssh").child("sshca_ed25519")
             for path in [keyFile.path, keyFile.path + ".pub", keyFile.path + "-cert.pub"] {
                 let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue

@@ -80,6 +80,10 @@ struct TLSAndLifecycleTests {
             #expect(lines.count == 2, "\(server.log)")
             #expect(lines.first?.contains("identity=token:hank") == true && lines.first?.contains("status=201") == true, "\(lines)")
             #expect(lines.last?.contains("outcome=policy") == true && lines.last?.contains("status=403") == true, "\(lines)")
+            #expect(server.log.contains("SIGTERM received") && server.log.contains("stopped on SIGTERM"), "the stop is not logged:\n\(server.log.suffix(600))")
+            let started = try readText(dir.child("serve.out"))
+            let hostFingerprint = try await SSHKeygen.fingerprint(server.home.child("host_ca.pub"))
+            #expect(started.contains("host CA \(hostFingerprint)"), "serve does not print the host CA: \(started)")
             // The WAL was moved into the ledger file at the stop: nothing is left to replay.
             let wal = server.home.child("ledger.sqlite-wal").path
             let walBytes = (try? FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int) ?? 0
