@@ -42,8 +42,10 @@ let package = Package(
         .target(name: "CSQLiteShim", dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
         // Certificates, serials, revocations and the audit chain: a protocol and its SQLite store.
         .target(name: "Ledger", dependencies: ["SSHFormat", "CSQLiteShim", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The commit the build scripts stamp into the binary (sshca --version, /metrics).
+        .target(name: "CBuildStamp"),
         // Configuration, the CA home, validity rules, issuance, revocation, KRL publishing.
-        .target(name: "Authority", dependencies: ["SSHFormat", "SSHCrypto", "Ledger"]),
+        .target(name: "Authority", dependencies: ["SSHFormat", "SSHCrypto", "Ledger", "CBuildStamp"]),
         // The HTTP service: routes, authentication (SSHSIG challenges, tokens), policy, metrics.
         .target(name: "Service", dependencies: [
             "Authority", "Ledger", "SSHFormat", "SSHCrypto",

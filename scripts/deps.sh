@@ -24,6 +24,23 @@ sshca_build_deps() {
     sshca_apt_install pkg-config libssl-dev libsqlite3-dev
 }
 
+# Stamps the commit into the next build (sshca --version, the sshca_build_info metric): writes
+# Sources/CBuildStamp/stamp.h (kept out of git) only when it changes, so an unchanged commit
+# rebuilds nothing. Exports SSHCA_BUILD_COMMIT, which the tests compare with the binary's.
+sshca_stamp_build() {
+    local root commit stamp
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    commit="unknown"
+    if command -v git >/dev/null && git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+        commit="$(git -C "$root" rev-parse --short=12 HEAD)"
+        git -C "$root" diff --quiet HEAD -- 2>/dev/null || commit="$commit-dirty"
+    fi
+    stamp="$root/Sources/CBuildStamp/stamp.h"
+    local text="#define SSHCA_COMMIT \"$commit\""
+    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$text" ] || printf '%s\n' "$text" > "$stamp"
+    export SSHCA_BUILD_COMMIT="$commit"
+}
+
 # The real peers the tests and benchmarks run against.
 sshca_peer_deps() {
     sshca_apt_install openssh-client openssh-server openssh-tests putty-tools openssl hyperfine sshpass sqlite3 curl systemd wrk

@@ -1,3 +1,4 @@
+import Authority
 import Synchronization
 
 /// Counters and a latency histogram, exposed in Prometheus' text format at /metrics.
@@ -38,6 +39,8 @@ public final class ServiceMetrics: Sendable {
         func family(_ name: String, _ type: String, _ help: String) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
         }
+        family("sshca_build_info", "gauge", "The sshca version and the commit it was built from (always 1).")
+        out += "sshca_build_info{version=\"\(BuildInfo.version)\",commit=\"\(BuildInfo.commit)\"} 1\n"
         family("sshca_certificates_issued_total", "counter", "Certificates issued and committed to the ledger.")
         for type in ["user", "host"] { out += "sshca_certificates_issued_total{type=\"\(type)\"} \(s.issued[type] ?? 0)\n" }
         family("sshca_requests_refused_total", "counter", "Requests refused, by reason.")

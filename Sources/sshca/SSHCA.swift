@@ -64,7 +64,7 @@ struct SSHCA: ParsableCommand {
         Exit codes: 0 success, 1 failure, 64 usage error, 65 bad input (a malformed, weak or wrong key,
         principal, option or duration); inspect exits 1 when a signature does not verify.
         """),
-        version: "0.1.0",
+        version: BuildInfo.description,
         subcommands: [Init.self, CAKey.self, Sign.self, Inspect.self, Revoke.self, List.self, Show.self, KRLCommand.self, Audit.self, Backup.self, Restore.self, Serve.self, User.self, Token.self, LoginCommand.self, LogoutCommand.self, Host.self, KnownHosts.self]
     )
 }

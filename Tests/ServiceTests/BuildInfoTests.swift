@@ -1,0 +1,28 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// An operator can tell which sshca runs: `--version` and /metrics name the commit the build
+/// scripts stamped in; the unauthenticated /healthz says nothing of it.
+@Suite("build info")
+struct BuildInfoTests {
+    /// scripts/test exports what it stamped; a plain `swift build` stamps nothing.
+    static var expectedCommit: String { ProcessInfo.processInfo.environment["SSHCA_BUILD_COMMIT"] ?? "unknown" }
+
+    @Test("sshca --version and the sshca_build_info metric name the stamped commit; /healthz does not")
+    func versionAndMetric() async throws {
+        let commit = Self.expectedCommit
+        let version = try await SSHCA.run(["--version"])
+        #expect(version.succeeded && version.stdoutText == "0.1.0 (commit \(commit))\n", "\(version)")
+        try await withTemporaryDirectory { dir in
+            let server = try await CAServer.start(in: dir)
+            defer { server.stop() }
+            let metrics = try await server.http("GET", "/metrics")
+            let text = String(decoding: metrics.body, as: UTF8.self)
+            #expect(text.contains("sshca_build_info{version=\"0.1.0\",commit=\"\(commit)\"} 1"), "\(text.prefix(400))")
+            let health = try await server.http("GET", "/healthz")
+            let healthText = String(decoding: health.body, as: UTF8.self)
+            #expect(health.status == 200 && !healthText.contains(commit) && !healthText.contains("0.1.0"), "\(healthText)")
+        }
+    }
+}
