@@ -184,6 +184,12 @@ public enum CertificateTime {
         if utc { gmtime_r(&t, &parts) } else { localtime_r(&t, &parts) }
         var buffer = [CChar](repeating: 0, count: 64)
         let n = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S", &parts)
-        return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let text = String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // RFC 3339: always the offset, so a time read on another machine means the same instant.
+        let offset = utc ? 0 : parts.tm_gmtoff
+        if offset == 0 { return text + "Z" }
+        let minutes = abs(offset) / 60
+        let hh = minutes / 60, mm = minutes % 60
+        return text + (offset < 0 ? "-" : "+") + (hh < 10 ? "0" : "") + "\(hh):" + (mm < 10 ? "0" : "") + "\(mm)"
     }
 }

@@ -65,11 +65,11 @@ public struct CertificateSummary: Codable, Sendable, Equatable {
     }
 
     /// Column layout for `sshca list`.
-    public static let tableHeader = "SERIAL      TYPE  STATUS         VALID UNTIL          KEY ID                PRINCIPALS"
+    public static let tableHeader = "SERIAL      TYPE  STATUS         VALID UNTIL                KEY ID                PRINCIPALS"
 
     public var tableRow: String {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
-        return pad(String(serial), 12) + pad(type, 6) + pad(status, 15) + pad(CertificateTime.format(validBefore), 21)
+        return pad(String(serial), 12) + pad(type, 6) + pad(status, 15) + pad(CertificateTime.format(validBefore), 27)
             + pad(keyId, 22) + principals.joined(separator: ",")
     }
 

@@ -170,6 +170,17 @@ struct AuditList: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
+    /// The stored, hashed text keeps epoch seconds (`expires=1796726583`); a person reads them
+    /// as RFC 3339 times. JSON output keeps the stored text.
+    static func readable(_ details: String) -> String {
+        details.split(separator: " ", omittingEmptySubsequences: false).map { field in
+            for key in ["expires="] where field.hasPrefix(key) {
+                if let seconds = UInt64(field.dropFirst(key.count)) { return key + CertificateTime.format(seconds) }
+            }
+            return String(field)
+        }.joined(separator: " ")
+    }
+
     struct Entry: Encodable {
         var id: Int64, at: UInt64, actor: String, action: String, details: String, hash: String
     }
@@ -183,7 +194,7 @@ struct AuditList: ParsableCommand {
                 try printJSON(entries.map { Entry(id: $0.id, at: $0.at, actor: $0.actor, action: $0.action, details: $0.details, hash: $0.hashHex) })
             } else {
                 for entry in entries {
-                    print("\(entry.id)  \(CertificateTime.format(entry.at))  \(entry.actor)  \(entry.action)  \(entry.details)")
+                    print("\(entry.id)  \(CertificateTime.format(entry.at))  \(entry.actor)  \(entry.action)  \(Self.readable(entry.details))")
                 }
             }
         }
