@@ -50,6 +50,18 @@ public enum Credential: Sendable {
         }
     }
 
+    /// Whether signing in needs no person: a token, or an identity key that ssh-agent holds
+    /// (otherwise ssh-keygen would ask for a passphrase or a touch). A renewal timer runs only then.
+    public var isUnattended: Bool {
+        switch self {
+        case .token: return true
+        case .identity(_, let keyFile):
+            guard let key = try? Self.publicKey(keyFile: keyFile), let agent = try? SSHAgentClient.fromEnvironment(),
+                  let held = try? agent.identities() else { return false }
+            return held.contains { $0.key == key.blob }
+        }
+    }
+
     /// The identity key's public half: KEYFILE.pub, or KEYFILE itself when it is a .pub file
     /// (a key that lives only in ssh-agent or on a token).
     static func publicKey(keyFile: String) throws(AuthorityError) -> PublicKey {

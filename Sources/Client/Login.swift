@@ -35,12 +35,15 @@ public enum Login {
     /// A certificate closer than this to its end is renewed rather than reused.
     public static let renewalMargin: UInt64 = 300
 
+    /// `renewBefore`: a current certificate with more than this left is kept (at least
+    /// `renewalMargin`).
     public static func login(client: ServiceClient, credential: Credential, principals: [String]?, validity: String?,
-                             force: Bool, files: LoginFiles, now: @escaping @Sendable () -> UInt64 = { Clock.now() }) async throws(AuthorityError) -> LoginOutcome {
+                             force: Bool, files: LoginFiles, renewBefore: UInt64 = renewalMargin,
+                             now: @escaping @Sendable () -> UInt64 = { Clock.now() }) async throws(AuthorityError) -> LoginOutcome {
         try checkOurs(files)
         let caKey = try await client.caPublicKey(.user)
         var replacedRevoked: String? = nil
-        if !force, let (certificate, seed) = reusable(files: files, caKey: caKey, principals: principals, now: now()) {
+        if !force, let (certificate, seed) = reusable(files: files, caKey: caKey, principals: principals, now: now(), margin: max(renewBefore, renewalMargin)) {
             // Valid by its dates is not enough: sshd also reads the KRL, and a revoked
             // certificate kept here would only end in "Permission denied (publickey)".
             let checked = await revocation(of: certificate, client: client)
@@ -120,7 +123,7 @@ public enum Login {
         return certificate
     }
 
-    static func reusable(files: LoginFiles, caKey: PublicKey, principals: [String]?, now: UInt64) -> (Certificate, Data)? {
+    static func reusable(files: LoginFiles, caKey: PublicKey, principals: [String]?, now: UInt64, margin: UInt64 = renewalMargin) -> (Certificate, Data)? {
         guard let text = try? Files.readText(files.certificate, what: "certificate"),
               let certificate = try? Certificate(parsingText: text),
               let keyText = try? Files.readText(files.key, what: "login key"),
@@ -129,7 +132,7 @@ public enum Login {
               certificate.body.signatureKey == caKey,
               certificate.verifySignature() == .valid,
               certificate.body.validAfter <= now,
-              certificate.body.validBefore > now &+ renewalMargin else { return nil }
+              certificate.body.validBefore > now &+ margin else { return nil }
         if let principals, !Set(principals).isSubset(of: Set(certificate.body.principals)) { return nil }
         return (certificate, seed)
     }

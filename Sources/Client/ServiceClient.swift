@@ -12,17 +12,25 @@ import Foundation
 /// works as a pin).
 public struct ServiceEndpoint: Sendable, Equatable {
     public var url: String
-    public var caFingerprint: String?
+    /// The CA keys the service may present (any one of them): a set, because a CA rotation
+    /// has two keys for a while. Empty: nothing pinned.
+    public var caFingerprints: [String]
     public var caBundle: String?
     /// The most one exchange may take, from sending the request to the body's last byte.
     public var timeout: Duration
 
-    public init(url: String, caFingerprint: String? = nil, caBundle: String? = nil, timeout: Duration = .seconds(60)) {
+    public init(url: String, caFingerprints: [String], caBundle: String? = nil, timeout: Duration = .seconds(60)) {
         self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
-        self.caFingerprint = caFingerprint
+        self.caFingerprints = caFingerprints
         self.caBundle = caBundle
         self.timeout = timeout
     }
+
+    public init(url: String, caFingerprint: String? = nil, caBundle: String? = nil, timeout: Duration = .seconds(60)) {
+        self.init(url: url, caFingerprints: caFingerprint.map { [$0] } ?? [], caBundle: caBundle, timeout: timeout)
+    }
+
+    public var isPinned: Bool { !caFingerprints.isEmpty }
 }
 
 /// An HTTP answer, before it is decoded.
@@ -50,8 +58,8 @@ public final class ServiceClient: Sendable {
         if endpoint.url.hasPrefix("http://"), !Self.isLoopback(endpoint.url) {
             throw AuthorityError(.badInput, "\(endpoint.url) is plain HTTP off this machine: tokens and signed challenges would cross the network unencrypted. Use the https:// address (with --ca-bundle for a private CA)")
         }
-        if let fingerprint = endpoint.caFingerprint, !fingerprint.hasPrefix("SHA256:") {
-            throw AuthorityError(.badInput, "--ca-fingerprint must be a SHA256:... fingerprint, as `sshca ca-key | ssh-keygen -lf -` prints it")
+        if let fingerprint = endpoint.caFingerprints.first(where: { !$0.hasPrefix("SHA256:") }) {
+            throw AuthorityError(.badInput, "--ca-fingerprint must be a SHA256:... fingerprint, as `sshca ca-key | ssh-keygen -lf -` prints it, not \"\(fingerprint.prefix(60))\"")
         }
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(60))
@@ -169,21 +177,33 @@ public final class ServiceClient: Sendable {
 
     /// The CA key the service presents, checked against `--ca-fingerprint` when one is pinned.
     public func caPublicKey(_ kind: CAKind) async throws(AuthorityError) -> PublicKey {
+        try await caPublicKey(kind, pinned: true)
+    }
+
+    /// The host CA key from a service whose user CA key matches the pin (the pins are user CA
+    /// keys), for known_hosts: over https the TLS check, on loopback the machine itself, vouch
+    /// for the service (ServiceClient refuses plain HTTP anywhere else).
+    public func hostCAPublicKey() async throws(AuthorityError) -> PublicKey {
+        try await checkPin(.user)
+        return try await caPublicKey(.host, pinned: false)
+    }
+
+    func caPublicKey(_ kind: CAKind, pinned: Bool) async throws(AuthorityError) -> PublicKey {
         let reply = try await send("GET", "/v1/ca/\(kind.rawValue).pub")
         guard reply.status == 200 else { throw Self.error(from: reply, url: endpoint.url) }
         let key: PublicKey
         do { key = try PublicKeyText(parsing: String(decoding: reply.body, as: UTF8.self)).key } catch {
             throw AuthorityError(.io, "the service's \(kind.rawValue) CA key does not parse: \(error)")
         }
-        if let pinned = endpoint.caFingerprint, pinned != key.fingerprint {
-            throw AuthorityError(.refused, "the service at \(endpoint.url) presents \(kind.rawValue) CA key \(key.fingerprint), but --ca-fingerprint pins \(pinned); refusing to proceed (a wrong URL or pin, or a service that is not your CA)")
+        if pinned, endpoint.isPinned, !endpoint.caFingerprints.contains(key.fingerprint) {
+            throw AuthorityError(.refused, "the service at \(endpoint.url) presents \(kind.rawValue) CA key \(key.fingerprint), but the pin (--ca-fingerprint, $SSHCA_CA_FINGERPRINT or the client configuration) is \(endpoint.caFingerprints.joined(separator: " or ")); refusing to proceed (a wrong URL or pin, or a service that is not your CA)")
         }
         return key
     }
 
     /// Checks the pin before anything else is sent (for commands that use no CA key otherwise).
     public func checkPin(_ kind: CAKind = .user) async throws(AuthorityError) {
-        if endpoint.caFingerprint != nil { _ = try await caPublicKey(kind) }
+        if endpoint.isPinned { _ = try await caPublicKey(kind) }
     }
 
     public func challenge(identity: String) async throws(AuthorityError) -> ServiceAPI.Challenge {

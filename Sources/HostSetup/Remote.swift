@@ -9,7 +9,7 @@ public enum RemoteCA {
     /// The user CA key from the service; the fingerprint pin is required, since this key decides
     /// who may log in to the server.
     public static func userCAKey(_ client: ServiceClient) throws(AuthorityError) -> PublicKey {
-        guard client.endpoint.caFingerprint != nil else {
+        guard client.endpoint.isPinned else {
             throw AuthorityError(.badInput, "--ca-url needs --ca-fingerprint SHA256:... here: the CA key decides who may log in, so it is never taken on trust (get it on the CA with: sshca ca-key | ssh-keygen -lf -)")
         }
         return try blocking { () throws(AuthorityError) in try await client.caPublicKey(.user) }

@@ -351,7 +351,7 @@ struct HostCert: ParsableCommand {
 
     func runRemote() throws {
         try reportingErrors {
-            let client = try remote.client()
+            let client = try remote.client(kind: .host)
             let renewal = try DurationText.seconds(renewBefore)
             let (certify, hostCA) = try RemoteCA.hostCertifier(client, credential: try remote.credential(), validity: validity)
             var request = HostCertificates.Request()

@@ -2,17 +2,20 @@ import ArgumentParser
 import Authority
 import Client
 import SSHFormat
+import Foundation
 
 /// How a client command reaches and trusts the service, and the credential it shows there
-/// (a token, or an identity key whose user name each command takes as it fits).
+/// (a token, or an identity key whose user name each command takes as it fits). Each value comes
+/// from the flags, else the environment ($SSHCA_CA_URL, $SSHCA_CA_FINGERPRINT, ...), else the
+/// client configuration `sshca configure` wrote.
 struct ServiceOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The CA service (https://ca.example.com:8443).", valueName: "url"))
+    @Option(name: .long, help: ArgumentHelp("The CA service (https://ca.example.com:8443; default: $SSHCA_CA_URL, else `sshca configure`'s for login).", valueName: "url"))
     var caUrl: String?
 
-    @Option(name: .long, help: ArgumentHelp("Pin the CA key the service must present, SHA256:... as `ssh-keygen -lf` prints it: the user CA's (`sshca ca-key`), except for `host cert`, which pins the host CA's (`sshca ca-key --host`).", valueName: "fingerprint"))
-    var caFingerprint: String?
+    @Option(name: .long, help: ArgumentHelp("Pin the CA key the service must present, SHA256:... as `ssh-keygen -lf` prints it: the user CA's (`sshca ca-key`), except for `host cert`, which pins the host CA's (`sshca ca-key --host`). Repeatable (any one may match). Default: $SSHCA_CA_FINGERPRINT, else the configured pins for that URL.", valueName: "fingerprint"))
+    var caFingerprint: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("PEM roots to trust for https (the server's own certificate works as a pin).", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("PEM roots to trust for https (the server's own certificate works as a pin; default: $SSHCA_CA_BUNDLE, else the configured one).", valueName: "file"))
     var caBundle: String?
 
     @Option(name: .long, help: ArgumentHelp("Authenticate with this bearer token (default: $SSHCA_TOKEN). Other users can see arguments in ps: prefer --token-file or the variable.", valueName: "token"))
@@ -21,21 +24,38 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Read the bearer token from this file.", valueName: "file"))
     var tokenFile: String?
 
-    @Option(name: .long, help: ArgumentHelp("Your identity key: a private key file, or a .pub whose key is in ssh-agent (default: ~/.ssh/id_ed25519).", valueName: "keyfile"))
+    @Option(name: .long, help: ArgumentHelp("Your identity key: a private key file, or a .pub whose key is in ssh-agent (default: $SSHCA_IDENTITY, the configured one, else ~/.ssh/id_ed25519).", valueName: "keyfile"))
     var identity: String?
 
-    var endpoint: ServiceEndpoint? {
-        caUrl.map { ServiceEndpoint(url: $0, caFingerprint: caFingerprint, caBundle: caBundle) }
+    /// The flags over the environment over the client configuration. `useConfiguredURL`: the
+    /// daily commands (login) take the configured URL when given none; commands that also work
+    /// on the CA home do not, so a laptop's configuration never turns them into network calls.
+    func settings(user: String? = nil, useConfiguredURL: Bool) throws(AuthorityError) -> ClientConfiguration {
+        let environment = ProcessInfo.processInfo.environment
+        let file = try ClientConfiguration.load(ClientConfiguration.path(environment: environment))
+        let flags = ClientConfiguration(caURL: caUrl, caFingerprints: caFingerprint, caBundle: caBundle, user: user, identity: identity)
+        return ClientConfiguration.resolve(flags: flags, environment: environment, file: file, useFileURL: useConfiguredURL)
     }
 
-    func client() throws(AuthorityError) -> ServiceClient {
-        guard let endpoint else { throw AuthorityError(.badInput, "give --ca-url URL (the sshca serve address)") }
-        return try ServiceClient(endpoint)
+    /// `kind`: the CA key the pin names. Configured pins are the user CA's; a host CA pin comes
+    /// from the flag only.
+    func client(useConfiguredURL: Bool = false, kind: CAKind = .user) throws(AuthorityError) -> ServiceClient {
+        var settings = try settings(useConfiguredURL: useConfiguredURL)
+        if kind == .host { settings.caFingerprints = caFingerprint }
+        guard let url = settings.caURL else {
+            throw AuthorityError(.badInput, "give --ca-url URL (the sshca serve address), or set it once for every command: sshca configure --ca-url URL --ca-fingerprint SHA256:...")
+        }
+        if settings.caFingerprints.isEmpty {
+            printNote("warning: no CA key is pinned for \(url), so nothing checks that it is your CA's service; pin it with --ca-fingerprint SHA256:... (sshca ca-key\(kind == .host ? " --host" : "") | ssh-keygen -lf -), or once: sshca configure")
+        }
+        return try ServiceClient(ServiceEndpoint(url: url, caFingerprints: settings.caFingerprints, caBundle: settings.caBundle))
     }
 
-    /// `user`: the enrolled name that signs in with the identity key (default: $USER).
+    /// `user`: the enrolled name that signs in with the identity key (default: $SSHCA_USER, the
+    /// configured name, else $USER).
     func credential(user: String?) throws(AuthorityError) -> Credential {
-        try Credential.resolve(token: token, tokenFile: tokenFile, user: user, identity: identity)
+        let settings = try settings(user: user, useConfiguredURL: false)
+        return try Credential.resolve(token: token, tokenFile: tokenFile, user: settings.user, identity: settings.identity)
     }
 }
 
@@ -43,11 +63,13 @@ struct ServiceOptions: ParsableArguments {
 struct RemoteOptions: ParsableArguments {
     @OptionGroup var service: ServiceOptions
 
-    @Option(name: .long, help: ArgumentHelp("Your enrolled user name (default: $USER).", valueName: "name"))
+    @Option(name: .long, help: ArgumentHelp("Your enrolled user name (default: $SSHCA_USER, the configured name, else $USER).", valueName: "name"))
     var user: String?
 
     var caUrl: String? { service.caUrl }
-    func client() throws(AuthorityError) -> ServiceClient { try service.client() }
+    func client(useConfiguredURL: Bool = false, kind: CAKind = .user) throws(AuthorityError) -> ServiceClient {
+        try service.client(useConfiguredURL: useConfiguredURL, kind: kind)
+    }
     func credential() throws(AuthorityError) -> Credential { try service.credential(user: user) }
 }
 
@@ -69,10 +91,21 @@ struct LoginCommand: ParsableCommand {
         service shows that CA's public key (anyone can); a --token goes to whoever answers, so
         send tokens over https with --ca-bundle, or on loopback.
 
+        The service, the pin and your name come from the flags, else $SSHCA_CA_URL,
+        $SSHCA_CA_FINGERPRINT, $SSHCA_USER and $SSHCA_IDENTITY, else what `sshca configure` wrote;
+        after configure, `sshca login` is the whole daily command.
+
+        Renewal: --renew-before 2h keeps a certificate only while more than two hours are left;
+        --unattended makes it safe for a timer (nothing happens when a person would be needed).
+        A systemd user timer (~/.config/systemd/user/sshca-login.service and .timer) or a launchd
+        agent runs `sshca login --renew-before 2h --unattended` every 15 minutes: see the README.
+
         Examples:
-          sshca login --ca-url https://ca.example.com:8443 --ca-fingerprint SHA256:... \\
+          sshca configure --ca-url https://ca.example.com:8443 --ca-fingerprint SHA256:... \\
               --user alice --identity ~/.ssh/id_ed25519
-          sshca login --ca-url http://127.0.0.1:8443 --principals alice,deploy --validity 8h
+          sshca login
+          sshca login --principals alice,deploy --validity 8h
+          sshca login --renew-before 2h --unattended
           sshca login --status
           sshca logout
         """)
@@ -95,6 +128,12 @@ struct LoginCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Where the key goes (default: ~/.ssh/sshca_ed25519).", valueName: "path"))
     var keyFile: String?
 
+    @Option(name: .long, help: ArgumentHelp("Keep the current certificate only while it has more than this left (default 5m); the renewal timer uses 2h.", valueName: "duration"))
+    var renewBefore: String?
+
+    @Flag(name: .long, help: "For timers: do nothing (exit 0) when signing in would need a person (the identity key is not in ssh-agent and no token is given); print nothing when the certificate is kept.")
+    var unattended = false
+
     func run() throws {
         let files = keyFile.map(LoginFiles.init(key:)) ?? LoginFiles.standard()
         if status {
@@ -112,8 +151,8 @@ struct LoginCommand: ParsableCommand {
                 }
                 print("  ssh-agent: \(state.inAgent ? "loaded" : "not loaded")")
                 var revoked = false
-                if remote.caUrl != nil {
-                    let client = try remote.client()
+                if try remote.service.settings(useConfiguredURL: true).caURL != nil {
+                    let client = try remote.client(useConfiguredURL: true)
                     switch try blocking({ () throws(AuthorityError) in await Login.revocation(of: certificate, client: client) }) {
                     case .success(let verdict?):
                         revoked = true
@@ -129,15 +168,26 @@ struct LoginCommand: ParsableCommand {
             return
         }
         try reportingErrors {
-            let client = try remote.client()
+            let renewal = try renewBefore.map { text throws(AuthorityError) in try DurationText.seconds(text) } ?? Login.renewalMargin
             let credential = try remote.credential()
+            if unattended {
+                if let current = Login.status(files: files).certificate?.body, current.validBefore > Clock.now() &+ max(renewal, Login.renewalMargin), !force {
+                    return
+                }
+                guard credential.isUnattended else {
+                    printNote("sshca login: not renewed: signing in needs you (the identity key is not in ssh-agent; run sshca login, or ssh-add the key)")
+                    return
+                }
+            }
+            let client = try remote.client(useConfiguredURL: true)
             let asked = principals.map { $0.split(separator: ",").map(String.init) }
             let validity = self.validity
             let force = self.force
             let outcome = try blocking { () throws(AuthorityError) in
-                try await Login.login(client: client, credential: credential, principals: asked, validity: validity, force: force, files: files)
+                try await Login.login(client: client, credential: credential, principals: asked, validity: validity, force: force, files: files, renewBefore: renewal)
             }
             let body = outcome.certificate.body
+            if unattended && outcome.reused { return }
             if let replaced = outcome.replacedRevoked { print("The current certificate was revoked: \(replaced).") }
             print(outcome.reused ? "Still valid and not revoked; kept the current certificate (--force for a new one)." : "Certificate issued: serial \(body.serial), key id \(body.keyID).")
             if let unknown = outcome.revocationUnknown { printNote("warning: \(unknown)") }

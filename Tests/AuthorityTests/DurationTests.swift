@@ -165,7 +165,7 @@ struct ValidityTests {
         #expect(ValidityWindow(validAfter: 1, validBefore: 2).description.hasPrefix("from 19"))
         #expect(CertificateTime.format(0) == "always")
         #expect(CertificateTime.format(.max) == "forever")
-        #expect(CertificateTime.format(1_893_501_045, utc: true) == "2030-01-01T12:30:45")
+        #expect(CertificateTime.format(1_893_501_045, utc: true) == "2030-01-01T12:30:45Z")
         #expect(CertificateTime.format(UInt64(Int.max) + 1, utc: true) == "forever")
     }
 }
@@ -223,13 +223,15 @@ struct LocalTimeTests {
         #expect(local != utc)
     }
 
-    @Test func reportTimesAreLocalLikeSSHKeygen() throws {
+    @Test("times are local like ssh-keygen's, with the offset (RFC 3339)")
+    func reportTimesAreLocalLikeSSHKeygen() throws {
         let zone = "Asia/Kolkata"
         let text = Self.withTimeZone(zone) {
             (CertificateTime.format(1_893_456_000), ValidityWindow(validAfter: 1_893_456_000, validBefore: 1_893_542_400).description)
         }
-        #expect(text.0 == "2030-01-01T05:30:00")
-        #expect(text.1 == "from 2030-01-01T05:30:00 to 2030-01-02T05:30:00")
-        #expect(CertificateTime.format(1_893_456_000, utc: true) == "2030-01-01T00:00:00")
+        #expect(text.0 == "2030-01-01T05:30:00+05:30")
+        #expect(text.1 == "from 2030-01-01T05:30:00+05:30 to 2030-01-02T05:30:00+05:30")
+        #expect(CertificateTime.format(1_893_456_000, utc: true) == "2030-01-01T00:00:00Z")
+        #expect(Self.withTimeZone("America/St_Johns") { CertificateTime.format(1_893_456_000) } == "2029-12-31T20:30:00-03:30")
     }
 }

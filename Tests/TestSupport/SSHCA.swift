@@ -48,6 +48,9 @@ public enum SSHCA {
     /// cannot leak in. TZ=UTC makes absolute validity dates unambiguous.
     public static let baseEnvironment: [String: String?] = [
         "SSHCA_HOME": nil, "SSHCA_PASSPHRASE_FILE": nil, "SSH_AUTH_SOCK": nil, "TZ": "UTC",
+        // A client configuration only where a test writes one (under the HOME it gives).
+        "SSHCA_CONFIG": nil, "XDG_CONFIG_HOME": nil, "SSHCA_CA_URL": nil, "SSHCA_CA_FINGERPRINT": nil,
+        "SSHCA_CA_BUNDLE": nil, "SSHCA_USER": nil, "SSHCA_IDENTITY": nil, "SSHCA_TOKEN": nil,
     ]
 
     /// Runs `sshca ARGS`; `environment` overrides `baseEnvironment`.
