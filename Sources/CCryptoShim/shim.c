@@ -8,6 +8,7 @@
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <openssl/pkcs12.h>
 #include <openssl/ec.h>
 
@@ -237,4 +238,47 @@ int sshca_ecdsa_rs_to_der(const uint8_t *r, size_t r_len, const uint8_t *s, size
 
 long sshca_random_bytes(void *buf, size_t len) {
     return (long)getrandom(buf, len, 0);
+}
+
+static int add_extension(X509 *cert, int nid, const char *value) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    if (ext == NULL) return 0;
+    int ok = X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+char *sshca_self_signed_certificate(EVP_PKEY *pkey, const char *common_name, const char *san,
+                                    const uint8_t *serial, size_t serial_len, long days, size_t *out_len) {
+    X509 *cert = X509_new();
+    BIGNUM *bn = BN_bin2bn(serial, (int)serial_len, NULL);
+    BIO *bio = NULL;
+    char *result = NULL;
+    int ok = cert != NULL && bn != NULL
+        && X509_set_version(cert, X509_VERSION_3) == 1
+        && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) != NULL
+        && X509_gmtime_adj(X509_getm_notBefore(cert), -300) != NULL
+        && X509_time_adj_ex(X509_getm_notAfter(cert), (int)days, 0, NULL) != NULL
+        && X509_set_pubkey(cert, pkey) == 1;
+    if (ok) {
+        X509_NAME *name = X509_get_subject_name(cert);
+        ok = X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)common_name, -1, -1, 0) == 1
+            && X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"sshca", -1, -1, 0) == 1
+            && X509_set_issuer_name(cert, name) == 1
+            && add_extension(cert, NID_basic_constraints, "critical,CA:TRUE")
+            && add_extension(cert, NID_key_usage, "critical,digitalSignature,keyCertSign")
+            && add_extension(cert, NID_ext_key_usage, "serverAuth")
+            && add_extension(cert, NID_subject_key_identifier, "hash")
+            && add_extension(cert, NID_subject_alt_name, san)
+            && X509_sign(cert, pkey, EVP_sha256()) > 0;
+    }
+    if (ok && (bio = BIO_new(BIO_s_mem())) != NULL && PEM_write_bio_X509(bio, cert) == 1)
+        result = bio_to_string(bio, out_len);
+    BIO_free(bio);
+    BN_free(bn);
+    X509_free(cert);
+    return result;
 }

@@ -140,6 +140,10 @@ public final class ServiceClient: Sendable {
         let text = "\(error)"
         if text.contains("connectTimeout") { return "connection timed out" }
         if text.contains("Connection refused") || text.contains("connectionRefused") || text.contains("ECONNREFUSED") { return "connection refused (is sshca serve running there?)" }
+        // An https client that meets a plain-HTTP port reads "HTTP/1.1 ..." as a TLS record.
+        if text.contains("WRONG_VERSION_NUMBER") || text.contains("HTTP_REQUEST") {
+            return "it answers plain HTTP, not TLS: use http:// for a service on loopback without tls_certificate, or give the service a TLS certificate (sshca tls)"
+        }
         if text.contains("handshakeFailed") || text.contains("NIOSSL") { return "TLS failed (\(text)); check --ca-bundle" }
         return text
     }

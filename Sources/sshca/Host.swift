@@ -108,7 +108,12 @@ struct KnownHosts: ParsableCommand {
         Appends to ~/.ssh/known_hosts (or /etc/ssh/ssh_known_hosts) so users never see a host-key
         prompt for servers with sshca host certificates:
           sshca known-hosts --hosts '*.example.com,10.0.0.*' >> ~/.ssh/known_hosts
-        Host keys that were revoked in the ledger get @revoked lines.
+        On the CA home, host keys that were revoked in the ledger get @revoked lines too. From
+        anywhere else, --ca-url asks the service (pinned as for login: --ca-fingerprint, the
+        environment or `sshca configure`) for the host CA key:
+          sshca known-hosts --ca-url https://ca.example.com:8443 --ca-fingerprint SHA256:... \\
+              --hosts '*.example.com' >> ~/.ssh/known_hosts
+        (`sshca configure --known-hosts PATTERNS` does the same and edits the file for you.)
         """)
     )
 
@@ -117,8 +122,30 @@ struct KnownHosts: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Host name patterns, comma-separated (known_hosts syntax).", valueName: "patterns"))
     var hosts: String
 
+    @Option(name: .long, help: ArgumentHelp("Ask this CA service for the host CA key instead of reading the CA home.", valueName: "url"))
+    var caUrl: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --ca-url: the user CA key the service must present (SHA256:...; default: $SSHCA_CA_FINGERPRINT, else the configured pins for that URL). Repeatable.", valueName: "fingerprint"))
+    var caFingerprint: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("With --ca-url: PEM roots for https.", valueName: "file"))
+    var caBundle: String?
+
     func run() throws {
         try reportingErrors {
+            guard !hosts.isEmpty, !hosts.contains(where: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "#" }) else {
+                throw AuthorityError(.badInput, "--hosts \"\(hosts)\": give host patterns separated by commas, without spaces (e.g. '*.example.com,10.0.0.*')")
+            }
+            if caUrl != nil {
+                var options = try ServiceOptions.parse([])
+                options.caUrl = caUrl
+                options.caFingerprint = caFingerprint
+                options.caBundle = caBundle
+                let client = try options.client()
+                let key = try blocking { () throws(AuthorityError) in try await client.hostCAPublicKey() }
+                print("@cert-authority \(hosts) \(key.openSSHLine(comment: "sshca-host-ca"))")
+                return
+            }
             let authority = try CertificateAuthority(home: home.caHome)
             for line in try authority.knownHostsLines(hostPatterns: hosts) { print(line) }
         }

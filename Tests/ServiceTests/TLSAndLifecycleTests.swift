@@ -61,6 +61,44 @@ struct TLSAndLifecycleTests {
         }
     }
 
+    @Test("sshca tls: one command gives the service https (key 0600, certificate with the names, [service] set); configure pins it as the bundle and a bare login works; curl trusts it; https to a plain-HTTP port says so")
+    func tlsCommand() async throws {
+        try await withTemporaryDirectory { dir in
+            let caHome = dir.child("ca")
+            try checked(try await SSHCA.run(["init", "--home", caHome.path, "--no-passphrase"]))
+            let tls = try await SSHCA.run(["tls", "--home", caHome.path, "--name", "localhost", "--name", "127.0.0.1"])
+            #expect(tls.succeeded && tls.stdoutText.contains("--ca-bundle tls.crt"), "\(tls)")
+            let keyMode = try FileManager.default.attributesOfItem(atPath: caHome.child("tls.key").path)[.posixPermissions] as? Int
+            #expect(keyMode == 0o600)
+            let text = try await runProcess("openssl", ["x509", "-in", caHome.child("tls.crt").path, "-noout", "-ext", "subjectAltName"])
+            #expect(text.stdoutText.contains("DNS:localhost") && text.stdoutText.contains("IP Address:127.0.0.1"), "\(text)")
+            let again = try await SSHCA.run(["tls", "--home", caHome.path, "--name", "localhost"])
+            #expect(again.exitCode != 0 && again.stderrText.contains("--force"), "\(again)")
+            let server = try await CAServer.start(in: dir.child("run"), home: caHome)
+            defer { server.stop() }
+            #expect(server.url.hasPrefix("https://127.0.0.1:"), "\(server.url)")
+            let curl = try await runProcess("curl", ["-sS", "--cacert", caHome.child("tls.crt").path, server.url + "/healthz"])
+            #expect(curl.succeeded, "curl does not trust the certificate: \(curl)")
+            let home = dir.child("home")
+            try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+            let identity = try await SSHKeygen.generate(.ed25519, at: home.child("id"), comment: "id")
+            try checked(try await server.sshca(["user", "add", "gina", "--role", "engineer", "--identity-key", identity.publicKey.path]))
+            let userCA = try await SSHKeygen.fingerprint(caHome.child("user_ca.pub"))
+            let env: [String: String?] = ["HOME": home.path]
+            let configure = try await SSHCA.run(["configure", "--ca-url", server.url, "--ca-fingerprint", userCA, "--ca-bundle", caHome.child("tls.crt").path,
+                                                 "--user", "gina", "--identity", identity.privateKey.path], environment: env)
+            #expect(configure.succeeded, "\(configure)")
+            let login = try await SSHCA.run(["login"], environment: env)
+            #expect(login.succeeded && login.stdoutText.contains("Principals: gina"), "\(login)")
+            // https to a port that speaks plain HTTP.
+            let plain = try await CAServer.start(in: dir.child("plain"))
+            defer { plain.stop() }
+            let wrongScheme = plain.url.replacingOccurrences(of: "http://", with: "https://")
+            let confused = try await SSHCA.run(["login", "--ca-url", wrongScheme, "--user", "gina", "--identity", identity.privateKey.path], environment: env)
+            #expect(!confused.succeeded && confused.stderrText.contains("answers plain HTTP, not TLS"), "\(confused)")
+        }
+    }
+
     @Test("SIGTERM stops the service cleanly; every request was logged with its identity and outcome")
     func sigterm() async throws {
         try await withTemporaryDirectory { dir in

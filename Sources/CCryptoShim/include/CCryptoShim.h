@@ -47,6 +47,13 @@ int sshca_ecdsa_der_to_rs(const uint8_t *der, size_t der_len, uint8_t *r, size_t
 int sshca_ecdsa_rs_to_der(const uint8_t *r, size_t r_len, const uint8_t *s, size_t s_len,
                           uint8_t *der, size_t *der_len);
 
+/* A self-signed X.509 certificate for TLS (the service's own, which clients pin as their
+ * --ca-bundle): subject CN = the first name, subjectAltName = san ("DNS:a,IP:127.0.0.1"),
+ * basicConstraints CA:TRUE (it is its own root), serverAuth, valid from now - 5 min for `days`.
+ * Signed with pkey (SHA-256). Returns malloc'd PEM text, NULL on failure. */
+char *sshca_self_signed_certificate(EVP_PKEY *pkey, const char *common_name, const char *san,
+                                    const uint8_t *serial, size_t serial_len, long days, size_t *out_len);
+
 /* getrandom(2): Swift's Glibc module does not export it. */
 long sshca_random_bytes(void *buf, size_t len);
 
