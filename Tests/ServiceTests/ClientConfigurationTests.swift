@@ -67,6 +67,11 @@ struct ClientConfigurationTests {
             // A configured laptop still revokes on a CA home it names, not through the service.
             let local = try await server.sshca(["revoke", "--key-id", "nobody", "--reason", "test"], environment: env)
             #expect(local.succeeded && local.stdoutText.contains("Published"), "\(local)")
+            // known-hosts from the service: the pinned service's host CA, and nothing when the pin fails.
+            let line = try await SSHCA.run(["known-hosts", "--ca-url", server.url, "--ca-fingerprint", userCA, "--hosts", "*.example.test"])
+            #expect(line.succeeded && line.stdoutText == "@cert-authority *.example.test \(hostLine) sshca-host-ca\n", "\(line)")
+            let badPin = try await SSHCA.run(["known-hosts", "--ca-url", server.url, "--ca-fingerprint", hostCA, "--hosts", "*.example.test"])
+            #expect(!badPin.succeeded && badPin.stdoutText.isEmpty, "\(badPin)")
             // A broken file is an error naming the line, not ignored.
             try writeText("ca_url = \"\(server.url)\"\nca_fingerprint = \"x\"\n", to: config)
             let broken = try await SSHCA.run(["login"], environment: env)
