@@ -200,7 +200,7 @@ public final class ServiceClient: Sendable {
             throw AuthorityError(.io, "the service's \(kind.rawValue) CA key does not parse: \(error)")
         }
         if pinned, endpoint.isPinned, !endpoint.caFingerprints.contains(key.fingerprint) {
-            throw AuthorityError(.refused, "the service at \(endpoint.url) presents \(kind.rawValue) CA key \(key.fingerprint), but the pin (--ca-fingerprint, $SSHCA_CA_FINGERPRINT or the client configuration) is \(endpoint.caFingerprints.joined(separator: " or ")); refusing to proceed (a wrong URL or pin, or a service that is not your CA)")
+            throw AuthorityError(.refused, "the service at \(endpoint.url) presents \(kind.rawValue) CA key \(key.fingerprint), but --ca-fingerprint ($SSHCA_CA_FINGERPRINT, or the client configuration) pins \(endpoint.caFingerprints.joined(separator: " or ")); refusing to proceed (a wrong URL or pin, or a service that is not your CA)")
         }
         return key
     }

@@ -16,6 +16,8 @@ public enum HostCertificates {
         public var validity: ValidityWindow?
         public var sshdConfigPath = "/etc/ssh/sshd_config"
         public var sshdPath = "/usr/sbin/sshd"
+        /// Where `host undo` finds what was there before (default: sshca-backup beside the sshd config).
+        public var backupDirectory: String?
 
         public init() {}
     }
@@ -97,6 +99,10 @@ public enum HostCertificates {
             for entry in certificates where !presented.contains(entry.path) {
                 throw AuthorityError(.badConfig, "sshd -T does not list HostCertificate \(entry.path) after the change; nothing was changed")
             }
+            // Recorded like setup's changes, so `host undo` takes the certificates and the
+            // drop-in away again.
+            let backup = request.backupDirectory ?? Files.parentDirectory(of: request.sshdConfigPath) + "/sshca-backup"
+            try Backup.record(SetupPlan(changes: changes, dropInPath: nil, directoriesToCreate: []), directory: backup)
             return reload ? try Reloader.reload(configPath: request.sshdConfigPath, check: check) : "not reloaded (--no-reload)"
         }
         return (certificates.map { Issued(keyPath: $0.key, certificatePath: $0.path, serial: $0.certificate.body.serial) }, kept, reloaded)

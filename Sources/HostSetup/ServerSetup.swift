@@ -23,6 +23,11 @@ public struct SetupRequest: Sendable {
     public var sshdPath = "/usr/sbin/sshd"
     /// Where the state before the first setup is kept for `host undo`.
     public var backupDirectory: String
+    /// systemd units to install (the KRL sync and host certificate timers), and where.
+    public var units: [SystemdUnits.Unit] = []
+    public var systemdDirectory = SystemdUnits.directory
+    /// Files that later steps write beside ours (the KRL's ETag): `host undo` removes them too.
+    public var sidecars: [String] = []
 
     public init(caKey: PublicKey, sshdConfigPath: String = "/etc/ssh/sshd_config") {
         self.caKey = caKey
@@ -97,6 +102,11 @@ public enum ServerSetup {
             }
         }
 
+        if !request.units.isEmpty && !Files.isDirectory(request.systemdDirectory) { directories.append(request.systemdDirectory) }
+        for unit in request.units {
+            try want(request.systemdDirectory + "/" + unit.name, unit.text)
+        }
+
         let settings = renderSettings(request)
         var dropInPath: String? = nil
         if let dropIn = config.dropInDirectory {
@@ -123,6 +133,8 @@ public enum ServerSetup {
     static func rank(_ path: String, _ request: SetupRequest) -> Int {
         if path == request.caKeyPath || path == request.krlPath { return 0 }
         if path.hasPrefix(request.principalsDirectory + "/") { return 1 }
+        // Timers last: they run sshca against files the steps before write.
+        if path.hasPrefix(request.systemdDirectory + "/") { return 3 }
         return 2
     }
 
@@ -207,7 +219,7 @@ public enum ServerSetup {
             try check.validate(configPath: request.sshdConfigPath)
             let checks = try verifyEffective(request, check: check)
             // Only a setup that took effect is recorded for undo; a failed one leaves nothing behind.
-            try Backup.record(plan, directory: request.backupDirectory)
+            try Backup.record(plan, directory: request.backupDirectory, alsoAbsent: request.sidecars)
             let reloaded = reload ? try Reloader.reload(configPath: request.sshdConfigPath, check: check) : "not reloaded (--no-reload)"
             return SetupReport(plan: plan, checks: checks, reload: reloaded)
         }
@@ -280,11 +292,16 @@ enum FileTransaction {
 enum Backup {
     static let manifestName = "manifest"
 
-    static func record(_ plan: SetupPlan, directory: String) throws(AuthorityError) {
+    /// `alsoAbsent`: files that do not exist yet and that a later step may write (undo removes
+    /// them when they are there).
+    static func record(_ plan: SetupPlan, directory: String, alsoAbsent: [String] = []) throws(AuthorityError) {
         let existed = Files.isDirectory(directory)
         try Files.makeDirectory(directory, mode: 0o700)
         do throws(AuthorityError) {
-            try recordInto(plan, directory: directory)
+            let sidecars = alsoAbsent.filter { path in !Files.exists(path) && !plan.changes.contains(where: { $0.path == path }) }
+            var extended = plan
+            extended.changes += sidecars.map { FileChange(path: $0, before: nil, after: nil, mode: 0o644, beforeMode: nil) }
+            try recordInto(extended, directory: directory)
         } catch {
             if !existed { rmdir(directory) }
             throw error
@@ -388,7 +405,15 @@ enum Reloader {
 extension ServerSetup {
     /// `sshca host undo`: back to the state before the first setup, validated, then reloaded.
     public static func undo(sshdConfigPath: String, backupDirectory: String, sshdPath: String, reload: Bool) throws(AuthorityError) -> (restored: [String], reload: String) {
-        let restored = try Backup.restore(directory: backupDirectory)
+        // Timers that setup installed stop before their units go.
+        let timers = try Backup.readManifest(backupDirectory).filter { $0.state == "absent" && $0.path.hasSuffix(".timer") && Files.exists($0.path) }
+        var stopped: [String] = []
+        for directory in Set(timers.map { Files.parentDirectory(of: $0.path) }) {
+            let names = timers.filter { Files.parentDirectory(of: $0.path) == directory }.map { Files.baseName(of: $0.path) }
+            let message = SystemdUnits.activate(names, in: directory, enable: false)
+            if !message.isEmpty { stopped.append(message) }
+        }
+        let restored = stopped + (try Backup.restore(directory: backupDirectory))
         let check = SSHDCheck(sshdPath: sshdPath)
         try check.validate(configPath: sshdConfigPath)
         let reloaded = reload ? try Reloader.reload(configPath: sshdConfigPath, check: check) : "not reloaded (--no-reload)"

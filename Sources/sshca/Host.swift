@@ -187,10 +187,14 @@ struct HostSetupCommand: ParsableCommand {
         break-glass path until you have logged in with a certificate.
 
         With --ca-url the CA key and the current KRL come from the CA service; --ca-fingerprint
-        (SHA256:..., from `sshca ca-key | ssh-keygen -lf -` on the CA) is then required.
+        (SHA256:..., from `sshca ca-key | ssh-keygen -lf -` on the CA) is then required. It also
+        installs and starts systemd timers (unless --no-timers) that keep the KRL current every
+        five minutes and, with --token-file (a host token), renew the host certificates daily;
+        `host undo` stops and removes them with everything else setup and `host cert` wrote.
 
         Examples:
-          sshca host setup --ca-url https://ca.example.com:8443 --ca-fingerprint SHA256:...
+          sshca host setup --ca-url https://ca.example.com:8443 --ca-fingerprint SHA256:... \\
+              --token-file /etc/ssh/sshca_host_token
           sshca host setup --ca-key user_ca.pub --dry-run
           sshca host setup --ca-key user_ca.pub --principal deploy=alice,bob \\
               --disable-passwords
@@ -235,7 +239,20 @@ struct HostSetupCommand: ParsableCommand {
     @Flag(name: .long, help: "Do not reload sshd afterwards.")
     var noReload = false
 
+    @Flag(name: .long, help: "With --ca-url: do not install the systemd timers (KRL sync every 5 minutes; host certificates daily with --token-file).")
+    var noTimers = false
+
+    @Option(name: .long, help: ArgumentHelp("With --ca-url: this server's host token file (sshca token create --role host); the host certificate timer renews its certificates with it.", valueName: "file"))
+    var tokenFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --token-file: names clients use for this server (default: its full and short host name).", valueName: "names"))
+    var hostNames: String?
+
+    @Option(name: .long, help: ArgumentHelp("Where the systemd units go.", valueName: "dir"))
+    var systemdDir = SystemdUnits.directory
+
     func validate() throws {
+        if tokenFile != nil && (caUrl == nil || noTimers) { throw ValidationError("--token-file installs the host certificate timer: it goes with --ca-url, without --no-timers") }
         guard (caKey == nil) != (caUrl == nil) else { throw ValidationError("give --ca-key FILE or --ca-url URL (with --ca-fingerprint), one of them") }
         if caUrl == nil && (caFingerprint != nil || caBundle != nil) { throw ValidationError("--ca-fingerprint and --ca-bundle go with --ca-url") }
     }
@@ -268,6 +285,20 @@ struct HostSetupCommand: ParsableCommand {
                 FileHandleLite.standardOutput.write(try SetupScript.render(request))
                 return
             }
+            if let client, !noTimers {
+                // The units name this binary, this service, its pins and these paths.
+                let executable = SystemdUnits.executablePath()
+                request.systemdDirectory = systemdDir
+                request.units = try SystemdUnits.krlSync(executable: executable, url: client.endpoint.url, krlPath: krl, caKeyPath: caKeyPath, caBundle: caBundle)
+                if let tokenFile {
+                    guard Files.exists(tokenFile) else { throw AuthorityError(.badInput, "--token-file \(tokenFile) does not exist; create the token on the CA (sshca token create --role host --name HOST) and put it there (mode 0600)") }
+                    let hostCA = try blocking { () throws(AuthorityError) in try await client.hostCAPublicKey() }
+                    let names = hostNames.map { $0.split(separator: ",").map(String.init) } ?? []
+                    request.units += try SystemdUnits.hostCert(executable: executable, url: client.endpoint.url, hostCAFingerprint: hostCA.fingerprint,
+                                                               tokenFile: tokenFile, principals: names, caBundle: caBundle)
+                }
+            }
+            request.sidecars = [krl + ".etag"]
             let plan = try ServerSetup.plan(request)
             if dryRun {
                 if plan.isEmpty { print("already set up: nothing would change") } else { FileHandleLite.standardOutput.write(ServerSetup.diff(plan)) }
@@ -282,7 +313,12 @@ struct HostSetupCommand: ParsableCommand {
                 case .installed(let version, _): print("installed the service's KRL version \(version) at \(krl)")
                 case .alreadyCurrent(let version): print("\(krl) is already the service's KRL version \(version)")
                 }
-                print("keep it current with: sshca host krl-sync --from \(client.endpoint.url) --to \(krl) --ca-key \(caKeyPath)  (ca-config/sshca-krl-sync.timer)")
+                if noTimers {
+                    print("keep it current with: sshca host krl-sync --from \(client.endpoint.url) --to \(krl) --ca-key \(caKeyPath) (every few minutes)")
+                } else {
+                    let timers = request.units.map(\.name).filter { $0.hasSuffix(".timer") }
+                    print("timers: \(SystemdUnits.activate(timers, in: systemdDir, enable: true))")
+                }
             }
         }
     }
@@ -370,6 +406,7 @@ struct HostCert: ParsableCommand {
             }
             request.sshdConfigPath = paths.sshdConfig
             request.sshdPath = paths.sshd
+            request.backupDirectory = paths.backupDirectory()
             let result = try HostCertificates.issue(request, authority: authority, passphrase: passphrase.source, reload: !noReload)
             for issued in result.issued { print("certified \(issued.keyPath) -> \(issued.certificatePath) (serial \(issued.serial))") }
             print("sshd: \(result.reload)")
@@ -386,6 +423,7 @@ struct HostCert: ParsableCommand {
             request.principals = principals.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? []
             request.sshdConfigPath = paths.sshdConfig
             request.sshdPath = paths.sshd
+            request.backupDirectory = paths.backupDirectory()
             let result = try HostCertificates.issue(request, certify: certify, renewBefore: renewal, hostCA: hostCA, reload: !noReload)
             for issued in result.issued { print("certified \(issued.keyPath) -> \(issued.certificatePath) (serial \(issued.serial))") }
             for path in result.kept { print("kept \(path) (more than \(renewBefore) left)") }

@@ -153,6 +153,48 @@ struct ServiceFlowTests {
         }
     }
 
+    @Test("host setup --ca-url installs the KRL and host certificate timers with this service's URL and pins (systemd-analyze verify; each ExecStart runs); host undo removes them, the host certificates, their drop-in and the ETag file: /etc back byte for byte")
+    func timersAndUndo() async throws {
+        try await withTreeDirectory("svc-timers") { dir in
+            let server = try await CAServer.start(in: dir.child("service"))
+            defer { server.stop() }
+            let tree = try await DebianTree.create(in: dir.child("tree"))
+            let before = try tree.snapshot()
+            let fingerprint = try await Self.fingerprint(server)
+            let token = try checked(try await server.sshca(["token", "create", "--role", "host", "--name", "127.0.0.1"])).stdoutText
+                .split(separator: "\n").last.map(String.init) ?? ""
+            let tokenFile = dir.child("host_token")
+            try writeText(token + "\n", to: tokenFile, mode: 0o600)
+            let setup = try await SSHCA.run(["host", "setup", "--ca-url", server.url, "--ca-fingerprint", fingerprint, "--token-file", tokenFile.path,
+                                             "--host-names", "127.0.0.1", "--no-reload"] + tree.pathArguments)
+            try #require(setup.succeeded, "\(setup)")
+            #expect(setup.stdoutText.contains("timers: systemd does not run here"), "\(setup)")
+            let units = ["sshca-krl-sync.service", "sshca-krl-sync.timer", "sshca-host-cert.service", "sshca-host-cert.timer"]
+            for unit in units { #expect(FileManager.default.fileExists(atPath: tree.systemdDirectory.child(unit).path), "\(unit) not installed") }
+            let verify = try await runProcess("systemd-analyze", ["verify"] + units.map { tree.systemdDirectory.child($0).path },
+                                              environment: ["SYSTEMD_LOG_LEVEL": "warning"])
+            #expect(verify.succeeded && verify.stderrText.isEmpty, "\(verify)")
+            // Each service's ExecStart is the real command: run it as systemd would.
+            for service in ["sshca-krl-sync.service", "sshca-host-cert.service"] {
+                let text = try readText(tree.systemdDirectory.child(service))
+                #expect(text.contains(server.url) && !text.contains("example.com") && !text.contains("REPLACE"), "\(service):\n\(text)")
+                let exec = try #require(text.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
+                var words = exec.dropFirst("ExecStart=".count).split(separator: " ").map(String.init)
+                let binary = try SSHCA.executableURL()
+                #expect(words.first == binary.resolvingSymlinksInPath().path || words.first == binary.path, "\(words)")
+                if service == "sshca-host-cert.service" { words += ["--sshd-config", tree.sshdConfig.path, "--backup-dir", tree.backupDirectory.path, "--no-reload"] }
+                let ran = try await runProcess(words[0], Array(words.dropFirst()), environment: SSHCA.baseEnvironment)
+                #expect(ran.succeeded, "\(service): \(ran)\n\(server.log)")
+            }
+            #expect(FileManager.default.fileExists(atPath: tree.krlPath.path + ".etag"))
+            #expect(FileManager.default.fileExists(atPath: tree.etc.child("ssh_host_ed25519_key-cert.pub").path), "the host certificate timer's command certified nothing")
+            // host undo takes all of it away: the units, the host certificates and their drop-in, the ETag file.
+            let undo = try await SSHCA.run(["host", "undo", "--sshd-config", tree.sshdConfig.path, "--no-reload"])
+            #expect(undo.succeeded, "\(undo)")
+            expectIdentical(try tree.snapshot(), before, "after setup --ca-url, the timers' runs and undo")
+        }
+    }
+
     @Test("host cert --ca-url with a host token: sshd presents a certificate ssh trusts through @cert-authority; a second run keeps it, --renew-before renews it")
     func hostCertificateThroughService() async throws {
         try await withTreeDirectory("svc-hostcert") { dir in

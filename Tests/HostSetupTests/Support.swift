@@ -87,6 +87,8 @@ struct DebianTree: Sendable {
     var krlPath: URL { etc.child("sshca_revoked.krl") }
     var principalsDirectory: URL { etc.child("sshca_principals") }
     var backupDirectory: URL { etc.child("sshca-backup") }
+    /// Where `host setup --ca-url` puts its systemd units here (/etc/systemd/system on a server).
+    var systemdDirectory: URL { etc.child("systemd") }
     var pidFile: URL { run.child("sshd.pid") }
     var logFile: URL { run.child("sshd.log") }
     var knownHosts: URL { client.child("known_hosts") }
@@ -155,7 +157,7 @@ struct DebianTree: Sendable {
     /// The `--sshd-config/--krl/--ca-key-path/--principals-dir` arguments pointing into this tree.
     var pathArguments: [String] {
         ["--sshd-config", sshdConfig.path, "--krl", krlPath.path, "--ca-key-path", caKeyPath.path,
-         "--principals-dir", principalsDirectory.path]
+         "--principals-dir", principalsDirectory.path, "--systemd-dir", systemdDirectory.path]
     }
 
     /// `sshca host setup --ca-key CAKEY <tree paths> EXTRA`.

@@ -1,0 +1,39 @@
+import Foundation
+import Testing
+import TestSupport
+import HostSetup
+
+/// The units in ca-config/ are what `host setup --ca-url` writes, for example values: one source.
+@Suite("ca-config units are setup's")
+struct ExampleUnitTests {
+    static let exampleHostCA = "SHA256:Pq6lbxDjZbYFAC2AZd2XTExiBkjr8bXSLxYNOzRZIRA"
+
+    static func examples() throws -> [SystemdUnits.Unit] {
+        try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: "https://ca.example.com:8443", krlPath: "/etc/ssh/sshca_revoked.krl",
+                                 caKeyPath: "/etc/ssh/sshca_user_ca.pub", caBundle: nil)
+            + SystemdUnits.hostCert(executable: "/usr/local/bin/sshca", url: "https://ca.example.com:8443", hostCAFingerprint: exampleHostCA,
+                                    tokenFile: "/etc/ssh/sshca_host_token", principals: ["web-01.example.com", "web-01"], caBundle: nil)
+    }
+
+    @Test("ca-config/sshca-krl-sync.* and sshca-host-cert.* are byte for byte what host setup --ca-url writes for the example values")
+    func sameText() throws {
+        for unit in try Self.examples() {
+            let file = packageRoot.child("ca-config").child(unit.name)
+            let current = try? readText(file)
+            if current != unit.text {
+                // What it should be, to copy over after reviewing the difference.
+                let wanted = FileManager.default.temporaryDirectory.appendingPathComponent("sshca-expected-\(unit.name)")
+                try unit.text.write(to: wanted, atomically: true, encoding: .utf8)
+                Issue.record("ca-config/\(unit.name) differs from what host setup --ca-url writes; the expected text is in \(wanted.path)")
+            }
+        }
+    }
+
+    @Test("a value systemd would split, unquote or expand is refused, and % is escaped")
+    func arguments() throws {
+        #expect(throws: (any Error).self) { try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: "https://a b", krlPath: "/k", caKeyPath: "/c", caBundle: nil) }
+        #expect(throws: (any Error).self) { try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: "https://a\"b", krlPath: "/k", caKeyPath: "/c", caBundle: nil) }
+        let units = try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: "https://a%b", krlPath: "/k", caKeyPath: "/c", caBundle: nil)
+        #expect(units[0].text.contains("--from https://a%%b "))
+    }
+}
