@@ -56,6 +56,11 @@ public enum Doctor {
             } else {
                 ok("trusted-ca", "sshd trusts user CA \(trusted.map(\.fingerprint).joined(separator: ", ")) from \(caFile)")
             }
+            // sshd does not check this file's modes, but whoever may write it or a directory
+            // above it decides which CA everyone's logins trust.
+            if let unsafe = Self.unsafeAncestry(of: caFile, owner: 0, stopAt: nil, includeFile: true, allowSticky: true) {
+                problem("ca-file-writable", "\(unsafe): anyone who can write there can make sshd trust a CA of their own (TrustedUserCAKeys \(caFile))", fix: "chown root \(Self.quotedPathOfProblem(unsafe) ?? caFile) && chmod go-w \(Self.quotedPathOfProblem(unsafe) ?? caFile)")
+            }
         } else {
             problem("ca-file-missing", "\(caFile) (TrustedUserCAKeys) is missing or unreadable", fix: "write the line from `sshca ca-key` into \(caFile), mode 0644")
         }
@@ -139,8 +144,18 @@ public enum Doctor {
                     } catch {
                         allowed = nil
                     }
+                    let strict = values["strictmodes"] != "no"
+                    let entry = getpwnam(user)
+                    let home = entry.map { String(cString: $0.pointee.pw_dir) }
+                    // sshd (StrictModes, safe_path) refuses the file when it, or any directory
+                    // from it up to / (or up to the user's home, for a file inside it), is owned
+                    // by someone other than root and the user, or writable by group or others.
+                    let ancestry = strict && unsafe == nil && allowed != nil
+                        ? Self.unsafeAncestry(of: path, owner: entry?.pointee.pw_uid ?? 0, stopAt: home, includeFile: true) : nil
                     if let unsafe {
                         problem("principals-file-unsafe", "\(unsafe); sshd refuses such a file too (StrictModes)", fix: "make \(path) a regular file owned by \(user) or root, writable only by its owner")
+                    } else if let ancestry {
+                        problem("principals-path-unsafe", "\(ancestry): with StrictModes sshd refuses \(path) (AuthorizedPrincipalsFile for \(user)) and so every certificate for \(user)", fix: "chmod go-w \(Self.quotedPathOfProblem(ancestry) ?? path) (and chown it to root or \(user)), or keep principals files in a root-owned directory such as /etc/ssh/sshca_principals")
                     } else if let allowed {
                         if Set(allowed).isDisjoint(with: body.principals) {
                             problem("principal-not-allowed", "\(user) accepts principals \(allowed.joined(separator: ",")) (from \(path)); the certificate names \(body.principals.joined(separator: ","))", fix: "sign for one of those principals, or add one to \(path) (sshca host setup --principal \(user)=...)")
@@ -158,6 +173,61 @@ public enum Doctor {
             }
         }
         return findings
+    }
+
+    /// What sshd's safe_path() would say about `path`: the first of the file (when
+    /// `includeFile`) and its directories up to / (or up to `stopAt`, inclusive) that is owned by
+    /// neither root nor `owner`, or is writable by group or others; nil when all are safe or the
+    /// path does not resolve.
+    /// `allowSticky`: a root-owned sticky directory (/tmp) counts as safe: others may not
+    /// replace what they do not own there (sshd itself does not make that exception).
+    static func unsafeAncestry(of path: String, owner: uid_t, stopAt: String?, includeFile: Bool, allowSticky: Bool = false) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        var current = String(cString: resolved)
+        free(resolved)
+        var first = includeFile
+        while true {
+            var st = stat()
+            guard stat(current, &st) == 0 else { return nil }
+            let stickyRoot = allowSticky && !first && st.st_uid == 0 && st.st_mode & 0o1000 != 0
+            let groupWritable = st.st_mode & 0o020 != 0 && !Self.groupIsOnlyOwner(gid: st.st_gid, owner: st.st_uid)
+            if (st.st_uid != 0 && st.st_uid != owner) || ((st.st_mode & 0o002 != 0 || groupWritable) && !stickyRoot) {
+                let who = st.st_uid != 0 && st.st_uid != owner ? "owned by uid \(st.st_uid)" : "writable by \(st.st_mode & 0o020 != 0 ? "group" : "others") (mode \(String(st.st_mode & 0o7777, radix: 8)))"
+                return "\(first ? "the file" : "the directory") \(current) is \(who)"
+            }
+            if current == "/" || current == stopAt { return nil }
+            current = Files.parentDirectory(of: current)
+            if current.isEmpty { current = "/" }
+            first = false
+        }
+    }
+
+    /// Debian's sshd (its user-group-modes patch) lets a file or directory be group-writable
+    /// when that group's one member is the owner (a user private group); upstream sshd never does.
+    static func groupIsOnlyOwner(gid: gid_t, owner: uid_t) -> Bool {
+        guard let group = getgrgid(gid), let ownerEntry = getpwuid(owner) else { return false }
+        let ownerName = String(cString: ownerEntry.pointee.pw_name)
+        var members = 0
+        setpwent()
+        while let entry = getpwent() {
+            if entry.pointee.pw_gid == gid {
+                members += 1
+                if entry.pointee.pw_uid != owner { endpwent(); return false }
+            }
+        }
+        endpwent()
+        if let first = group.pointee.gr_mem?[0] {
+            members += 1
+            if String(cString: first) != ownerName || group.pointee.gr_mem[1] != nil { return false }
+        }
+        return members > 0
+    }
+
+    /// The path inside one of `unsafeAncestry`'s sentences.
+    static func quotedPathOfProblem(_ sentence: String) -> String? {
+        let words = sentence.split(separator: " ")
+        guard words.count > 2 else { return nil }
+        return String(words[2])
     }
 
     /// %u (user), %% in AuthorizedPrincipalsFile; a relative path is under the user's home.
