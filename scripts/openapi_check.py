@@ -59,6 +59,7 @@ UNREACHABLE = {
     ("get", "/v1/krl.sig", "404"): "a CA home with [krl] sign = false",
     ("post", "/v1/certificates", "503"): "a ledger failure",
     ("get", "/v1/certificates", "503"): "a ledger failure",
+    ("get", "/v1/hosts", "503"): "a ledger failure",
     ("get", "/v1/certificates/{serial}", "503"): "a ledger failure",
     ("post", "/v1/revocations", "503"): "a ledger failure",
 }
@@ -531,6 +532,12 @@ def run(args, spec, directory):
     c.exchange("limit that is no number", "GET", "/v1/certificates", headers=security, query={"limit": "ten"}, expect=400, expect_code="bad-request")
     c.exchange("not security staff", "GET", "/v1/certificates", headers=engineer, expect=403, expect_code="forbidden")
     c.exchange("no credentials", "GET", "/v1/certificates", expect=401, expect_code="unauthenticated")
+    c.exchange("a server introduces itself", "GET", "/v1/krl", headers={"X-SSHCA-Host": "web-01.example.test"}, expect=200)
+    hosts = c.exchange("servers that synced", "GET", "/v1/hosts", headers=security, expect=200)
+    if hosts is not None and hosts.status == 200 and not any(h.get("name") == "web-01.example.test" for h in hosts.json()):
+        c.mismatches.append("GET /v1/hosts: the server that introduced itself is not listed")
+    c.exchange("not security staff", "GET", "/v1/hosts", headers=engineer, expect=403, expect_code="forbidden")
+    c.exchange("no credentials", "GET", "/v1/hosts", expect=401, expect_code="unauthenticated")
     one = "/v1/certificates/{serial}"
     c.exchange("issued serial", "GET", one, path=f"/v1/certificates/{first_serial}", headers=security, expect=200)
     c.exchange("unknown serial", "GET", one, path="/v1/certificates/987654321", headers=security, expect=404, expect_code="not-found")
@@ -647,6 +654,8 @@ def run(args, spec, directory):
     c.exchange("wrong token, listing, from a locked-out address", "GET", "/v1/certificates",
                headers={"Authorization": f"Bearer {wrong_secret}"}, expect=429, expect_code="rate-limited")
     c.exchange("wrong token, one certificate, from a locked-out address", "GET", one, path=f"/v1/certificates/{first_serial}",
+               headers={"Authorization": f"Bearer {wrong_secret}"}, expect=429, expect_code="rate-limited")
+    c.exchange("wrong token, servers, from a locked-out address", "GET", "/v1/hosts",
                headers={"Authorization": f"Bearer {wrong_secret}"}, expect=429, expect_code="rate-limited")
     c.exchange("wrong token, revoking, from a locked-out address", "POST", "/v1/revocations",
                headers={"Authorization": f"Bearer {wrong_secret}"}, body={"keyId": "x", "reason": "openapi check"},

@@ -93,6 +93,11 @@ public struct CertificateAuthority: Sendable {
         return (outcome, try publishKRLIfChanged(by: by, passphrase: passphrase, now: now).krl)
     }
 
+    /// The servers that synced the KRL from the service, judged against `currentKRL`.
+    public func hosts(currentKRL: UInt64, now: UInt64 = Clock.now()) throws(AuthorityError) -> [ServiceAPI.Host] {
+        do { return try ledger.hosts().map { ServiceAPI.Host($0, currentKRL: currentKRL, now: now) } } catch { throw AuthorityError.from(error) }
+    }
+
     /// Publishes a new KRL version only when the ledger revokes something the current KRL file
     /// does not (or the file is missing, damaged or wrongly signed): what was revoked already
     /// is in the current version.

@@ -1,3 +1,4 @@
+public import Ledger
 import SSHFormat
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -90,6 +91,38 @@ public enum ServiceAPI {
             self.publicKey = publicKey
             self.principal = principal
             self.reason = reason
+        }
+    }
+
+    /// A server as `GET /v1/hosts` lists it.
+    public struct Host: Codable, Sendable, Equatable {
+        public var name: String
+        public var identifiedBy: String
+        public var address: String
+        public var lastSync: UInt64
+        public var krlVersion: UInt64
+        public var caFingerprint: String?
+        /// Why it is behind (empty when it is current).
+        public var behind: [String]
+
+        /// Behind: an older KRL than `currentKRL`, or no sync for longer than `staleAfter` (the
+        /// timer syncs every five minutes).
+        public init(_ record: HostRecord, currentKRL: UInt64, now: UInt64, staleAfter: UInt64 = 1800) {
+            var problems: [String] = []
+            if record.krlVersion < currentKRL { problems.append("KRL version \(record.krlVersion), the current one is \(currentKRL)") }
+            if now > record.lastSync &+ staleAfter { problems.append("no sync for \(DurationText.format(now - record.lastSync))") }
+            self.init(name: record.name, identifiedBy: record.identifiedBy, address: record.address, lastSync: record.lastSync,
+                      krlVersion: record.krlVersion, caFingerprint: record.caFingerprint, behind: problems)
+        }
+
+        public init(name: String, identifiedBy: String, address: String, lastSync: UInt64, krlVersion: UInt64, caFingerprint: String?, behind: [String]) {
+            self.name = name
+            self.identifiedBy = identifiedBy
+            self.address = address
+            self.lastSync = lastSync
+            self.krlVersion = krlVersion
+            self.caFingerprint = caFingerprint
+            self.behind = behind
         }
     }
 

@@ -179,6 +179,12 @@ public final class ServiceClient: Sendable {
 
     // MARK: Typed calls
 
+    /// GET /v1/hosts (security staff).
+    public func hosts(credential: Credential) async throws(AuthorityError) -> [ServiceAPI.Host] {
+        let authorization = try await credential.authorization(self, method: "GET", path: "/v1/hosts", body: [])
+        return try decode([ServiceAPI.Host].self, try await send("GET", "/v1/hosts", headers: [("Authorization", authorization)]))
+    }
+
     /// The CA key the service presents, checked against `--ca-fingerprint` when one is pinned.
     public func caPublicKey(_ kind: CAKind) async throws(AuthorityError) -> PublicKey {
         try await caPublicKey(kind, pinned: true)
@@ -258,8 +264,10 @@ public final class ServiceClient: Sendable {
     }
 
     /// The KRL bytes and ETag, or nil when `etag` still matches (304).
-    public func krl(ifNoneMatch etag: String? = nil) async throws(AuthorityError) -> (bytes: [UInt8], etag: String?)? {
-        let reply = try await send("GET", "/v1/krl", headers: etag.map { [("If-None-Match", $0)] } ?? [])
+    /// `identification`: what a server says of itself (X-SSHCA-Host, X-SSHCA-CA-Key, and a host
+    /// token's Authorization), so the service knows which servers are current.
+    public func krl(ifNoneMatch etag: String? = nil, identification: [(String, String)] = []) async throws(AuthorityError) -> (bytes: [UInt8], etag: String?)? {
+        let reply = try await send("GET", "/v1/krl", headers: (etag.map { [("If-None-Match", $0)] } ?? []) + identification)
         if reply.status == 304 {
             // Only an answer to the ETag we sent: an unsolicited 304 would let whoever answers
             // freeze a server's revocations while it reports success.

@@ -17,7 +17,12 @@ public enum RemoteCA {
 
     /// `krl-sync --from URL`: the service's /v1/krl, installed through the same checks as a file.
     /// The last ETag is kept beside the KRL so an unchanged KRL is not even downloaded.
-    public static func syncKRL(_ client: ServiceClient, to path: String, pinnedSigner: PublicKey?) throws(AuthorityError) -> KRLSync.Outcome {
+    /// The server says who it is: `token` (a host token) names it; without one, its host name.
+    public static func syncKRL(_ client: ServiceClient, to path: String, pinnedSigner: PublicKey?, token: String? = nil) throws(AuthorityError) -> KRLSync.Outcome {
+        var identification = [("X-SSHCA-Host", hostName())]
+        if let pinnedSigner { identification.append(("X-SSHCA-CA-Key", pinnedSigner.fingerprint)) }
+        if let token { identification.append(("Authorization", "Bearer \(token)")) }
+        let sent = identification
         let etagPath = path + ".etag"
         let known = (try? Files.readText(etagPath, maximumBytes: 256, what: "ETag file"))?.trimmingCharacters(in: " \n")
         let installedVersion = (try? KRLInspection(bytes: try Files.read(path, maximumBytes: 1 << 30, what: "KRL"), source: path))?.krl.version
@@ -26,7 +31,7 @@ public enum RemoteCA {
         // gives a pair that does not belong together (their ETags differ), so it is asked again.
         var fetched: (bytes: [UInt8], etag: String?, signature: String?)? = nil
         for _ in 0..<3 {
-            guard let (bytes, newTag) = try blocking({ () throws(AuthorityError) in try await client.krl(ifNoneMatch: etag) }) else {
+            guard let (bytes, newTag) = try blocking({ () throws(AuthorityError) in try await client.krl(ifNoneMatch: etag, identification: sent) }) else {
                 return .alreadyCurrent(version: installedVersion ?? 0)
             }
             let signed = try blocking { () throws(AuthorityError) in try await client.krlSignature() }
@@ -38,6 +43,14 @@ public enum RemoteCA {
                                           detachedSignature: signature)
         if let newTag { try? Files.writeAtomically(etagPath, Array((newTag + "\n").utf8), mode: 0o644) }
         return outcome
+    }
+
+    /// This machine's name (gethostname), as a server introduces itself.
+    public static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "unknown" : name
     }
 
     /// Signs host keys through the service with a host token (`host cert --ca-url`). Every

@@ -224,6 +224,38 @@ public protocol Ledger: IdentityStore {
 
     /// The next serial and the last KRL version.
     func counters() throws -> (nextSerial: UInt64, krlVersion: UInt64)
+
+    /// Notes a server's KRL sync. A name a host token vouched for is not overwritten by a mere
+    /// claim; a new claimed name is kept only while fewer than `maximumHosts` are known; a
+    /// server that syncs again within a minute with nothing new costs no write. Returns whether
+    /// the record was written.
+    @discardableResult
+    func recordHostSync(_ record: HostRecord, maximumHosts: Int) throws -> Bool
+
+    /// Every server that ever synced, by name.
+    func hosts() throws -> [HostRecord]
+}
+
+/// What the service knows of a server from its KRL syncs (`sshca hosts`, GET /v1/hosts).
+public struct HostRecord: Sendable, Equatable, Codable {
+    public var name: String
+    /// "token:ID" when a host token vouched for the name, "claimed" when the server only said it.
+    public var identifiedBy: String
+    public var address: String
+    public var lastSync: UInt64
+    /// The KRL version the service last gave it (or confirmed it has, with 304).
+    public var krlVersion: UInt64
+    /// The user CA key the server pins, as it said.
+    public var caFingerprint: String?
+
+    public init(name: String, identifiedBy: String, address: String, lastSync: UInt64, krlVersion: UInt64, caFingerprint: String?) {
+        self.name = name
+        self.identifiedBy = identifiedBy
+        self.address = address
+        self.lastSync = lastSync
+        self.krlVersion = krlVersion
+        self.caFingerprint = caFingerprint
+    }
 }
 
 /// A file of the CA home kept in a backup beside the ledger (configuration, public keys,

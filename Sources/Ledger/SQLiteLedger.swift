@@ -353,7 +353,57 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
             try db.execute(sql: "INSERT OR IGNORE INTO meta VALUES ('generation', ?)",
                            arguments: [Int64(bitPattern: UInt64.random(in: 1...UInt64(Int64.max)))])
         }
+        // Servers and their last KRL sync (sshca hosts).
+        migrator.registerMigration("v4-hosts") { db in
+            try db.execute(sql: """
+                CREATE TABLE hosts (
+                    name TEXT PRIMARY KEY,
+                    identified_by TEXT NOT NULL,
+                    address TEXT NOT NULL,
+                    last_sync INTEGER NOT NULL,
+                    krl_version INTEGER NOT NULL,
+                    ca_fingerprint TEXT) WITHOUT ROWID;
+                """)
+        }
         return migrator
+    }
+
+    // MARK: Hosts
+
+    @discardableResult
+    public func recordHostSync(_ record: HostRecord, maximumHosts: Int) throws -> Bool {
+        for value in [record.name, record.identifiedBy, record.address] + (record.caFingerprint.map { [$0] } ?? []) {
+            _ = try LedgerText.checked(value, "host record")
+        }
+        return try write { db in
+            if let row = try Row.fetchOne(db, sql: "SELECT identified_by, last_sync, krl_version, ca_fingerprint, address FROM hosts WHERE name = ?", arguments: [record.name]) {
+                let by: String = row["identified_by"]
+                if by.hasPrefix("token:") && !record.identifiedBy.hasPrefix("token:") { return false }
+                let last = UInt64(bitPattern: row["last_sync"] as Int64), version = UInt64(bitPattern: row["krl_version"] as Int64)
+                let same = by == record.identifiedBy && version == record.krlVersion && (row["ca_fingerprint"] as String?) == record.caFingerprint
+                    && (row["address"] as String) == record.address
+                if same && record.lastSync < last &+ 60 { return false }
+            } else if !record.identifiedBy.hasPrefix("token:") {
+                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM hosts") ?? 0 < maximumHosts else { return false }
+            }
+            try db.execute(sql: """
+                INSERT INTO hosts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET
+                    identified_by = excluded.identified_by, address = excluded.address, last_sync = excluded.last_sync,
+                    krl_version = excluded.krl_version, ca_fingerprint = excluded.ca_fingerprint
+                """, arguments: [record.name, record.identifiedBy, record.address, Int64(clamping: record.lastSync),
+                                  Int64(bitPattern: record.krlVersion), record.caFingerprint])
+            return true
+        }
+    }
+
+    public func hosts() throws -> [HostRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM hosts ORDER BY name").map { row in
+                HostRecord(name: row["name"], identifiedBy: row["identified_by"], address: row["address"],
+                           lastSync: UInt64(bitPattern: row["last_sync"] as Int64), krlVersion: UInt64(bitPattern: row["krl_version"] as Int64),
+                           caFingerprint: row["ca_fingerprint"])
+            }
+        }
     }
 
     // MARK: Issuance

@@ -318,6 +318,13 @@ extension KRL {
         return krl
     }
 
+    /// The version in a KRL's header, read without decoding anything else (nil when the bytes
+    /// do not start like a KRL).
+    public static func headerVersion(_ bytes: [UInt8]) -> UInt64? {
+        var r = SSHReader(bytes)
+        return try? readHeader(&r, bytes).version
+    }
+
     /// The signatures inside a KRL, found without decoding its sections: the work is one pass
     /// over the section headers, whatever the sections hold. A KRL from the network is checked
     /// against the pinned key this way before `parse` turns its sections into sets.

@@ -335,6 +335,47 @@ public final class CAService: Sendable {
         try? authority.ledger.recordEvent(actor: bounded(actor, 128), action: action, details: bounded(details, Self.auditedTextLimit), now: now)
     }
 
+    // MARK: Servers
+
+    /// At most this many servers that only claim their name are remembered (a host token's
+    /// name always is): the claim costs nothing to make.
+    public static let maximumClaimedHosts = 10_000
+
+    /// Notes a server's KRL fetch (`sshca hosts`). Best effort: a server always gets its KRL,
+    /// whatever happens here. A host token names the server; otherwise its X-SSHCA-Host claim does.
+    public func noteHostSync(claimedName: String?, authorization: String?, caFingerprint: String?, address: String, krl: [UInt8], now: UInt64 = Clock.now()) {
+        guard let version = KRL.headerVersion(krl) else { return }
+        var name: String? = nil
+        var identifiedBy = "claimed"
+        if let authorization, authorization.hasPrefix("Bearer "),
+           let applicant = try? authenticate(authorization: authorization, address: address, request: SignedRequest(method: "GET", path: "/v1/krl", body: [])),
+           applicant.kind == .token {
+            name = applicant.name
+            identifiedBy = "token:\(applicant.name)"
+        } else if let claimedName, Self.isHostName(claimedName) {
+            name = claimedName
+        }
+        guard let name else { return }
+        let pin = caFingerprint.flatMap { $0.hasPrefix("SHA256:") && $0.count <= 100 && $0.allSatisfy({ $0.isASCII && !$0.isWhitespace }) ? $0 : nil }
+        _ = try? authority.ledger.recordHostSync(HostRecord(name: name, identifiedBy: identifiedBy, address: address, lastSync: now,
+                                                            krlVersion: version, caFingerprint: pin), maximumHosts: Self.maximumClaimedHosts)
+    }
+
+    static func isHostName(_ text: String) -> Bool {
+        !text.isEmpty && text.count <= 253 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == ":" || $0 == "_") }
+    }
+
+    /// Every server that synced, with whether it is behind: an older KRL than the current one,
+    /// or no sync for longer than `staleAfter`.
+    public func hosts(now: UInt64 = Clock.now()) throws(ServiceError) -> [ServiceAPI.Host] {
+        let current = (try? publishedKRL()).flatMap { KRL.headerVersion($0.bytes) } ?? 0
+        do {
+            return try authority.hosts(currentKRL: current, now: now)
+        } catch {
+            throw ServiceError(503, "unavailable", "the ledger cannot be read: \(error.reason)")
+        }
+    }
+
     // MARK: Security staff
 
     public func requireSecurity(_ applicant: Applicant) throws(ServiceError) {

@@ -201,8 +201,13 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
     router.get("/v1/ca/host.pub") { _, _ -> Response in
         Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: service.caPublicKey(.host) + "\n")))
     }
-    router.get("/v1/krl") { request, _ -> Response in
+    router.get("/v1/krl") { request, context -> Response in
         let (bytes, etag) = try service.krl()
+        // Servers say who they are (a host token, or a name) and which CA key they pin.
+        if request.headers[hostNameHeader] != nil || request.headers[.authorization] != nil {
+            service.noteHostSync(claimedName: request.headers[hostNameHeader], authorization: request.headers[.authorization],
+                                 caFingerprint: request.headers[caKeyHeader], address: context.address, krl: bytes)
+        }
         // If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/"x" matches "x".
         if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { candidate in
             var tag = candidate.trimmingCharacters(in: " ")
@@ -250,6 +255,13 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
             certificate: issued.certificate.openSSHLine(comment: b.keyID), serial: b.serial, type: b.type.description,
             keyId: b.keyID, principals: b.principals, validAfter: b.validAfter, validBefore: b.validBefore,
             caFingerprint: b.signatureKey.fingerprint), status: .created)
+    }
+    router.get("/v1/hosts") { request, context -> Response in
+        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address,
+                                                 request: CAService.SignedRequest(method: "GET", path: request.uri.path, body: []))
+        context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
+        try service.requireSecurity(applicant)
+        return JSON.response(try service.hosts())
     }
     router.get("/v1/certificates") { request, context -> Response in
         let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address,
@@ -328,6 +340,10 @@ enum ProcessMemory {
         return 0
     }
 }
+
+/// What `krl-sync --from URL` sends about the server it runs on.
+let hostNameHeader = HTTPField.Name("X-SSHCA-Host")!
+let caKeyHeader = HTTPField.Name("X-SSHCA-CA-Key")!
 
 /// Runs the service until SIGTERM or SIGINT, then finishes the requests in flight.
 public func runService(_ service: CAService, listen: ListenAddress, logger: Logger,

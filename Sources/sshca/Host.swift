@@ -36,6 +36,8 @@ struct HostKRLSync: ParsableCommand {
         owned by root or by you, writable by nobody else, reached through no link you do not
         trust: krl-sync runs as root, and a FIFO or a file someone else can replace is refused.
         Without --ca-key a KRL may not jump more than 2^33 versions past the installed one.
+        From a URL the server introduces itself (its host name, or the name of the host token in
+        --token-file, and the CA key it pins), so that `sshca hosts` shows which servers are behind.
 
         Examples (on a server, from cron or the systemd timer in ca-config/):
           sshca host krl-sync --from https://ca.example.com:8443 \\
@@ -61,6 +63,9 @@ struct HostKRLSync: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With a URL: the most each exchange with the service may take, the whole answer included (default 60s).", valueName: "duration"))
     var timeout: String?
 
+    @Option(name: .long, help: ArgumentHelp("With a URL: this server's host token file; the service then lists it under the token's name in `sshca hosts` (without one, under its host name, marked claimed).", valueName: "file"))
+    var tokenFile: String?
+
     func run() throws {
         try reportingErrors {
             let pinned = try caKey.map { (path: String) throws(AuthorityError) -> PublicKey in try KeyFiles.readPublicKey(path).key }
@@ -78,7 +83,10 @@ struct HostKRLSync: ParsableCommand {
                     limit = .seconds(Int64(seconds))
                 }
                 let client = try ServiceClient(ServiceEndpoint(url: base, caFingerprint: pinned?.fingerprint, caBundle: caBundle, timeout: limit))
-                outcome = try RemoteCA.syncKRL(client, to: to, pinnedSigner: pinned)
+                let token = try tokenFile.map { (path: String) throws(AuthorityError) -> String in
+                    try Files.readText(path, maximumBytes: 4096, what: "token file").trimmingCharacters(in: " \t\r\n")
+                }
+                outcome = try RemoteCA.syncKRL(client, to: to, pinnedSigner: pinned, token: token)
             } else {
                 // krl-sync runs as root from a timer: a file someone else planted (a FIFO to hang
                 // it, a link to elsewhere, a file others can rewrite) is not read.

@@ -65,6 +65,6 @@ struct SSHCA: ParsableCommand {
         principal, option or duration); inspect exits 1 when a signature does not verify.
         """),
         version: BuildInfo.description,
-        subcommands: [Init.self, CAKey.self, Sign.self, Inspect.self, Revoke.self, List.self, Show.self, KRLCommand.self, Audit.self, Backup.self, Restore.self, Serve.self, TLSCommand.self, User.self, Token.self, Configure.self, LoginCommand.self, LogoutCommand.self, Host.self, KnownHosts.self]
+        subcommands: [Init.self, CAKey.self, Sign.self, Inspect.self, Revoke.self, List.self, Show.self, KRLCommand.self, Audit.self, Backup.self, Restore.self, Serve.self, TLSCommand.self, User.self, Token.self, Configure.self, LoginCommand.self, LogoutCommand.self, Host.self, Hosts.self, KnownHosts.self]
     )
 }
