@@ -242,20 +242,21 @@ extension SerialSet {
             let count = Int((high - base) / 64) + 1
             let start = words.count
             words.append(contentsOf: repeatElement(0, count: count))
-            let shift = offset - base
-            var byteIndex: UInt64 = 0
-            var index = magnitude.endIndex
-            while index > top {
-                index -= 1
-                let byte = UInt64(magnitude[index])
-                if byte != 0 {
-                    let position = shift + byteIndex * 8
-                    let word = start + Int(position / 64), bit = position % 64
-                    words[word] |= byte << bit
-                    // The top bits of a byte that straddles two words (never past the top set bit).
-                    if bit > 56, byte >> (64 - bit) != 0 { words[word + 1] |= byte >> (64 - bit) }
+            let shift = Int(offset - base)
+            let significant = magnitude.endIndex - top
+            magnitude.withUnsafeBufferPointer { bytes in
+                words.withUnsafeMutableBufferPointer { words in
+                    // bytes.last is the least significant byte: bit 0 of it is serial `offset`.
+                    for byteIndex in 0..<significant {
+                        let byte = UInt64(bytes[bytes.count - 1 - byteIndex])
+                        if byte == 0 { continue }
+                        let position = shift + byteIndex * 8
+                        let word = start + position >> 6, bit = position & 63
+                        words[word] |= byte << UInt64(bit)
+                        // The top bits of a byte that straddles two words (never past the top set bit).
+                        if bit > 56, byte >> UInt64(64 - bit) != 0 { words[word + 1] |= byte >> UInt64(64 - bit) }
+                    }
                 }
-                byteIndex += 1
             }
             guard words[start] & 1 == 0 || base != 0 else { throw .invalid("KRL revokes serial 0, which OpenSSH rejects") }
             var firstWord = start
