@@ -42,16 +42,20 @@ struct SSHCA: ParsableCommand {
         (sshd's TrustedUserCAKeys) and users carry certificates that name who they may log in as and
         until when.
 
-        Start here (the CA service):
+        Start here, on the CA machine:
           sshca serve --init           a new CA in ./ca-data, served on 127.0.0.1:8443
+          sshca tls --name ca.example.com --listen 0.0.0.0:8443
+                                       https for other machines (clients pin tls.crt)
           sshca user add alice --role engineer --identity-key alice.pub
-                                       enroll an engineer's long-term key (on the CA)
-          sshca login --ca-url http://127.0.0.1:8443 --user alice
-                                       the daily certificate, into ssh-agent
-          sshca host setup --ca-url URL --ca-fingerprint SHA256:...
-                                       on a server: trust the CA, safely
+                                       enroll an engineer's long-term key
+        On each server (as root), once; timers keep it current:
+          sshca host setup --ca-url URL --ca-fingerprint SHA256:... --ca-bundle tls.crt
+        On a laptop, once, then daily:
+          sshca configure --ca-url URL --ca-fingerprint SHA256:... --ca-bundle tls.crt --user alice
+          sshca login                  the daily certificate, into ssh-agent
+        Security staff:
           sshca revoke --ca-url URL --serial 42 --reason "laptop stolen"
-                                       security staff (token or identity key)
+          sshca hosts                  which servers have the newest KRL
 
         Or without a service, on the CA home directly:
           sshca init                   create a CA in ./ca-data (or --home DIR)

@@ -20,3 +20,31 @@ struct ExampleConfigTests {
         }
     }
 }
+
+/// The completion scripts ArgumentParser writes load in their shells and know the subcommands.
+@Suite("shell completion")
+struct CompletionTests {
+    @Test("bash: the script loads, registers a completion for sshca, and completes `sshca con` to configure and `sshca host s` to setup")
+    func bash() async throws {
+        try await withTemporaryDirectory { dir in
+            let script = try await SSHCA.run(["--generate-completion-script", "bash"])
+            #expect(script.succeeded && script.stdoutText.contains("complete"), "\(script)")
+            let file = dir.child("sshca.bash")
+            try writeText(script.stdoutText, to: file)
+            let sshca = try SSHCA.executableURL().path
+            // Complete as bash would: COMP_WORDS/COMP_CWORD, then the registered function.
+            let probe = """
+            PATH="\(URL(fileURLWithPath: sshca).deletingLastPathComponent().path):$PATH"
+            source \(file.path)
+            spec=$(complete -p sshca) || exit 3
+            fn=$(echo "$spec" | sed -n 's/.*-F \\([^ ]*\\).*/\\1/p')
+            COMP_WORDS=(sshca con); COMP_CWORD=1; COMP_LINE="sshca con"; COMP_POINT=${#COMP_LINE}
+            $fn sshca con sshca; echo "1:${COMPREPLY[*]}"
+            COMP_WORDS=(sshca host s); COMP_CWORD=2; COMP_LINE="sshca host s"; COMP_POINT=${#COMP_LINE}
+            $fn sshca s host; echo "2:${COMPREPLY[*]}"
+            """
+            let run = try await runProcess("bash", ["-c", probe])
+            #expect(run.succeeded && run.stdoutText.contains("1:configure") && run.stdoutText.contains("setup"), "\(run)")
+        }
+    }
+}
