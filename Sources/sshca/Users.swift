@@ -39,7 +39,8 @@ struct UserAdd: ParsableCommand {
             let key = try KeyFiles.readPublicKey(identityKey).key
             let record = try authority.addUser(name: name, role: role, key: key, by: Operator.name(by))
             print("Enrolled \(record.name) (role \(record.role)) with identity key \(record.key.fingerprint).")
-            print("They log in with: sshca login --ca-url URL --user \(record.name) --identity PRIVATE_KEY_FILE")
+            print("On their machine, once: sshca configure --ca-url URL --ca-fingerprint SHA256:... --user \(record.name) --identity PRIVATE_KEY_FILE")
+            print("then every day: sshca login")
         }
     }
 }
