@@ -105,8 +105,9 @@ public struct ClientConfiguration: Equatable, Sendable {
         let fileApplies = file?.caURL != nil && out.caURL.map(Self.normalized) == file?.caURL.map(Self.normalized)
         if !flags.caFingerprints.isEmpty {
             out.caFingerprints = flags.caFingerprints
-        } else if let pins = env("SSHCA_CA_FINGERPRINT") {
-            out.caFingerprints = pins.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        } else if let pins = env("SSHCA_CA_FINGERPRINT").map({ $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }),
+                  !pins.isEmpty {
+            out.caFingerprints = pins
         } else if fileApplies, let file {
             out.caFingerprints = file.caFingerprints
         }

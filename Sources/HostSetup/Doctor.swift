@@ -190,7 +190,7 @@ public enum Doctor {
             var st = stat()
             guard stat(current, &st) == 0 else { return nil }
             let stickyRoot = allowSticky && !first && st.st_uid == 0 && st.st_mode & 0o1000 != 0
-            let groupWritable = st.st_mode & 0o020 != 0 && !Self.groupIsOnlyOwner(gid: st.st_gid, owner: st.st_uid)
+            let groupWritable = st.st_mode & 0o020 != 0 && !Self.groupIsOnlyOwner(gid: st.st_gid, owner: st.st_uid, loginUser: owner)
             if (st.st_uid != 0 && st.st_uid != owner) || ((st.st_mode & 0o002 != 0 || groupWritable) && !stickyRoot) {
                 let who = st.st_uid != 0 && st.st_uid != owner ? "owned by uid \(st.st_uid)" : "writable by \(st.st_mode & 0o020 != 0 ? "group" : "others") (mode \(String(st.st_mode & 0o7777, radix: 8)))"
                 return "\(first ? "the file" : "the directory") \(current) is \(who)"
@@ -202,9 +202,11 @@ public enum Doctor {
         }
     }
 
-    /// Debian's sshd (its user-group-modes patch) lets a file or directory be group-writable
-    /// when that group's one member is the owner (a user private group); upstream sshd never does.
-    static func groupIsOnlyOwner(gid: gid_t, owner: uid_t) -> Bool {
+    /// Debian's sshd (its user-group-modes patch, secure_permissions) lets a file or directory be
+    /// group-writable when that group has exactly one member: by primary group, only the login
+    /// user; by supplementary membership, only the file's owner (a user private group). Upstream
+    /// sshd never allows it; doctor follows Debian's, the sshd these servers run.
+    static func groupIsOnlyOwner(gid: gid_t, owner: uid_t, loginUser: uid_t) -> Bool {
         guard let group = getgrgid(gid), let ownerEntry = getpwuid(owner) else { return false }
         let ownerName = String(cString: ownerEntry.pointee.pw_name)
         var members = 0
@@ -212,7 +214,7 @@ public enum Doctor {
         while let entry = getpwent() {
             if entry.pointee.pw_gid == gid {
                 members += 1
-                if entry.pointee.pw_uid != owner { endpwent(); return false }
+                if entry.pointee.pw_uid != loginUser { endpwent(); return false }
             }
         }
         endpwent()

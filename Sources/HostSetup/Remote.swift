@@ -22,6 +22,10 @@ public enum RemoteCA {
         var identification = [("X-SSHCA-Host", hostName())]
         if let pinnedSigner { identification.append(("X-SSHCA-CA-Key", pinnedSigner.fingerprint)) }
         if let token { identification.append(("Authorization", "Bearer \(token)")) }
+        // What this server has installed (not what it is about to fetch), so the service's
+        // "behind" means installed, never merely sent.
+        let installed = (try? Files.read(path, maximumBytes: KRLSync.maximumBytes, what: "KRL")).flatMap { KRL.headerVersion($0) }
+        identification.append(("X-SSHCA-KRL-Version", String(installed ?? 0)))
         let sent = identification
         let etagPath = path + ".etag"
         let known = (try? Files.readText(etagPath, maximumBytes: 256, what: "ETag file"))?.trimmingCharacters(in: " \n")

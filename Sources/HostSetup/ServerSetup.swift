@@ -414,6 +414,8 @@ extension ServerSetup {
             if !message.isEmpty { stopped.append(message) }
         }
         let restored = stopped + (try Backup.restore(directory: backupDirectory))
+        // Units were removed or put back: systemd must read its directory again.
+        for directory in Set(timers.map { Files.parentDirectory(of: $0.path) }) { SystemdUnits.reloadIfRunning(directory) }
         let check = SSHDCheck(sshdPath: sshdPath)
         try check.validate(configPath: sshdConfigPath)
         let reloaded = reload ? try Reloader.reload(configPath: sshdConfigPath, check: check) : "not reloaded (--no-reload)"

@@ -26,12 +26,18 @@ public enum SystemdUnits {
         guard !text.isEmpty, !text.contains(where: { $0.isWhitespace || $0 == "\"" || $0 == "'" || $0 == "\\" || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7f } ?? false }) else {
             throw AuthorityError(.badInput, "\"\(text.prefix(80))\" cannot go into a systemd unit's command line (white space, quotes or control characters)")
         }
-        return text.replacingOccurrences(of: "%", with: "%%")
+        return text.replacingOccurrences(of: "%", with: "%%").replacingOccurrences(of: "$", with: "$$")
     }
 
-    public static func krlSync(executable: String, url: String, krlPath: String, caKeyPath: String, caBundle: String?) throws(AuthorityError) -> [Unit] {
+    /// `tokenFile`: the server's host token, so the service lists it under the token's name.
+    public static func krlSync(executable: String, url: String, krlPath: String, caKeyPath: String, caBundle: String?,
+                               tokenFile: String? = nil) throws(AuthorityError) -> [Unit] {
+        for path in [krlPath, caKeyPath] + [caBundle, tokenFile].compactMap({ $0 }) where !path.hasPrefix("/") {
+            throw AuthorityError(.badInput, "\(path) is a relative path; systemd runs units from /, so give it absolute")
+        }
         var command = [executable, "host", "krl-sync", "--from", url, "--to", krlPath, "--ca-key", caKeyPath]
         if let caBundle { command += ["--ca-bundle", caBundle] }
+        if let tokenFile { command += ["--token-file", tokenFile] }
         let exec = try command.map(argument).joined(separator: " ")
         let directory = Files.parentDirectory(of: krlPath)
         let service = """
@@ -73,6 +79,9 @@ public enum SystemdUnits {
 
     public static func hostCert(executable: String, url: String, hostCAFingerprint: String, tokenFile: String, principals: [String],
                                 caBundle: String?) throws(AuthorityError) -> [Unit] {
+        for path in [tokenFile] + [caBundle].compactMap({ $0 }) where !path.hasPrefix("/") {
+            throw AuthorityError(.badInput, "\(path) is a relative path; systemd runs units from /, so give it absolute")
+        }
         var command = [executable, "host", "cert", "--ca-url", url, "--ca-fingerprint", hostCAFingerprint, "--token-file", tokenFile]
         if !principals.isEmpty { command += ["--principals", principals.joined(separator: ",")] }
         if let caBundle { command += ["--ca-bundle", caBundle] }
@@ -118,6 +127,12 @@ public enum SystemdUnits {
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard n > 0 else { return "/usr/local/bin/sshca" }
         return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// After unit files changed under systemd's feet (host undo): `systemctl daemon-reload`.
+    public static func reloadIfRunning(_ directory: String) {
+        guard systemdIsRunning, directory == Self.directory else { return }
+        _ = Subprocess.run("/bin/systemctl", ["daemon-reload"])
     }
 
     /// Whether systemd runs this machine (it is PID 1 and its runtime directory is there).

@@ -375,16 +375,32 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
         for value in [record.name, record.identifiedBy, record.address] + (record.caFingerprint.map { [$0] } ?? []) {
             _ = try LedgerText.checked(value, "host record")
         }
-        return try write { db in
+        let byToken = record.identifiedBy.hasPrefix("token:")
+        // Decided on a read, so a sync that changes nothing (nearly all of them) takes no write lock.
+        func decide(_ db: Database) throws -> Bool {
             if let row = try Row.fetchOne(db, sql: "SELECT identified_by, last_sync, krl_version, ca_fingerprint, address FROM hosts WHERE name = ?", arguments: [record.name]) {
-                let by: String = row["identified_by"]
-                if by.hasPrefix("token:") && !record.identifiedBy.hasPrefix("token:") { return false }
+                let by: String = row["identified_by"], address: String = row["address"]
                 let last = UInt64(bitPattern: row["last_sync"] as Int64), version = UInt64(bitPattern: row["krl_version"] as Int64)
+                // A claim never overwrites a name a host token vouched for, nor, for a day, a
+                // claimed name another address keeps syncing.
+                if !byToken && by.hasPrefix("token:") { return false }
+                if !byToken && address != record.address && record.lastSync < last &+ 86_400 { return false }
                 let same = by == record.identifiedBy && version == record.krlVersion && (row["ca_fingerprint"] as String?) == record.caFingerprint
-                    && (row["address"] as String) == record.address
-                if same && record.lastSync < last &+ 60 { return false }
-            } else if !record.identifiedBy.hasPrefix("token:") {
-                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM hosts") ?? 0 < maximumHosts else { return false }
+                    && address == record.address
+                return !(same && record.lastSync < last &+ 60)
+            }
+            if byToken { return true }
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM hosts") ?? 0 < maximumHosts
+                || (try Int.fetchOne(db, sql: "SELECT count(*) FROM hosts WHERE identified_by = 'claimed' AND last_sync < ?",
+                                     arguments: [Int64(clamping: record.lastSync > 30 * 86_400 ? record.lastSync - 30 * 86_400 : 0)]) ?? 0) > 0
+        }
+        guard try read({ db in try decide(db) }) else { return false }
+        return try write { db in
+            guard try decide(db) else { return false }
+            if !byToken, try Int.fetchOne(db, sql: "SELECT count(*) FROM hosts WHERE name = ?", arguments: [record.name]) == 0,
+               try Int.fetchOne(db, sql: "SELECT count(*) FROM hosts") ?? 0 >= maximumHosts {
+                // Full: the claimed name that has not synced for longest (over 30 days) makes room.
+                try db.execute(sql: "DELETE FROM hosts WHERE name = (SELECT name FROM hosts WHERE identified_by = 'claimed' ORDER BY last_sync LIMIT 1)")
             }
             try db.execute(sql: """
                 INSERT INTO hosts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET
@@ -585,7 +601,14 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
 
     /// Carries the revocations of a KRL into the ledger (after a restore, so a restore never
     /// un-revokes what servers were already told).
+    /// The most runs of serials a carried KRL may hold: one row each (the CA's own KRLs hold far fewer).
+    public static let maximumImportedRuns = 4 << 20
+
     public func importRevocations(from krl: KRL, reason: String, by: String, now: UInt64) throws {
+        let runs = krl.certificates.reduce(0) { $0 + $1.serials.runCount }
+        guard runs <= Self.maximumImportedRuns else {
+            throw LedgerError(.badInput, "the KRL to carry over holds \(runs) separate runs of revoked serials, more than \(Self.maximumImportedRuns); it is not one this CA wrote")
+        }
         try write { db in
             try db.execute(sql: "INSERT INTO revocations (kind, target, reason, revoked_by, revoked_at) VALUES ('carried', ?, ?, ?, ?)",
                            arguments: ["KRL version \(krl.version)", reason, by, Int64(clamping: now)])

@@ -19,7 +19,9 @@ public enum TLSCertificate {
         guard sshca_random_bytes(&serial, serial.count) == serial.count else { throw CryptoError.libcrypto("random serial") }
         serial[0] &= 0x7f
         var length = 0
-        let text = sshca_self_signed_certificate(key.key.pointer, first, san, serial, serial.count, days, &length)
+        // X.509 limits a CN to 64 characters; the names that count are in the SAN.
+        let commonName = first.count <= 64 ? first : "sshca"
+        let text = sshca_self_signed_certificate(key.key.pointer, commonName, san, serial, serial.count, days, &length)
         guard let text else { throw CryptoError.libcrypto("making the TLS certificate") }
         defer { CRYPTO_free(text, #fileID, #line) }
         let certificate = String(decoding: UnsafeRawBufferPointer(start: text, count: length), as: UTF8.self)

@@ -343,13 +343,18 @@ public final class CAService: Sendable {
 
     /// Notes a server's KRL fetch (`sshca hosts`). Best effort: a server always gets its KRL,
     /// whatever happens here. A host token names the server; otherwise its X-SSHCA-Host claim does.
-    public func noteHostSync(claimedName: String?, authorization: String?, caFingerprint: String?, address: String, krl: [UInt8], now: UInt64 = Clock.now()) {
-        guard let version = KRL.headerVersion(krl) else { return }
+    public func noteHostSync(claimedName: String?, authorization: String?, caFingerprint: String?, installedVersion: String?,
+                             address: String, krl: [UInt8], now: UInt64 = Clock.now()) {
+        // The version the server says it has installed (krl-sync sends it); else the one served.
+        guard let served = KRL.headerVersion(krl) else { return }
+        let version = installedVersion.flatMap { UInt64($0) } ?? served
         var name: String? = nil
         var identifiedBy = "claimed"
+        // Only a token of a role that may get host certificates names a server, and checking it
+        // here counts no failure and writes no audit entry: this is best effort, not a sign-in.
         if let authorization, authorization.hasPrefix("Bearer "),
-           let applicant = try? authenticate(authorization: authorization, address: address, request: SignedRequest(method: "GET", path: "/v1/krl", body: [])),
-           applicant.kind == .token {
+           let applicant = try? authority.applicant(forToken: String(authorization.dropFirst(7)), now: now),
+           applicant.role.hostCertificates {
             name = applicant.name
             identifiedBy = "token:\(applicant.name)"
         } else if let claimedName, Self.isHostName(claimedName) {

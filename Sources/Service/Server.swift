@@ -206,7 +206,8 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         // Servers say who they are (a host token, or a name) and which CA key they pin.
         if request.headers[hostNameHeader] != nil || request.headers[.authorization] != nil {
             service.noteHostSync(claimedName: request.headers[hostNameHeader], authorization: request.headers[.authorization],
-                                 caFingerprint: request.headers[caKeyHeader], address: context.address, krl: bytes)
+                                 caFingerprint: request.headers[caKeyHeader], installedVersion: request.headers[installedKRLHeader],
+                                 address: context.address, krl: bytes)
         }
         // If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/"x" matches "x".
         if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { candidate in
@@ -344,6 +345,7 @@ enum ProcessMemory {
 /// What `krl-sync --from URL` sends about the server it runs on.
 let hostNameHeader = HTTPField.Name("X-SSHCA-Host")!
 let caKeyHeader = HTTPField.Name("X-SSHCA-CA-Key")!
+let installedKRLHeader = HTTPField.Name("X-SSHCA-KRL-Version")!
 
 /// Runs the service until SIGTERM or SIGINT, then finishes the requests in flight.
 public func runService(_ service: CAService, listen: ListenAddress, logger: Logger,

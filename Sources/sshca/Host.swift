@@ -297,13 +297,16 @@ struct HostSetupCommand: ParsableCommand {
                 // The units name this binary, this service, its pins and these paths.
                 let executable = SystemdUnits.executablePath()
                 request.systemdDirectory = systemdDir
-                request.units = try SystemdUnits.krlSync(executable: executable, url: client.endpoint.url, krlPath: krl, caKeyPath: caKeyPath, caBundle: caBundle)
+                // systemd runs units from /: every path in them is made absolute here.
+                let absolute = { (path: String) in Configure.absolute(path) }
+                request.units = try SystemdUnits.krlSync(executable: executable, url: client.endpoint.url, krlPath: absolute(krl),
+                                                         caKeyPath: absolute(caKeyPath), caBundle: caBundle.map(absolute), tokenFile: tokenFile.map(absolute))
                 if let tokenFile {
                     guard Files.exists(tokenFile) else { throw AuthorityError(.badInput, "--token-file \(tokenFile) does not exist; create the token on the CA (sshca token create --role host --name HOST) and put it there (mode 0600)") }
                     let hostCA = try blocking { () throws(AuthorityError) in try await client.hostCAPublicKey() }
                     let names = hostNames.map { $0.split(separator: ",").map(String.init) } ?? []
                     request.units += try SystemdUnits.hostCert(executable: executable, url: client.endpoint.url, hostCAFingerprint: hostCA.fingerprint,
-                                                               tokenFile: tokenFile, principals: names, caBundle: caBundle)
+                                                               tokenFile: absolute(tokenFile), principals: names, caBundle: caBundle.map(absolute))
                 }
             }
             request.sidecars = [krl + ".etag"]

@@ -2,6 +2,9 @@ import ArgumentParser
 import Authority
 import SSHCrypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `sshca tls`: https for the service in one step, with a certificate of its own that clients
 /// pin as their --ca-bundle.
@@ -79,9 +82,19 @@ struct TLSCommand: ParsableCommand {
             do { made = try TLSCertificate.selfSigned(names: name, days: days) } catch {
                 throw AuthorityError(.key, "cannot make the TLS certificate: \(error)")
             }
+            // The service may run as the home's owner (the package's sshca user) while root runs
+            // this: what is written here belongs to the home's owner, as the rest of it does.
+            var home = stat()
+            let owner: (uid_t, gid_t)? = stat(caHome.path, &home) == 0 ? (home.st_uid, home.st_gid) : nil
+            let configMode = Files.mode(configPath) ?? 0o600
             try Files.writeAtomically(keyPath, Array(made.key.utf8), mode: 0o600)
             try Files.writeAtomically(certificatePath, Array(made.certificate.utf8), mode: 0o644)
-            try Files.writeAtomically(configPath, Array(updated.utf8), mode: 0o600)
+            try Files.writeAtomically(configPath, Array(updated.utf8), mode: configMode)
+            if let owner, owner.0 != geteuid() {
+                for path in [keyPath, certificatePath, configPath] where chown(path, owner.0, owner.1) != 0 {
+                    throw AuthorityError(.io, "cannot give \(path) to the home's owner (uid \(owner.0)): \(String(cString: strerror(errno)))")
+                }
+            }
             let configuration = try Configuration(parsing: updated, fileName: configPath)
             let port = (try? ListenAddress(parsing: configuration.service.listen))?.port ?? 8443
             let host = TLSCertificate.isIPAddress(name[0]) && name[0].contains(":") ? "[\(name[0])]" : name[0]

@@ -29,11 +29,14 @@ struct ExampleUnitTests {
         }
     }
 
-    @Test("a value systemd would split, unquote or expand is refused, and % is escaped")
+    @Test("a value systemd would split or unquote is refused, % and $ are escaped, relative paths are refused, the host token goes in")
     func arguments() throws {
         #expect(throws: (any Error).self) { try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: "https://a b", krlPath: "/k", caKeyPath: "/c", caBundle: nil) }
         #expect(throws: (any Error).self) { try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: "https://a\"b", krlPath: "/k", caKeyPath: "/c", caBundle: nil) }
-        let units = try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: "https://a%b", krlPath: "/k", caKeyPath: "/c", caBundle: nil)
-        #expect(units[0].text.contains("--from https://a%%b "))
+        let units = try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: "https://a%b$c", krlPath: "/k", caKeyPath: "/c", caBundle: nil,
+                                             tokenFile: "/etc/ssh/sshca_host_token")
+        #expect(units[0].text.contains("--from https://a%%b$$c ") && units[0].text.contains("--token-file /etc/ssh/sshca_host_token"), "\(units[0].text)")
+        // systemd runs units from /: a relative path would point elsewhere.
+        #expect(throws: (any Error).self) { try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: "https://a", krlPath: "/k", caKeyPath: "/c", caBundle: "tls.crt") }
     }
 }

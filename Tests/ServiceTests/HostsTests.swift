@@ -28,8 +28,11 @@ struct HostsTests {
                 try await SSHCA.run(["host", "krl-sync", "--from", server.url, "--to", dir.child("\(name).krl").path, "--ca-key", userCA.path]
                                     + (token ? ["--token-file", tokenFile.path] : []))
             }
-            try checked(try await sync("a", token: true))
-            try checked(try await sync("b", token: false))
+            // A server reports the version it has installed: current from its second sync on.
+            for _ in 0..<2 {
+                try checked(try await sync("a", token: true))
+                try checked(try await sync("b", token: false))
+            }
             let version = try #require(KRL.headerVersion(Array(try Data(contentsOf: server.home.child("revoked.krl")))))
             var listed = try await Self.hosts(server, token: security)
             #expect(listed.status == 200 && listed.list.count == 2, "\(listed)")
@@ -46,6 +49,9 @@ struct HostsTests {
             let behind = try await server.sshca(["hosts", "--behind"])
             #expect(behind.exitCode == 1 && behind.stdoutText.contains("BEHIND") && behind.stdoutText.contains("web-01.example.test"), "\(behind)")
             try checked(try await sync("a", token: true))
+            let fetched = try await server.sshca(["hosts", "--behind"])
+            #expect(fetched.exitCode == 1 && fetched.stdoutText.contains("web-01.example.test"), "fetched is not installed: still behind until it says so: \(fetched)")
+            try checked(try await sync("a", token: true))
             let after = try await server.sshca(["hosts", "--behind", "--json"])
             let stillBehind = (try JSONSerialization.jsonObject(with: after.stdout) as? [[String: Any]]) ?? []
             #expect(after.exitCode == 1 && stillBehind.count == 1 && stillBehind.first?["identifiedBy"] as? String == "claimed", "\(after)")
@@ -55,6 +61,13 @@ struct HostsTests {
             _ = try await server.http("GET", "/v1/krl", headers: ["X-SSHCA-Host": "evil host"])
             listed = try await Self.hosts(server, token: security)
             #expect(listed.list.count == 2 && listed.list.contains { $0["identifiedBy"] as? String == "token:web-01.example.test" && $0["caFingerprint"] as? String == pin }, "\(listed.list)")
+            // An engineer's token does not name a server; a claim from another address does not take over a claimed name.
+            let engineerFetch = try await server.http("GET", "/v1/krl", headers: ["Authorization": "Bearer \(engineer)"])
+            #expect(engineerFetch.status == 200)
+            let claimedName = try #require(listed.list.first { $0["identifiedBy"] as? String == "claimed" }?["name"] as? String)
+            _ = try await server.http("GET", "/v1/krl", headers: ["X-SSHCA-Host": claimedName, "X-SSHCA-KRL-Version": "999"], from: "127.0.0.2")
+            listed = try await Self.hosts(server, token: security)
+            #expect(listed.list.count == 2 && !listed.list.contains { ($0["krlVersion"] as? Int) == 999 }, "\(listed.list)")
             // Only security staff.
             #expect(try await Self.hosts(server, token: engineer).status == 403)
             #expect(try await server.http("GET", "/v1/hosts").status == 401)
