@@ -20,9 +20,7 @@ struct ClientConfigurationTests {
             let server = try await CAServer.start(in: dir.child("run"))
             defer { server.stop() }
             let home = dir.child("home")
-            try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-            let identity = try await SSHKeygen.generate(.ed25519, at: home.child("identity"), comment: "identity")
-            try checked(try await server.sshca(["user", "add", "ivy", "--role", "engineer", "--identity-key", identity.publicKey.path]))
+            let identity = try await server.enroll("ivy", home: home)
             let userCA = try await SSHKeygen.fingerprint(server.home.child("user_ca.pub"))
             let hostCA = try await SSHKeygen.fingerprint(server.home.child("host_ca.pub"))
             let env: [String: String?] = ["HOME": home.path]
@@ -85,9 +83,7 @@ struct ClientConfigurationTests {
             let server = try await CAServer.start(in: dir.child("run"))
             defer { server.stop() }
             let home = dir.child("home")
-            try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-            let identity = try await SSHKeygen.generate(.ed25519, at: home.child("identity"), comment: "identity")
-            try checked(try await server.sshca(["user", "add", "ivy", "--role", "engineer", "--identity-key", identity.publicKey.path]))
+            let identity = try await server.enroll("ivy", home: home)
             let userCA = try await SSHKeygen.fingerprint(server.home.child("user_ca.pub"))
             let agent = try await SSHAgent.start(in: dir.child("agent"))
             defer { agent.stop() }

@@ -12,9 +12,7 @@ struct LoginRevocationTests {
             let server = try await CAServer.start(in: dir.child("run"))
             defer { server.stop() }
             let home = dir.child("home")
-            try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-            let identity = try await SSHKeygen.generate(.ed25519, at: home.child("identity"), comment: "identity")
-            try checked(try await server.sshca(["user", "add", "ivy", "--role", "engineer", "--identity-key", identity.publicKey.path]))
+            let identity = try await server.enroll("ivy", home: home)
             let env: [String: String?] = ["HOME": home.path, "SSH_AUTH_SOCK": nil]
             let login = ["login", "--ca-url", server.url, "--user", "ivy", "--identity", identity.privateKey.path]
             let first = try await SSHCA.run(login, environment: env)

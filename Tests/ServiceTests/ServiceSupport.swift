@@ -27,6 +27,15 @@ func errorFields(_ data: Data) -> (code: String?, message: String?, rule: String
 }
 
 extension CAServer {
+    /// An engineer's machine: `home` (made if missing) with an Ed25519 identity key at
+    /// home/identity, enrolled as `name` with `role`. Returns the key pair.
+    func enroll(_ name: String, role: String = "engineer", home: URL) async throws -> KeyPair {
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        let identity = try await SSHKeygen.generate(.ed25519, at: home.child("identity"), comment: "identity")
+        try checked(try await sshca(["user", "add", name, "--role", role, "--identity-key", identity.publicKey.path]))
+        return identity
+    }
+
     /// `sshca token create --role ROLE --name NAME`: the secret (last line of stdout).
     func token(role: String, name: String) async throws -> String {
         let result = try await sshca(["token", "create", "--role", role, "--name", name])
