@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+@testable import sshca
 
 /// ca-config/sshca.toml is what `sshca init` writes, and the README's role examples work on it.
 @Suite("ca-config/sshca.toml")
@@ -46,5 +47,29 @@ struct CompletionTests {
             let run = try await runProcess("bash", ["-c", probe])
             #expect(run.succeeded && run.stdoutText.contains("1:configure") && run.stdoutText.contains("setup"), "\(run)")
         }
+    }
+}
+
+/// The launchd agent in the README (no macOS here to load it): it is a property list Python's
+/// plistlib reads, and its command line is one sshca accepts.
+@Suite("README's launchd agent")
+struct LaunchdAgentTests {
+    @Test("the README's plist parses (plistlib), runs every 15 minutes, and its ProgramArguments are `sshca login --renew-before 2h --unattended`, which parses")
+    func plist() async throws {
+        let readme = try readText(packageRoot.child("README.md"))
+        let start = try #require(readme.range(of: "<?xml version=\"1.0\""))
+        let end = try #require(readme.range(of: "</plist>", range: start.upperBound..<readme.endIndex))
+        let xml = String(readme[start.lowerBound..<end.upperBound])
+        let script = """
+        import plistlib, sys, json
+        p = plistlib.loads(sys.stdin.buffer.read())
+        print(json.dumps({"args": p["ProgramArguments"], "interval": p["StartInterval"], "label": p["Label"]}))
+        """
+        let parsed = try await runProcess("python3", ["-c", script], stdin: Data(xml.utf8))
+        #expect(parsed.succeeded, "\(parsed)")
+        let json = try #require(try JSONSerialization.jsonObject(with: parsed.stdout) as? [String: Any])
+        let args = try #require(json["args"] as? [String])
+        #expect(args == ["/usr/local/bin/sshca", "login", "--renew-before", "2h", "--unattended"] && json["interval"] as? Int == 900, "\(json)")
+        #expect(throws: Never.self, "\(args)") { _ = try sshca.SSHCA.parseAsRoot(Array(args.dropFirst())) }
     }
 }
