@@ -84,18 +84,21 @@ public struct CertificateAuthority: Sendable {
 
     /// Records the revocation, then publishes the KRL that carries it.
     public func revoke(_ target: RevocationTarget, reason: String, by: String, passphrase: PassphraseSource,
-                       now: UInt64 = Clock.now()) throws(AuthorityError) -> (outcome: RevocationOutcome, krl: PublishedKRL) {
+                       now: UInt64 = Clock.now()) throws(AuthorityError) -> (outcome: RevocationOutcome, krl: PublishedKRL, published: Bool) {
         if case .serials(let range) = target, range.lowerBound == 0 {
             throw AuthorityError(.badInput, "serial 0 cannot be revoked (a KRL cannot name it); serials start at 1")
         }
         let outcome = try recordRevocation(target, reason: reason, by: by, now: now)
-        if outcome.isNew { return (outcome, try publishKRL(by: by, passphrase: passphrase, now: now)) }
-        return (outcome, try publishKRLIfChanged(by: by, passphrase: passphrase, now: now).krl)
+        if outcome.isNew { return (outcome, try publishKRL(by: by, passphrase: passphrase, now: now), true) }
+        let result = try publishKRLIfChanged(by: by, passphrase: passphrase, now: now)
+        return (outcome, result.krl, result.changed)
     }
 
-    /// The servers that synced the KRL from the service, judged against `currentKRL`.
-    public func hosts(currentKRL: UInt64, now: UInt64 = Clock.now()) throws(AuthorityError) -> [ServiceAPI.Host] {
-        do { return try ledger.hosts().map { ServiceAPI.Host($0, currentKRL: currentKRL, now: now) } } catch { throw AuthorityError.from(error) }
+    /// The servers that synced the KRL from the service, judged against the version of the
+    /// home's published KRL (read from its header only).
+    public func hosts(now: UInt64 = Clock.now()) throws(AuthorityError) -> [ServiceAPI.Host] {
+        let current = (try? Files.read(home.krlPath, maximumBytes: 1 << 30, what: "KRL")).flatMap(KRL.headerVersion) ?? 0
+        do { return try ledger.hosts().map { ServiceAPI.Host($0, currentKRL: current, now: now) } } catch { throw AuthorityError.from(error) }
     }
 
     /// Publishes a new KRL version only when the ledger revokes something the current KRL file
@@ -159,17 +162,24 @@ public struct CertificateAuthority: Sendable {
     /// known_hosts lines: `@cert-authority PATTERNS <host CA key>`, and `@revoked * <key>` for
     /// every revoked key that the ledger knows as a host key.
     public func knownHostsLines(hostPatterns: String) throws(AuthorityError) -> [String] {
-        let patterns = hostPatterns.split(separator: ",").map { $0.trimmingCharacters(in: " \t") }
-        guard !patterns.isEmpty, patterns.allSatisfy({ !$0.isEmpty && !$0.contains(where: { $0 == " " || $0 == "\t" }) }) else {
-            throw AuthorityError(.badInput, "--hosts needs comma-separated host patterns without spaces, like '*.example.com,10.0.0.*'")
-        }
-        var lines = ["@cert-authority \(patterns.joined(separator: ",")) \(try home.publicKey(.host).openSSHLine(comment: "sshca-host-ca"))"]
+        var lines = [try Self.certAuthorityLine(hostPatterns: hostPatterns, hostCA: try home.publicKey(.host))]
         do {
             for key in try ledger.revokedHostKeys() { lines.append("@revoked * \(key.openSSHLine())") }
         } catch {
             throw AuthorityError.from(error)
         }
         return lines
+    }
+
+    /// The known_hosts line that trusts `hostCA` for `hostPatterns` (comma-separated, spaces
+    /// around commas dropped); patterns with white space, control characters or '#' are refused
+    /// (they would split or end the line).
+    public static func certAuthorityLine(hostPatterns: String, hostCA: PublicKey) throws(AuthorityError) -> String {
+        let patterns = hostPatterns.split(separator: ",").map { $0.trimmingCharacters(in: " \t") }
+        guard !patterns.isEmpty, patterns.allSatisfy({ !$0.isEmpty && !$0.contains(where: { $0.isWhitespace || $0 == "#" || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7f } ?? false }) }) else {
+            throw AuthorityError(.badInput, "--hosts needs comma-separated host patterns without spaces, like '*.example.com,10.0.0.*'")
+        }
+        return "@cert-authority \(patterns.joined(separator: ",")) \(hostCA.openSSHLine(comment: "sshca-host-ca"))"
     }
 
     /// Recomputes the chain, then checks it against the witnesses: each KRL names the chain head
@@ -187,7 +197,7 @@ public struct CertificateAuthority: Sendable {
         let hashes = Set(entries.map(\.hashHex))
         for path in witnesses ?? (Files.exists(home.krlPath) ? [home.krlPath] : []) {
             let krl = try KRLInspection.read(path).krl
-            let prefix = "sshca audit-head "
+            let prefix = KRLPublisher.commentPrefix
             guard krl.comment.hasPrefix(prefix) else { continue }
             let head = String(krl.comment.dropFirst(prefix.count))
             if !hashes.contains(head) {

@@ -31,8 +31,23 @@ struct KRLPublisher {
     func publish(to path: String, copies: [String] = [], by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> PublishedKRL {
         let lock = try FileLock(path: authority.home.krlLockPath)
         defer { lock.release() }
+        return try buildAndWrite(to: [path] + copies, by: by, passphrase: passphrase, now: now)
+    }
+
+    /// Publishes only when the KRL would revoke something other than the one at `path` does (a
+    /// revocation of what is already revoked changes nothing, and so takes no new version). The
+    /// comparison and the publish happen under one lock.
+    func publishIfChanged(to path: String, by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> (krl: PublishedKRL, changed: Bool) {
+        let lock = try FileLock(path: authority.home.krlLockPath)
+        defer { lock.release() }
+        if let current = try? current(at: path, now: now) { return (current, false) }
+        return (try buildAndWrite(to: [path], by: by, passphrase: passphrase, now: now), true)
+    }
+
+    /// Under the KRL lock: a new version, written to each file.
+    private func buildAndWrite(to files: [String], by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> PublishedKRL {
         let published = try build(by: by, passphrase: passphrase, now: now)
-        for file in [path] + copies {
+        for file in files {
             // The signature first: a reader that sees the new KRL finds its signature there (a
             // reader between the two renames gets a pair that does not verify, and tries again).
             if let signature = published.signature {
@@ -45,17 +60,8 @@ struct KRLPublisher {
         return published
     }
 
-    /// Publishes only when the KRL would revoke something other than the one at `path` does (a
-    /// revocation of what is already revoked changes nothing, and so takes no new version).
-    func publishIfChanged(to path: String, by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> (krl: PublishedKRL, changed: Bool) {
-        let lock = try FileLock(path: authority.home.krlLockPath)
-        if let current = try? current(at: path, now: now) {
-            lock.release()
-            return (current, false)
-        }
-        lock.release()
-        return (try publish(to: path, by: by, passphrase: passphrase, now: now), true)
-    }
+    /// Each KRL's comment names the audit chain head it was published at.
+    static let commentPrefix = "sshca audit-head "
 
     /// The KRL at `path` as published, when it revokes exactly what the ledger does now and is
     /// signed as the configuration asks; nil otherwise.
@@ -68,12 +74,12 @@ struct KRLPublisher {
               Set(krl.explicitKeys) == Set(state.keys.map(\.blob)), krl.sha1Fingerprints.isEmpty, krl.sha256Fingerprints.isEmpty else { return nil }
         let signature = try? Files.readText(DetachedKRLSignature.path(for: path), maximumBytes: 64 * 1024, what: "KRL signature")
         var signedBy: PublicKey? = nil
-        if authority.configuration.signKRL, !state.keys.contains(try authority.home.publicKey(.user)) {
-            let userCA = try authority.home.publicKey(.user)
+        let userCA = try authority.home.publicKey(.user)
+        if authority.configuration.signKRL, !state.keys.contains(userCA) {
             guard let signature, DetachedKRLSignature.problem(signature, over: bytes, by: userCA) == nil else { return nil }
             signedBy = userCA
         }
-        let head = krl.comment.hasPrefix("sshca audit-head ") ? String(krl.comment.dropFirst(17)) : ""
+        let head = krl.comment.hasPrefix(Self.commentPrefix) ? String(krl.comment.dropFirst(Self.commentPrefix.count)) : ""
         return PublishedKRL(version: krl.version, bytes: bytes, krl: krl, signedBy: signedBy, signature: signedBy == nil ? nil : signature, chainHead: head)
     }
 
@@ -104,7 +110,7 @@ struct KRLPublisher {
         } catch {
             throw AuthorityError.from(error)
         }
-        let krl = KRL(version: recorded.version, generatedDate: now, comment: "sshca audit-head \(recorded.chainHead)",
+        let krl = KRL(version: recorded.version, generatedDate: now, comment: Self.commentPrefix + recorded.chainHead,
                       certificates: state.certificates, explicitKeys: state.keys.map(\.blob))
         // Never a signature section inside the KRL: OpenSSH removed KRL signatures in 9.4 and
         // PROTOCOL.krl warns that it will refuse KRLs holding one. The signature is detached.

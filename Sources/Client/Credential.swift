@@ -56,10 +56,16 @@ public enum Credential: Sendable {
         switch self {
         case .token: return true
         case .identity(_, let keyFile):
-            guard let key = try? Self.publicKey(keyFile: keyFile), let agent = try? SSHAgentClient.fromEnvironment(),
-                  let held = try? agent.identities() else { return false }
-            return held.contains { $0.key == key.blob }
+            guard let key = try? Self.publicKey(keyFile: keyFile) else { return false }
+            return Self.agentHolding(key) != nil
         }
+    }
+
+    /// The ssh-agent at $SSH_AUTH_SOCK when it holds `key`, else nil.
+    static func agentHolding(_ key: PublicKey) -> SSHAgentClient? {
+        guard let agent = try? SSHAgentClient.fromEnvironment(), let held = try? agent.identities(),
+              held.contains(where: { $0.key == key.blob }) else { return nil }
+        return agent
     }
 
     /// The identity key's public half: KEYFILE.pub, or KEYFILE itself when it is a .pub file
@@ -77,8 +83,7 @@ public enum Credential: Sendable {
 
     static func sign(_ message: [UInt8], keyFile: String, namespace: String) throws(AuthorityError) -> SSHSig {
         let key = try publicKey(keyFile: keyFile)
-        if let agent = try? SSHAgentClient.fromEnvironment(),
-           let held = try? agent.identities(), held.contains(where: { $0.key == key.blob }) {
+        if let agent = agentHolding(key) {
             let signed = SSHSig.signedData(message: message, namespace: namespace, hashAlgorithm: "sha512")
             let flags: UInt32 = if case .rsa = key { 4 } else { 0 }
             do {

@@ -58,8 +58,8 @@ public enum Doctor {
             }
             // sshd does not check this file's modes, but whoever may write it or a directory
             // above it decides which CA everyone's logins trust.
-            if let unsafe = Self.unsafeAncestry(of: caFile, owner: 0, stopAt: nil, includeFile: true, allowSticky: true) {
-                problem("ca-file-writable", "\(unsafe): anyone who can write there can make sshd trust a CA of their own (TrustedUserCAKeys \(caFile))", fix: "chown root \(Self.quotedPathOfProblem(unsafe) ?? caFile) && chmod go-w \(Self.quotedPathOfProblem(unsafe) ?? caFile)")
+            if let unsafe = Self.unsafeAncestry(of: caFile, owner: 0, stopAt: nil, allowSticky: true) {
+                problem("ca-file-writable", "\(unsafe.problem): anyone who can write there can make sshd trust a CA of their own (TrustedUserCAKeys \(caFile))", fix: "chown root \(unsafe.path) && chmod go-w \(unsafe.path)")
             }
         } else {
             problem("ca-file-missing", "\(caFile) (TrustedUserCAKeys) is missing or unreadable", fix: "write the line from `sshca ca-key` into \(caFile), mode 0644")
@@ -151,11 +151,11 @@ public enum Doctor {
                     // from it up to / (or up to the user's home, for a file inside it), is owned
                     // by someone other than root and the user, or writable by group or others.
                     let ancestry = strict && unsafe == nil && allowed != nil
-                        ? Self.unsafeAncestry(of: path, owner: entry?.pointee.pw_uid ?? 0, stopAt: home, includeFile: true) : nil
+                        ? Self.unsafeAncestry(of: path, owner: entry?.pointee.pw_uid ?? 0, stopAt: home) : nil
                     if let unsafe {
                         problem("principals-file-unsafe", "\(unsafe); sshd refuses such a file too (StrictModes)", fix: "make \(path) a regular file owned by \(user) or root, writable only by its owner")
                     } else if let ancestry {
-                        problem("principals-path-unsafe", "\(ancestry): with StrictModes sshd refuses \(path) (AuthorizedPrincipalsFile for \(user)) and so every certificate for \(user)", fix: "chmod go-w \(Self.quotedPathOfProblem(ancestry) ?? path) (and chown it to root or \(user)), or keep principals files in a root-owned directory such as /etc/ssh/sshca_principals")
+                        problem("principals-path-unsafe", "\(ancestry.problem): with StrictModes sshd refuses \(path) (AuthorizedPrincipalsFile for \(user)) and so every certificate for \(user)", fix: "chmod go-w \(ancestry.path) (and chown it to root or \(user)), or keep principals files in a root-owned directory such as /etc/ssh/sshca_principals")
                     } else if let allowed {
                         if Set(allowed).isDisjoint(with: body.principals) {
                             problem("principal-not-allowed", "\(user) accepts principals \(allowed.joined(separator: ",")) (from \(path)); the certificate names \(body.principals.joined(separator: ","))", fix: "sign for one of those principals, or add one to \(path) (sshca host setup --principal \(user)=...)")
@@ -175,17 +175,16 @@ public enum Doctor {
         return findings
     }
 
-    /// What sshd's safe_path() would say about `path`: the first of the file (when
-    /// `includeFile`) and its directories up to / (or up to `stopAt`, inclusive) that is owned by
-    /// neither root nor `owner`, or is writable by group or others; nil when all are safe or the
-    /// path does not resolve.
+    /// What sshd's safe_path() would say about `path`: the first of the file and its directories
+    /// up to / (or up to `stopAt`, inclusive) that is owned by neither root nor `owner`, or is
+    /// writable by group or others, and why; nil when all are safe or the path does not resolve.
     /// `allowSticky`: a root-owned sticky directory (/tmp) counts as safe: others may not
     /// replace what they do not own there (sshd itself does not make that exception).
-    static func unsafeAncestry(of path: String, owner: uid_t, stopAt: String?, includeFile: Bool, allowSticky: Bool = false) -> String? {
+    static func unsafeAncestry(of path: String, owner: uid_t, stopAt: String?, allowSticky: Bool = false) -> (path: String, problem: String)? {
         guard let resolved = realpath(path, nil) else { return nil }
         var current = String(cString: resolved)
         free(resolved)
-        var first = includeFile
+        var first = true
         while true {
             var st = stat()
             guard stat(current, &st) == 0 else { return nil }
@@ -193,7 +192,7 @@ public enum Doctor {
             let groupWritable = st.st_mode & 0o020 != 0 && !Self.groupIsOnlyOwner(gid: st.st_gid, owner: st.st_uid, loginUser: owner)
             if (st.st_uid != 0 && st.st_uid != owner) || ((st.st_mode & 0o002 != 0 || groupWritable) && !stickyRoot) {
                 let who = st.st_uid != 0 && st.st_uid != owner ? "owned by uid \(st.st_uid)" : "writable by \(st.st_mode & 0o020 != 0 ? "group" : "others") (mode \(String(st.st_mode & 0o7777, radix: 8)))"
-                return "\(first ? "the file" : "the directory") \(current) is \(who)"
+                return (current, "\(first ? "the file" : "the directory") \(current) is \(who)")
             }
             if current == "/" || current == stopAt { return nil }
             current = Files.parentDirectory(of: current)
@@ -223,13 +222,6 @@ public enum Doctor {
             if String(cString: first) != ownerName || group.pointee.gr_mem[1] != nil { return false }
         }
         return members > 0
-    }
-
-    /// The path inside one of `unsafeAncestry`'s sentences.
-    static func quotedPathOfProblem(_ sentence: String) -> String? {
-        let words = sentence.split(separator: " ")
-        guard words.count > 2 else { return nil }
-        return String(words[2])
     }
 
     /// %u (user), %% in AuthorizedPrincipalsFile; a relative path is under the user's home.

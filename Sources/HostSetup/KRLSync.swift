@@ -24,10 +24,8 @@ public enum KRLSync {
     /// The most separate runs of revoked serials a server installs. sshd turns every run into a
     /// tree node of its own (tens of bytes) each time it reads `RevokedKeys`, which it does at
     /// every login, while our parser keeps bitmaps as bits; so a KRL of a few megabytes of
-    /// alternating bits is cheap to read here and costs sshd gigabytes. A CA of a million
-    /// certificates with every other one revoked needs half a million runs; this allows eight
-    /// times that.
-    public static let maximumSerialRuns = 4 << 20
+    /// alternating bits is cheap to read here and costs sshd gigabytes.
+    public static let maximumSerialRuns = KRL.maximumPlausibleSerialRuns
 
     public enum Outcome: Equatable, Sendable {
         case installed(version: UInt64, previous: UInt64?)
@@ -64,7 +62,7 @@ public enum KRLSync {
             }
         }
         let candidate = try KRLInspection(bytes: bytes, source: source)
-        let runs = candidate.krl.certificates.reduce(0) { $0 + $1.serials.runCount }
+        let runs = candidate.krl.serialRunCount
         guard runs <= maximumSerialRuns else {
             throw AuthorityError(.badInput, "\(source) revokes serials in \(runs) separate runs, more than the \(maximumSerialRuns) a server takes: sshd would build one entry per run at every login, far more than any CA's real KRL needs (the CA's own KRLs join neighbouring serials into ranges and bitmaps). Refusing to install it")
         }

@@ -19,18 +19,17 @@ public enum RemoteCA {
     /// The last ETag is kept beside the KRL so an unchanged KRL is not even downloaded.
     /// The server says who it is: `token` (a host token) names it; without one, its host name.
     public static func syncKRL(_ client: ServiceClient, to path: String, pinnedSigner: PublicKey?, token: String? = nil) throws(AuthorityError) -> KRLSync.Outcome {
+        let etagPath = path + ".etag"
+        let known = (try? Files.readText(etagPath, maximumBytes: 256, what: "ETag file"))?.trimmingCharacters(in: " \n")
+        let installedVersion = (try? KRLInspection(bytes: try Files.read(path, maximumBytes: 1 << 30, what: "KRL"), source: path))?.krl.version
+        let etag = installedVersion != nil ? known : nil
         var identification = [("X-SSHCA-Host", hostName())]
         if let pinnedSigner { identification.append(("X-SSHCA-CA-Key", pinnedSigner.fingerprint)) }
         if let token { identification.append(("Authorization", "Bearer \(token)")) }
         // What this server has installed (not what it is about to fetch), so the service's
         // "behind" means installed, never merely sent.
-        let installed = (try? Files.read(path, maximumBytes: KRLSync.maximumBytes, what: "KRL")).flatMap { KRL.headerVersion($0) }
-        identification.append(("X-SSHCA-KRL-Version", String(installed ?? 0)))
+        identification.append(("X-SSHCA-KRL-Version", String(installedVersion ?? 0)))
         let sent = identification
-        let etagPath = path + ".etag"
-        let known = (try? Files.readText(etagPath, maximumBytes: 256, what: "ETag file"))?.trimmingCharacters(in: " \n")
-        let installedVersion = (try? KRLInspection(bytes: try Files.read(path, maximumBytes: 1 << 30, what: "KRL"), source: path))?.krl.version
-        let etag = installedVersion != nil ? known : nil
         // The KRL and its detached signature come in two requests; a revocation between them
         // gives a pair that does not belong together (their ETags differ), so it is asked again.
         var fetched: (bytes: [UInt8], etag: String?, signature: String?)? = nil

@@ -29,12 +29,17 @@ public enum SystemdUnits {
         return text.replacingOccurrences(of: "%", with: "%%").replacingOccurrences(of: "$", with: "$$")
     }
 
+    /// systemd runs units from /: a relative path in one would name another file.
+    static func requireAbsolute(_ paths: [String?]) throws(AuthorityError) {
+        for case let path? in paths where !path.hasPrefix("/") {
+            throw AuthorityError(.badInput, "\(path) is a relative path; systemd runs units from /, so give it absolute")
+        }
+    }
+
     /// `tokenFile`: the server's host token, so the service lists it under the token's name.
     public static func krlSync(executable: String, url: String, krlPath: String, caKeyPath: String, caBundle: String?,
                                tokenFile: String? = nil) throws(AuthorityError) -> [Unit] {
-        for path in [krlPath, caKeyPath] + [caBundle, tokenFile].compactMap({ $0 }) where !path.hasPrefix("/") {
-            throw AuthorityError(.badInput, "\(path) is a relative path; systemd runs units from /, so give it absolute")
-        }
+        try requireAbsolute([krlPath, caKeyPath, caBundle, tokenFile])
         var command = [executable, "host", "krl-sync", "--from", url, "--to", krlPath, "--ca-key", caKeyPath]
         if let caBundle { command += ["--ca-bundle", caBundle] }
         if let tokenFile { command += ["--token-file", tokenFile] }
@@ -79,9 +84,7 @@ public enum SystemdUnits {
 
     public static func hostCert(executable: String, url: String, hostCAFingerprint: String, tokenFile: String, principals: [String],
                                 caBundle: String?) throws(AuthorityError) -> [Unit] {
-        for path in [tokenFile] + [caBundle].compactMap({ $0 }) where !path.hasPrefix("/") {
-            throw AuthorityError(.badInput, "\(path) is a relative path; systemd runs units from /, so give it absolute")
-        }
+        try requireAbsolute([tokenFile, caBundle])
         var command = [executable, "host", "cert", "--ca-url", url, "--ca-fingerprint", hostCAFingerprint, "--token-file", tokenFile]
         if !principals.isEmpty { command += ["--principals", principals.joined(separator: ",")] }
         if let caBundle { command += ["--ca-bundle", caBundle] }

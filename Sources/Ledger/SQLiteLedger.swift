@@ -601,13 +601,11 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
 
     /// Carries the revocations of a KRL into the ledger (after a restore, so a restore never
     /// un-revokes what servers were already told).
-    /// The most runs of serials a carried KRL may hold: one row each (the CA's own KRLs hold far fewer).
-    public static let maximumImportedRuns = 4 << 20
-
     public func importRevocations(from krl: KRL, reason: String, by: String, now: UInt64) throws {
-        let runs = krl.certificates.reduce(0) { $0 + $1.serials.runCount }
-        guard runs <= Self.maximumImportedRuns else {
-            throw LedgerError(.badInput, "the KRL to carry over holds \(runs) separate runs of revoked serials, more than \(Self.maximumImportedRuns); it is not one this CA wrote")
+        // One row per run: a KRL no CA writes is not carried over.
+        let runs = krl.serialRunCount
+        guard runs <= KRL.maximumPlausibleSerialRuns else {
+            throw LedgerError(.badInput, "the KRL to carry over holds \(runs) separate runs of revoked serials, more than \(KRL.maximumPlausibleSerialRuns); it is not one this CA wrote")
         }
         try write { db in
             try db.execute(sql: "INSERT INTO revocations (kind, target, reason, revoked_by, revoked_at) VALUES ('carried', ?, ?, ?, ?)",

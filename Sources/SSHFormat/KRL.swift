@@ -318,6 +318,14 @@ extension KRL {
         return krl
     }
 
+    /// How many separate runs of serials the KRL revokes: the entries sshd's parser builds.
+    public var serialRunCount: Int { certificates.reduce(0) { $0 + $1.serials.runCount } }
+
+    /// More runs than any CA's real KRL holds (a million certificates with every other one
+    /// revoked is half a million): a server refuses such a KRL for sshd's sake, and a restore
+    /// refuses to carry one into the ledger (a row per run).
+    public static let maximumPlausibleSerialRuns = 4 << 20
+
     /// The version in a KRL's header, read without decoding anything else (nil when the bytes
     /// do not start like a KRL).
     public static func headerVersion(_ bytes: [UInt8]) -> UInt64? {

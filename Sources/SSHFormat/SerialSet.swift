@@ -269,7 +269,7 @@ extension SerialSet {
         /// interval folded into its bits (or the bitmap dropped, when a run covers it whole).
         mutating func build() -> SerialSet {
             var set = SerialSet()
-            var spans = SerialSet.merged(ranges)
+            let spans = SerialSet.merged(ranges)
             var merged: [Bitmap] = []
             var mergedWords: [UInt64] = []
             // Bitmaps, merged where their intervals overlap, into one word array; when they come
@@ -327,8 +327,7 @@ extension SerialSet {
                 }
                 if let from = cursor { kept.append(from...run.upperBound) }
             }
-            spans = kept
-            set.spans = spans
+            set.spans = kept
             set.bitmaps = merged.indices.filter { !dropped[$0] }.map { merged[$0] }
             return set
         }

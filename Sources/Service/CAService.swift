@@ -373,9 +373,8 @@ public final class CAService: Sendable {
     /// Every server that synced, with whether it is behind: an older KRL than the current one,
     /// or no sync for longer than `staleAfter`.
     public func hosts(now: UInt64 = Clock.now()) throws(ServiceError) -> [ServiceAPI.Host] {
-        let current = (try? publishedKRL()).flatMap { KRL.headerVersion($0.bytes) } ?? 0
         do {
-            return try authority.hosts(currentKRL: current, now: now)
+            return try authority.hosts(now: now)
         } catch {
             throw ServiceError(503, "unavailable", "the ledger cannot be read: \(error.reason)")
         }

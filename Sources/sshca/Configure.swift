@@ -68,7 +68,7 @@ struct Configure: ParsableCommand {
             }
             var updated = existing ?? ClientConfiguration()
             if let caUrl { updated.caURL = caUrl }
-            if !caFingerprint.isEmpty { updated.caFingerprints = Array(NSOrderedSet(array: caFingerprint)) as? [String] ?? caFingerprint }
+            if !caFingerprint.isEmpty { updated.caFingerprints = caFingerprint.reduce(into: []) { pins, pin in if !pins.contains(pin) { pins.append(pin) } } }
             if let caBundle { updated.caBundle = Self.absolute(caBundle) }
             if let user { updated.user = user }
             if let identity { updated.identity = Self.absolute(identity) }
@@ -105,18 +105,15 @@ struct Configure: ParsableCommand {
     /// Appends "@cert-authority PATTERNS KEY" unless that line is there already; the file is
     /// rewritten atomically, keeping its mode (0644 when new, in a ~/.ssh made 0700).
     static func addCertAuthority(_ key: PublicKey, patterns: String, to path: String) throws(AuthorityError) -> Bool {
-        guard !patterns.isEmpty, !patterns.contains(where: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "#" }) else {
-            throw AuthorityError(.badInput, "--known-hosts \"\(patterns)\": give host patterns separated by commas, without spaces (e.g. '*.example.com,10.0.0.*')")
-        }
-        let line = "@cert-authority \(patterns) \(key.openSSHLine(comment: "sshca-host-ca"))"
+        let line = try CertificateAuthority.certAuthorityLine(hostPatterns: patterns, hostCA: key)
         var text = ""
         var mode: mode_t = 0o644
         if Files.exists(path) {
             text = try Files.readText(path, maximumBytes: 16 << 20, what: "known_hosts")
             var info = stat()
             if stat(path, &info) == 0 { mode = info.st_mode & 0o777 }
-            let blob = key.openSSHLine()
-            if text.split(separator: "\n").contains(where: { $0.hasPrefix("@cert-authority \(patterns) ") && $0.contains(blob) }) { return false }
+            let trusted = line.split(separator: " ").prefix(4)
+            if text.split(separator: "\n").contains(where: { $0.split(separator: " ").prefix(4) == trusted }) { return false }
             if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
         } else {
             let directory = Files.parentDirectory(of: path)

@@ -141,9 +141,6 @@ struct KnownHosts: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard !hosts.isEmpty, !hosts.contains(where: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "#" }) else {
-                throw AuthorityError(.badInput, "--hosts \"\(hosts)\": give host patterns separated by commas, without spaces (e.g. '*.example.com,10.0.0.*')")
-            }
             if caUrl != nil {
                 var options = try ServiceOptions.parse([])
                 options.caUrl = caUrl
@@ -151,7 +148,7 @@ struct KnownHosts: ParsableCommand {
                 options.caBundle = caBundle
                 let client = try options.client()
                 let key = try blocking { () throws(AuthorityError) in try await client.hostCAPublicKey() }
-                print("@cert-authority \(hosts) \(key.openSSHLine(comment: "sshca-host-ca"))")
+                print(try CertificateAuthority.certAuthorityLine(hostPatterns: hosts, hostCA: key))
                 return
             }
             let authority = try CertificateAuthority(home: home.caHome)

@@ -41,8 +41,7 @@ struct Hosts: ParsableCommand {
                 hosts = try blocking { () throws(AuthorityError) in try await client.hosts(credential: credential) }
             } else {
                 let authority = try CertificateAuthority(home: home.caHome)
-                let current = (try? KRLInspection.read(authority.home.krlPath))?.krl.version ?? 0
-                hosts = try authority.hosts(currentKRL: current)
+                hosts = try authority.hosts()
             }
             if behind { hosts = hosts.filter { !$0.behind.isEmpty } }
             if json {

@@ -131,7 +131,6 @@ struct Revoke: ParsableCommand {
             } else {
                 target = .caKey(try authority.home.publicKey(host ? .host : .user))
             }
-            let previous = (try? KRLInspection.read(authority.home.krlPath))?.krl.version
             let result = try authority.revoke(target, reason: reason, by: Operator.name(by), passphrase: passphrase.source)
             let record = result.outcome.record
             if result.outcome.isNew {
@@ -141,7 +140,7 @@ struct Revoke: ParsableCommand {
                 print("Already revoked: \(record.kind) \(record.target) (#\(record.id), \(CertificateTime.format(record.revokedAt)) by \(record.revokedBy): \(record.reason)). Nothing changed.")
             }
             for warning in result.krl.warnings { printNote("warning: " + warning) }
-            if result.outcome.isNew || result.krl.version != previous {
+            if result.published {
                 print("Published \(authority.home.krlPath) (KRL version \(result.krl.version)).")
             } else {
                 print("The KRL stays at version \(result.krl.version) (\(authority.home.krlPath)): it revokes this already.")
