@@ -77,7 +77,10 @@ let package = Package(
         ),
         .executableTarget(name: "sshca-bench", dependencies: ["Authority"]),
         // Parsers as fuzz targets: corpus replay normally, libFuzzer with scripts/fuzz.
-        .executableTarget(name: "sshca-fuzz", dependencies: ["Authority", "HostSetup", "SSHCrypto", "SSHFormat"]),
+        .executableTarget(name: "sshca-fuzz", dependencies: [
+            "Authority", "Client", "HostSetup", "Ledger", "Service", "SSHCrypto", "SSHFormat",
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+        ]),
 
         .target(name: "TestSupport", dependencies: ["SSHFormat"], path: "Tests/TestSupport"),
         .testTarget(name: "SSHFormatTests", dependencies: ["SSHFormat", "TestSupport"]),

@@ -105,7 +105,7 @@ public enum Login {
     }
 
     /// The service's answer must be a certificate for our key, signed by the (pinned) CA key.
-    static func check(_ line: String, caKey: PublicKey, publicKey: PublicKey) throws(AuthorityError) -> Certificate {
+    public static func check(_ line: String, caKey: PublicKey, publicKey: PublicKey) throws(AuthorityError) -> Certificate {
         let certificate: Certificate
         do { certificate = try Certificate(parsingText: line) } catch {
             throw AuthorityError(.io, "the service sent a certificate that does not parse: \(error)")

@@ -39,6 +39,12 @@ public struct ServiceReply: Sendable {
     public var headers: [(String, String)]
     public var body: [UInt8]
 
+    public init(status: Int, headers: [(String, String)] = [], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
     public func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
     }
@@ -150,9 +156,14 @@ public final class ServiceClient: Sendable {
 
     /// Decodes a 2xx answer, or turns the service's JSON error into an AuthorityError.
     public func decode<T: Decodable>(_ type: T.Type, _ reply: ServiceReply) throws(AuthorityError) -> T {
-        guard (200..<300).contains(reply.status) else { throw Self.error(from: reply, url: endpoint.url) }
+        try Self.decode(type, reply, url: endpoint.url)
+    }
+
+    /// The same, for any URL (the service's answers are outside bytes: fuzzed).
+    public static func decode<T: Decodable>(_ type: T.Type, _ reply: ServiceReply, url: String) throws(AuthorityError) -> T {
+        guard (200..<300).contains(reply.status) else { throw error(from: reply, url: url) }
         do { return try JSONDecoder().decode(T.self, from: Data(reply.body)) } catch {
-            throw AuthorityError(.io, "the service at \(endpoint.url) sent an answer this client does not understand (\(error))")
+            throw AuthorityError(.io, "the service at \(url) sent an answer this client does not understand (\(error))")
         }
     }
 

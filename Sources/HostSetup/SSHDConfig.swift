@@ -148,7 +148,12 @@ public struct SSHDCheck: Sendable {
         guard result.status == 0 else {
             throw AuthorityError(.badConfig, "sshd -T cannot read \(configPath): \(result.output.trimmingCharacters(in: " \n"))")
         }
-        return result.output.split(whereSeparator: isLineBreak).compactMap { line in
+        return Self.settings(dump: result.output)
+    }
+
+    /// The lines of `sshd -T` as keyword (lower case) and value (outside text: fuzzed).
+    public static func settings(dump output: String) -> [(keyword: String, value: String)] {
+        output.split(whereSeparator: isLineBreak).compactMap { line in
             let parts = line.split(separator: " ", maxSplits: 1)
             guard let keyword = parts.first else { return nil }
             return (keyword.lowercased(), parts.count > 1 ? String(parts[1]) : "")

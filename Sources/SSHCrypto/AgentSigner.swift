@@ -33,7 +33,11 @@ public struct SSHAgentClient: Sendable {
     }
 
     public func identities() throws(CryptoError) -> [(key: Data, comment: String)] {
-        let reply = try request(type: Self.requestIdentities, payload: [])
+        try Self.identities(reply: try request(type: Self.requestIdentities, payload: []))
+    }
+
+    /// Parses an SSH_AGENT_IDENTITIES_ANSWER (outside bytes: fuzzed). At most 1024 keys.
+    public static func identities(reply: [UInt8]) throws(CryptoError) -> [(key: Data, comment: String)] {
         do {
             var r = SSHReader(reply)
             guard try r.readByte() == Self.identitiesAnswer else {
@@ -59,7 +63,11 @@ public struct SSHAgentClient: Sendable {
         w.writeString(keyBlob)
         w.writeString(data)
         w.writeUInt32(flags)
-        let reply = try request(type: Self.signRequest, payload: w.bytes)
+        return try Self.signature(reply: try request(type: Self.signRequest, payload: w.bytes))
+    }
+
+    /// Parses an SSH_AGENT_SIGN_RESPONSE (outside bytes: fuzzed).
+    public static func signature(reply: [UInt8]) throws(CryptoError) -> SSHSignature {
         var r = SSHReader(reply)
         guard let type = try? r.readByte(), type == Self.signResponse,
               let blob = try? r.readString(), let signature = try? SSHSignature(blob: blob) else {

@@ -1,5 +1,5 @@
 public import Authority
-import Ledger
+public import Ledger
 import SSHFormat
 public import Hummingbird
 import HummingbirdTLS
@@ -268,26 +268,7 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address,
                                                  request: CAService.SignedRequest(method: "GET", path: request.uri.path, body: []))
         context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
-        let q = request.uri.queryParameters
-        var query = CertificateQuery()
-        query.principal = q["principal"].map(String.init)
-        query.keyID = q["keyId"].map(String.init)
-        if let status = q["status"] {
-            guard let s = CertificateQuery.Status(rawValue: String(status)) else {
-                throw ServiceError(400, "bad-request", "status must be any, active, expired or revoked")
-            }
-            query.status = s
-        }
-        // At most 1000 unless asked: a whole ledger in one answer is rarely what anyone wants.
-        query.limit = 1000
-        if let limitText = q["limit"] {
-            guard let n = Int(limitText), n > 0, n <= 100_000 else { throw ServiceError(400, "bad-request", "limit must be a number from 1 to 100000") }
-            query.limit = n
-        }
-        if let afterText = q["after"] {
-            guard let after = UInt64(afterText) else { throw ServiceError(400, "bad-request", "after must be a serial (a number)") }
-            query.after = after
-        }
+        let query = try CertificateListing.query(request.uri)
         return JSON.response(try service.certificates(query, applicant: applicant))
     }
     router.get("/v1/certificates/:serial") { request, context -> Response in
@@ -423,5 +404,37 @@ public func runService(_ service: CAService, listen: ListenAddress, logger: Logg
     if let ledger = service.authority.ledger as? SQLiteLedger {
         try? ledger.checkpoint()
         try? ledger.close()
+    }
+}
+
+/// The query string of `GET /v1/certificates`: outside text, parsed in one place (and fuzzed).
+public enum CertificateListing {
+    /// At most this many unless asked: a whole ledger in one answer is rarely what anyone wants.
+    public static let defaultLimit = 1000
+    public static let maximumLimit = 100_000
+
+    public static func query(_ uri: URI) throws(ServiceError) -> CertificateQuery {
+        let q = uri.queryParameters
+        var query = CertificateQuery()
+        query.principal = q["principal"].map(String.init)
+        query.keyID = q["keyId"].map(String.init)
+        if let status = q["status"] {
+            guard let s = CertificateQuery.Status(rawValue: String(status)) else {
+                throw ServiceError(400, "bad-request", "status must be any, active, expired or revoked")
+            }
+            query.status = s
+        }
+        query.limit = defaultLimit
+        if let limitText = q["limit"] {
+            guard let n = Int(limitText), n > 0, n <= maximumLimit else {
+                throw ServiceError(400, "bad-request", "limit must be a number from 1 to \(maximumLimit)")
+            }
+            query.limit = n
+        }
+        if let afterText = q["after"] {
+            guard let after = UInt64(afterText) else { throw ServiceError(400, "bad-request", "after must be a serial (a number)") }
+            query.after = after
+        }
+        return query
     }
 }

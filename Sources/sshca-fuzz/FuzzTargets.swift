@@ -4,7 +4,11 @@
 // - with -DFUZZING and -sanitize=fuzzer,address (scripts/fuzz): a libFuzzer binary whose target
 //   is chosen by $SSHCA_FUZZ_TARGET.
 import Authority
+import Client
 import HostSetup
+import HummingbirdCore
+import Ledger
+import Service
 import SSHCrypto
 import SSHFormat
 #if canImport(Glibc)
@@ -28,7 +32,21 @@ enum FuzzTargets {
         },
         "certificate": { bytes in
             if let certificate = try? Certificate(blob: bytes) {
-                precondition(certificate.bytes == Data(bytes), "a parsed certificate keeps its bytes")
+                // Written again from the parsed fields (through the one signable-bytes writer):
+                // the same bytes, unless the input's options were out of order (written sorted).
+                let body = certificate.body
+                let again = Certificate(body: body, signature: certificate.signature)
+                let ordered = CertificateOption.sortedForWriting(body.criticalOptions) == body.criticalOptions
+                    && CertificateOption.sortedForWriting(body.extensions) == body.extensions
+                if ordered {
+                    precondition(again.bytes == Data(bytes), "certificate re-encoded from its fields differs from its input")
+                    precondition(again.signedBytes == certificate.signedBytes, "certificate's signed bytes differ when re-encoded")
+                } else {
+                    var sorted = body
+                    sorted.criticalOptions = CertificateOption.sortedForWriting(body.criticalOptions)
+                    sorted.extensions = CertificateOption.sortedForWriting(body.extensions)
+                    precondition((try? Certificate(blob: again.bytes))?.body == sorted, "re-encoded certificate reads back different fields")
+                }
                 _ = certificate.verifySignature()
                 _ = CertificateReport(certificate).text(source: "fuzz")
             }
@@ -41,9 +59,7 @@ enum FuzzTargets {
             // Re-encoding what we read must give a KRL that reads back the same.
             let encoded = parsed.krl.encoded()
             guard let again = try? KRL.parse(encoded) else { preconditionFailure("re-encoded KRL does not parse") }
-            // (Sections that revoke nothing are dropped when writing.)
-            let revoking = { (krl: KRL) in krl.certificates.filter { !$0.serials.isEmpty || !$0.keyIDs.isEmpty }.map(\.serials) }
-            precondition(revoking(again.krl) == revoking(parsed.krl), "KRL serial round trip")
+            precondition(normalised(again.krl) == normalised(parsed.krl), "KRL round trip: a section reads back different")
             _ = try? KRLInspection(bytes: bytes, source: "fuzz")
         },
         "sshsig": { bytes in
@@ -101,7 +117,79 @@ enum FuzzTargets {
                 if let token = BearerToken(text: text) { precondition(BearerToken(text: token.text) == token, "token round trip") }
             }
         },
+        // `sshca login` reads back the login key it wrote (an unencrypted Ed25519 openssh-key-v1).
+        "private-key": { bytes in
+            guard let text = String(validating: bytes, as: UTF8.self),
+                  let key = try? PrivateKeyComponents(openSSHEd25519File: text) else { return }
+            let written = key.openSSHPrivateKeyFile(comment: "fuzz", checkInt: 7)
+            guard case .ed25519(let seed, let pk)? = try? PrivateKeyComponents(openSSHEd25519File: written),
+                  case .ed25519(let seed0, let pk0) = key else { preconditionFailure("a written private key does not read back") }
+            precondition(seed == seed0 && pk == pk0, "private key round trip")
+        },
+        // ssh-agent's answers: the identity list and a signature.
+        "agent-reply": { bytes in
+            if let identities = try? SSHAgentClient.identities(reply: bytes) {
+                precondition(identities.count <= 1024, "more identities than the bound")
+                for identity in identities { _ = try? PublicKey(blob: identity.key) }
+            }
+            if let signature = try? SSHAgentClient.signature(reply: bytes) {
+                precondition((try? SSHSignature(blob: signature.blob)) == signature, "agent signature round trip")
+            }
+        },
+        // The service's JSON answers as the client reads them (first byte: the HTTP status),
+        // and what login then checks of an issued certificate.
+        "service-answer": { bytes in
+            guard let first = bytes.first else { return }
+            let statuses = [200, 201, 304, 400, 401, 403, 404, 409, 413, 429, 500, 503]
+            let reply = ServiceReply(status: statuses[Int(first) % statuses.count], body: Array(bytes.dropFirst()))
+            let url = "https://ca.example.com"
+            func decodes<T: Decodable>(_ type: T.Type) -> T? {
+                do { return try ServiceClient.decode(type, reply, url: url) } catch {
+                    precondition(!error.reason.isEmpty, "an answer refused without a reason")
+                    return nil
+                }
+            }
+            if let challenge = decodes(ServiceAPI.Challenge.self) { _ = Array(challenge.nonce.utf8) }
+            if let issued = decodes(ServiceAPI.IssuedCertificate.self), let parsed = try? Certificate(parsingText: issued.certificate) {
+                _ = try? Login.check(issued.certificate, caKey: parsed.body.signatureKey, publicKey: parsed.body.publicKey)
+            }
+            _ = decodes(ServiceAPI.Revocation.self)
+            if let list = decodes(ServiceAPI.CertificateList.self) { _ = list.certificates.map(\.serial) }
+            _ = decodes(CertificateSummary.self)
+            _ = decodes([ServiceAPI.Host].self)
+            _ = decodes(ServiceAPI.Health.self)
+            _ = try? PublicKeyText(parsing: String(decoding: reply.body, as: UTF8.self))
+        },
+        // `sshd -T` output, as host setup and doctor read it.
+        "sshd-t-output": { bytes in
+            guard let text = String(validating: bytes, as: UTF8.self) else { return }
+            for setting in SSHDCheck.settings(dump: text) {
+                precondition(!setting.keyword.isEmpty && setting.keyword == setting.keyword.lowercased(), "sshd -T keyword not lower case")
+                precondition(!setting.keyword.contains(where: { $0 == " " || $0.isNewline }), "sshd -T keyword holds a separator")
+            }
+        },
+        // The query string of GET /v1/certificates.
+        "api-query": { bytes in
+            guard let text = String(validating: bytes, as: UTF8.self) else { return }
+            let uri = URI("/v1/certificates?" + text)
+            do throws(ServiceError) {
+                let query = try CertificateListing.query(uri)
+                precondition(query.limit.map { (1...CertificateListing.maximumLimit).contains($0) } ?? false, "a limit outside its bounds")
+            } catch {
+                precondition(error.status == 400 && !error.message.isEmpty, "a query refused with another status")
+            }
+        },
     ]
+
+    /// A KRL as it reads back after writing: sections that revoke nothing dropped, key ids sorted
+    /// and unique, key and fingerprint lists as sets.
+    static func normalised(_ krl: KRL) -> String {
+        let certificates = krl.certificates.filter { !$0.serials.isEmpty || !$0.keyIDs.isEmpty }.map { section in
+            "\(section.caKey?.fingerprint ?? "any CA") \(Array(section.serials.runs)) \(Set(section.keyIDs).sorted())"
+        }
+        let sets = [krl.explicitKeys, krl.sha1Fingerprints, krl.sha256Fingerprints].map { Set($0).sorted { $0.lexicographicallyPrecedes($1) } }
+        return "\(krl.version) \(krl.generatedDate) \(krl.flags) \(krl.comment.debugDescription) \(certificates) \(sets)"
+    }
 }
 
 #if FUZZING
