@@ -2,7 +2,7 @@
 """The worker behind scripts/krl-atomicity (Python standard library only).
 
   krl_atomicity.py --url URL --token T --security-token S --home DIR --sshca BINARY
-                   --key KEY.pub --probe PROBE.pub --rewrites N
+                   --key KEY.pub --probe PROBE.pub --rewrites N [--reads-per-rewrite 3]
 
 Issues ceil(N/2) certificates, then rewrites DIR/revoked.krl N times from two writers at once:
   - the service: POST /v1/revocations of successive serials, ceil(N/2) times;
@@ -10,12 +10,18 @@ Issues ceil(N/2) certificates, then rewrites DIR/revoked.krl N times from two wr
 both at the same time, so the two kinds of writer race for the file. Meanwhile two readers run until the writers are done:
   - ssh-keygen -Q -f DIR/revoked.krl PROBE.pub, again and again: a read is valid when it exits
     0 or 1 and prints nothing about the KRL on stderr; anything else is a torn or invalid read;
-  - a Python reader that reads the file in one go and parses its whole framing (header,
-    sections, signature sections), and follows its version: a version lower than one already
-    seen is a regression (an older KRL put back over a newer one).
+  - a Python reader, as fast as it goes, that reads the file in one go and parses its whole
+    framing (header, sections, signature sections), and follows its version: a version lower
+    than one already seen is a regression (an older KRL put back over a newer one).
+So that the ssh-keygen figure means something, the writers keep pace with that reader: a writer
+starts rewrite number k only once ssh-keygen has made 3*k reads (--reads-per-rewrite), waiting
+at most 1 s for it. Fewer than 3 ssh-keygen reads per rewrite at the end fails the run.
 At the end the file must hold the newest version anyone published and revoke every serial whose
-revocation was acknowledged. Prints the figures; exits 1 on any torn or invalid read,
-regression or final inconsistency.
+revocation was acknowledged. Prints the figures, last the headline
+  krl-atomicity: R rewrites; ssh-keygen reader: K reads (X per rewrite), T torn or invalid;
+  python reader: P reads, Q torn or invalid, G regressions
+(one line); exits 1 on any torn or invalid read by either reader, regression, failed rewrite,
+final inconsistency, or too few ssh-keygen reads.
 """
 import argparse
 import http.client
@@ -100,6 +106,9 @@ def main():
     parser.add_argument("--probe", required=True)
     parser.add_argument("--rewrites", type=int, default=1000)
     parser.add_argument("--ssh-keygen", default="ssh-keygen")
+    parser.add_argument("--reads-per-rewrite", type=int, default=3,
+                        help="ssh-keygen -Q reads wanted per rewrite; the writers wait (at most --pace-wait s) for them")
+    parser.add_argument("--pace-wait", type=float, default=1.0)
     args = parser.parse_args()
 
     url = urllib.parse.urlsplit(args.url)
@@ -154,10 +163,29 @@ def main():
         with published_lock:
             published["max"] = max(published["max"], version)
 
+    # Pacing: rewrite k (counting both writers) starts once ssh-keygen has read k * N times.
+    pace = threading.Condition()
+    pace_state = {"started": 0, "keygen_reads": 0}
+
+    def keep_pace():
+        with pace:
+            pace_state["started"] += 1
+            need = args.reads_per_rewrite * pace_state["started"]
+            deadline = time.monotonic() + args.pace_wait
+            while pace_state["keygen_reads"] < need:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    counts.add("pace_timeouts")
+                    break
+                pace.wait(remaining)
+
     def keygen_reader():
         while not done.is_set():
             run = subprocess.run([args.ssh_keygen, "-Q", "-f", krl_path, args.probe], capture_output=True, text=True)
             counts.add("reads")
+            with pace:
+                pace_state["keygen_reads"] += 1
+                pace.notify_all()
             err = run.stderr.lower()
             if run.returncode not in (0, 1) or "krl" in err or "error" in err or "invalid" in err:
                 counts.add("invalid", example="ssh-keygen exit %d: %s %s" % (
@@ -200,6 +228,7 @@ def main():
     def service_writer():
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
         for serial in serials[:service_rewrites]:
+            keep_pace()
             status, data = post(conn, "/v1/revocations", args.security_token, {"serial": serial, "reason": "krl-atomicity"})
             counts.add("service_rewrites")
             if status != 201:
@@ -212,6 +241,7 @@ def main():
 
     def cli_writer():
         for _ in range(cli_rewrites):
+            keep_pace()
             run = subprocess.run([args.sshca, "krl", "write", "--home", args.home, "--output", krl_path, "--by", "krl-atomicity"],
                                  capture_output=True, text=True)
             counts.add("cli_rewrites")
@@ -263,6 +293,8 @@ def main():
 
     rewrites = counts["service_rewrites"] + counts["cli_rewrites"]
     torn = counts["invalid"]
+    reads = counts["reads"]
+    too_few_reads = reads < args.reads_per_rewrite * rewrites
     print("krl-atomicity: %d service revocations, %d sshca krl write runs, in %.1f s; newest version %d, final file version %s" % (
         counts["service_rewrites"], counts["cli_rewrites"], elapsed, published["max"], final_version))
     print("krl-atomicity: python reader: %d reads, %d invalid, %d version changes seen, %d regressions (%d reads of a regressed file)" % (
@@ -278,13 +310,21 @@ def main():
             % (",".join(map(str, lost)), ",".join(str(acked[s]) for s in lost)) if lost else
             " (an older `sshca krl write` copy put back after a newer KRL)"))
     if counts["write_failures"]:
-        print("krl-atomicity: %d rewrites failed" % counts["write_failures"])
+        print("krl-atomicity: failed rewrites: %d" % counts["write_failures"])
     for example in counts.examples:
         print("  " + example)
     for problem in final_problems:
         print("  FINDING: " + problem)
-    print("krl-atomicity: %d rewrites, %d reads, %d torn or invalid" % (rewrites, counts["reads"], torn))
-    bad = torn or counts["py_invalid"] or regressions or counts["write_failures"] or final_problems
+    if counts["pace_timeouts"]:
+        print("krl-atomicity: pacing: %d rewrites started after waiting %.1f s for the ssh-keygen reader" % (counts["pace_timeouts"], args.pace_wait))
+    if too_few_reads:
+        print("  FINDING: the ssh-keygen reader made %d reads for %d rewrites (%.2f per rewrite), fewer than %d per rewrite: "
+              "too few to say the file is never torn" % (reads, rewrites, reads / max(rewrites, 1), args.reads_per_rewrite))
+    print("krl-atomicity: %d rewrites; ssh-keygen reader: %d reads (%.2f per rewrite), %d torn or invalid; "
+          "python reader: %d reads, %d torn or invalid, %d regressions%s" % (
+              rewrites, reads, reads / max(rewrites, 1), torn, counts["py_reads"], counts["py_invalid"], len(regressions),
+              "; too few ssh-keygen reads (fewer than %d per rewrite)" % args.reads_per_rewrite if too_few_reads else ""))
+    bad = torn or counts["py_invalid"] or regressions or counts["write_failures"] or final_problems or too_few_reads
     return 1 if bad else 0
 
 
