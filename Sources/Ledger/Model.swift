@@ -234,6 +234,11 @@ public protocol Ledger: IdentityStore {
 
     /// Every server that ever synced, by name.
     func hosts() throws -> [HostRecord]
+
+    /// The settings that decide whether a commit survives a crash or power loss, as the
+    /// ledger's own writing connection has them (name and value, in a fixed order), so that
+    /// `/metrics` and the bench report what is in force rather than what was meant.
+    func durabilitySettings() throws -> [(name: String, value: String)]
 }
 
 /// What the service knows of a server from its KRL syncs (`sshca hosts`, GET /v1/hosts).

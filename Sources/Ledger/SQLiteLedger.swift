@@ -959,6 +959,13 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
         try read { db in (try Self.meta(db, "next_serial"), try Self.meta(db, "krl_version")) }
     }
 
+    public func durabilitySettings() throws -> [(name: String, value: String)] {
+        let settings = try durability()
+        let synchronous = ["off", "normal", "full", "extra"].indices.contains(settings.synchronous)
+            ? ["off", "normal", "full", "extra"][settings.synchronous] : String(settings.synchronous)
+        return [("backend", "sqlite"), ("journal_mode", settings.journalMode.lowercased()), ("synchronous", synchronous)]
+    }
+
     /// The durability settings in force on the writing connection (journal mode, synchronous).
     public func durability() throws -> (journalMode: String, synchronous: Int) {
         do {

@@ -52,6 +52,8 @@ public final class CAService: Sendable {
     private let krlBacklog = Mutex<(what: String, reason: String)?>(nil)
     private let krlCache = Mutex<KRLCache?>(nil)
     private let stopped = Mutex(false)
+    /// Read once from the ledger's writing connection (they do not change while it is open).
+    private let durability = Mutex<[(name: String, value: String)]?>(nil)
     public var settings: ServiceSettings { authority.configuration.service }
 
     /// Unlocks both CA keys now, so a wrong passphrase stops the service at start and not at the
@@ -89,6 +91,7 @@ public final class CAService: Sendable {
             // when it can, and /healthz says failing until then.
             krlBacklog.withLock { $0 = ("the KRL could not be republished at start, so a revocation committed just before a crash may be missing from it", error.reason) }
         }
+        durability.withLock { $0 = try? authority.ledger.durabilitySettings() }
         Task.detached { [weak self] in
             while let service = self, !service.stopped.withLock({ $0 }) {
                 service.retryKRLIfBehind()
@@ -530,6 +533,14 @@ public final class CAService: Sendable {
         var info = statvfs()
         guard statvfs(path, &info) == 0 else { return nil }
         return Int(info.f_bavail) * Int(info.f_frsize)
+    }
+
+    /// The ledger's durability settings (nil while they cannot be read).
+    func ledgerDurability() -> [(String, String)]? {
+        if let known = durability.withLock({ $0 }) { return known.map { ($0.name, $0.value) } }
+        guard let read = try? authority.ledger.durabilitySettings() else { return nil }
+        durability.withLock { $0 = read }
+        return read.map { ($0.name, $0.value) }
     }
 
     public func health() -> (ok: Bool, body: ServiceAPI.Health) {

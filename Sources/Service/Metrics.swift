@@ -33,7 +33,8 @@ public final class ServiceMetrics: Sendable {
         }
     }
 
-    public func render(extra: [(String, String, Double)] = []) -> String {
+    /// `info`: gauges that are always 1 and say something in their labels (name, help, labels).
+    public func render(extra: [(String, String, Double)] = [], info: [(String, String, [(String, String)])] = []) -> String {
         let s = state.withLock { $0 }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
@@ -61,6 +62,11 @@ public final class ServiceMetrics: Sendable {
         for (name, help, value) in extra {
             family(name, "gauge", help)
             out += "\(name) \(value)\n"
+        }
+        for (name, help, labels) in info {
+            family(name, "gauge", help)
+            let escaped = labels.map { "\($0.0)=\"\($0.1.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n"))\"" }
+            out += "\(name){\(escaped.joined(separator: ","))} 1\n"
         }
         return out
     }

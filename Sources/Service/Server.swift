@@ -192,7 +192,9 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         let text = service.metrics.render(extra: [
             ("sshca_ledger_group_commits", "Durable transactions that committed issued certificates.", Double(stats.groups)),
             ("sshca_process_resident_bytes", "Resident memory of the service.", Double(ProcessMemory.residentBytes())),
-        ])
+        ], info: service.ledgerDurability().map { settings in
+            [("sshca_ledger_durability_info", "The ledger's durability settings as its writing connection has them.", settings)]
+        } ?? [])
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
     router.get("/v1/ca/user.pub") { _, _ -> Response in
