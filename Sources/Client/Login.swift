@@ -69,6 +69,9 @@ public enum Login {
             ServiceAPI.CertificateRequest(publicKey: publicKey.openSSHLine(), type: "user", principals: principals, validity: validity),
             credential: credential)
         let certificate = try check(issued.certificate, caKey: caKey, publicKey: publicKey)
+        // The key and certificate being replaced leave the agent too: ssh offers every key the
+        // agent holds, and a pile of old login keys ends in "Too many authentication failures".
+        forgetInAgent(files)
         let comment = "\(commentPrefix)\(certificate.body.keyID) serial \(certificate.body.serial)"
         try makeDirectory(for: files.key)
         try Files.writeAtomically(files.key, Array(components.openSSHPrivateKeyFile(comment: comment, checkInt: UInt32.random(in: 0...UInt32.max)).utf8), mode: 0o600)
@@ -194,14 +197,22 @@ public enum Login {
     }
 
     /// Takes the certificate out of ssh-agent and deletes the three files. Returns what was done.
-    public static func logout(files: LoginFiles) throws(AuthorityError) -> [String] {
-        try checkOurs(files)
+    /// Takes the certificate in `files` and its key out of ssh-agent, if it holds them; says what it removed.
+    @discardableResult
+    static func forgetInAgent(_ files: LoginFiles) -> [String] {
         var done: [String] = []
-        if let text = try? Files.readText(files.certificate, what: "certificate"), let certificate = try? Certificate(parsingText: text),
+        if wroteByLogin(files.certificate, files: files),
+           let text = try? Files.readText(files.certificate, what: "certificate"), let certificate = try? Certificate(parsingText: text),
            let agent = try? SSHAgentClient.fromEnvironment() {
             if (try? agent.remove(keyBlob: certificate.bytes)) == true { done.append("removed the certificate from ssh-agent") }
             if (try? agent.remove(keyBlob: certificate.body.publicKey.blob)) == true { done.append("removed the key from ssh-agent") }
         }
+        return done
+    }
+
+    public static func logout(files: LoginFiles) throws(AuthorityError) -> [String] {
+        try checkOurs(files)
+        var done = forgetInAgent(files)
         // Each file on its own: a regular file (not a link, not a directory) that says login
         // wrote it. Whatever else sits at these paths is someone's, and stays.
         // (Judged before anything is deleted: the key is recognised through its .pub.)
