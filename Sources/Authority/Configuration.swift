@@ -189,7 +189,8 @@ public struct Configuration: Equatable, Sendable {
         challenge_lifetime = "\(DurationText.format(service.challengeLifetime))"
         failures_per_minute = \(service.failuresPerMinute)
         max_request_bytes = \(service.maximumRequestBytes)
-        # Users (by name) who may revoke and list certificates, whatever their role.
+        # Enrolled users (sshca user add NAME) who may revoke and list certificates, whatever
+        # their role, when they sign in with their identity key (a token bearing the name does not).
         security_staff = \(list(service.securityStaff))
         # A client has this long to send a whole request, and a connection may sit idle this
         # long; one client address may hold this many connections at once.

@@ -8,6 +8,13 @@ import TestSupport
 @Suite("service: login, host setup --ca-url, revoke, krl-sync")
 struct ServiceFlowTests {
     /// The user CA fingerprint as ssh-keygen prints it.
+    /// The statuses of the service's answers to GET /v1/krl, in order, from its request log.
+    static func krlAnswers(in log: String) -> [String] {
+        log.split(separator: "\n").filter { $0.contains("path=/v1/krl ") && $0.contains("method=GET") }.compactMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("status=") }.map { String($0.dropFirst(7)) }
+        }
+    }
+
     static func fingerprint(_ server: CAServer) async throws -> String {
         let caKey = try checked(try await server.sshca(["ca-key"]))
         let listed = try checked(try await runProcess("ssh-keygen", ["-l", "-f", "-"], stdin: caKey.stdout))
@@ -103,10 +110,18 @@ struct ServiceFlowTests {
             #expect(!refused.succeeded, "a revoked certificate still logs in:\n\(refused)")
             #expect(sshd.log(since: mark2).contains("revoked"), "sshd did not refuse it as revoked:\n\(sshd.log(since: mark2))")
 
-            // Unchanged KRL: the ETag makes the next sync a no-op.
+            // Unchanged KRL: the ETag makes the next sync a no-op. Judged on the exchange itself:
+            // the service answered 304 (no body) to that request, and the file was not replaced.
+            let installedBefore = try FileManager.default.attributesOfItem(atPath: tree.krlPath.path)[.systemFileNumber] as? UInt64
+            let krlAnswersBefore = Self.krlAnswers(in: server.log)
             let unchanged = try await SSHCA.run(["host", "krl-sync", "--from", server.url, "--to", tree.krlPath.path,
                                                  "--ca-key", tree.caKeyPath.path])
             #expect(unchanged.succeeded && unchanged.stdoutText.contains("already"), "\(unchanged)")
+            let krlAnswersAfter = Self.krlAnswers(in: server.log)
+            #expect(Array(krlAnswersAfter.dropFirst(krlAnswersBefore.count)) == ["304"],
+                    "the unchanged sync must be one GET /v1/krl answered 304, the service logged: \(krlAnswersAfter.dropFirst(krlAnswersBefore.count))")
+            #expect(try FileManager.default.attributesOfItem(atPath: tree.krlPath.path)[.systemFileNumber] as? UInt64 == installedBefore,
+                    "an unchanged KRL was installed again")
 
             // Logout takes the certificate out of the agent and deletes the files.
             let logout = try await SSHCA.run(["logout"], environment: env)

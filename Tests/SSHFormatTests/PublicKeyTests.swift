@@ -81,19 +81,19 @@ struct PublicKeyTests {
         w.writeString("ecdsa-sha2-nistp384")
         w.writeString("nistp256")
         w.writeString(point)
-        #expect(throws: SSHFormatError.self) { try PublicKey(blob: w.bytes) }
+        #expect(throws: SSHFormatError.invalid("key type says nistp384 but the key names curve \"nistp256\"")) { try PublicKey(blob: w.bytes) }
         // Compressed point.
         var c = SSHWriter()
         c.writeString("ecdsa-sha2-nistp256")
         c.writeString("nistp256")
         c.writeString([0x02] + point[1...32])
-        #expect(throws: SSHFormatError.self) { try PublicKey(blob: c.bytes) }
+        #expect(throws: SSHFormatError.invalid("ECDSA nistp256 point must be uncompressed (65 bytes starting 0x04)")) { try PublicKey(blob: c.bytes) }
         // Right length, wrong prefix byte.
         var p = SSHWriter()
         p.writeString("ecdsa-sha2-nistp256")
         p.writeString("nistp256")
         p.writeString([0x05] + point.dropFirst())
-        #expect(throws: SSHFormatError.self) { try PublicKey(blob: p.bytes) }
+        #expect(throws: SSHFormatError.invalid("ECDSA nistp256 point must be uncompressed (65 bytes starting 0x04)")) { try PublicKey(blob: p.bytes) }
     }
 
     @Test func rsaWithZeroExponentOrNonMinimalModulusIsRefused() throws {
@@ -104,14 +104,14 @@ struct PublicKeyTests {
         zeroE.writeString("ssh-rsa")
         zeroE.writeMPInt(unsigned: [UInt8]())
         zeroE.writeMPInt(unsigned: n)
-        #expect(throws: SSHFormatError.self) { try PublicKey(blob: zeroE.bytes) }
+        #expect(throws: SSHFormatError.invalid("RSA key with a zero exponent or modulus")) { try PublicKey(blob: zeroE.bytes) }
 
         // n with an extra leading zero byte (non-minimal mpint).
         var padded = SSHWriter()
         padded.writeString("ssh-rsa")
         padded.writeMPInt(unsigned: [1, 0, 1])
         padded.writeString([0, 0] + n)
-        #expect(throws: SSHFormatError.self) { try PublicKey(blob: padded.bytes) }
+        #expect(throws: SSHFormatError.invalid("mpint has a superfluous leading zero")) { try PublicKey(blob: padded.bytes) }
     }
 
     @Test func unknownDSAAndCertificateTypesAreRefused() throws {

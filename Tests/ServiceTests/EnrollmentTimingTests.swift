@@ -116,7 +116,8 @@ struct EnrollmentTimingTests {
             defer { service.shutdown() }
             let stranger = try PrivateKey.generate(.ed25519)
             for _ in 0..<5 {
-                #expect(throws: ServiceError.self) { try service.authenticate(authorization: try Self.header(service, identity: "erin", key: stranger), address: "192.0.2.9", request: Self.request) }
+                let error = #expect(throws: ServiceError.self) { try service.authenticate(authorization: try Self.header(service, identity: "erin", key: stranger), address: "192.0.2.9", request: Self.request) }
+                #expect(error?.status == 401 && error?.message.contains("cannot sign in with the key") == true, "\(String(describing: error))")
             }
             let correct = try Self.header(service, identity: "erin", key: enrolled)
             do throws(ServiceError) {

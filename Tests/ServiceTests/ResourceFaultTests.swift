@@ -100,18 +100,29 @@ struct ResourceFaultTests {
                                                headers: ["Authorization": "Bearer \(security)"])
             #expect(revoke.status == 503, "\(revoke.status) \(String(decoding: revoke.body, as: UTF8.self))")
             let message = errorFields(revoke.body).message ?? ""
-            #expect(message.contains("disk") || message.contains("space") || message.contains("KRL could not be written"), "\(message)")
+            // The answer says which step failed, and the ledger must agree with it: either the
+            // revocation was committed and only its KRL is behind, or nothing was recorded.
+            let committedPerAnswer = message.contains("is recorded, but the KRL could not be written")
+            #expect(committedPerAnswer || message.contains("disk") || message.contains("space"), "\(message)")
+            let shownOnFullDisk = try checked(try await server.sshca(["show", "--json", String(serial)]))
+            let revokedOnFullDisk = shownOnFullDisk.stdoutText.contains("\"status\" : \"revoked\"")
+            #expect(revokedOnFullDisk == committedPerAnswer,
+                    "the 503 said \(committedPerAnswer ? "committed" : "not recorded") but the ledger says \(revokedOnFullDisk ? "revoked" : "not revoked"): \(message)")
             // The KRL on disk is the old, valid one: never a partial file.
             #expect(try Data(contentsOf: krl) == krlBefore)
             let (status, body) = try await Self.healthStatus(server)
             #expect(status == 503, "health on a full disk after a failed write: \(status) \(body)")
+            if committedPerAnswer {
+                #expect(body.contains("not in the published KRL"), "/healthz must name the unpublished revocation: \(body)")
+            }
 
             try FileManager.default.removeItem(at: mountPoint.child("filler"))
             try await Self.waitFor("/healthz recovers") { try await Self.healthStatus(server).0 == 200 }
             let shown = try checked(try await server.sshca(["show", "--json", String(serial)]))
-            let revokedInLedger = shown.stdoutText.contains("\"status\" : \"revoked\"")
+            #expect(shown.stdoutText.contains("\"status\" : \"revoked\"") == committedPerAnswer, "\(shown.stdoutText)")
             let query = try await runProcess("ssh-keygen", ["-Q", "-f", krl.path, certificate.path])
-            if revokedInLedger {
+            if committedPerAnswer {
+                // Published by the retry loop once there was space, without anyone asking again.
                 #expect(query.exitCode == 1 && query.stdoutText.contains("REVOKED"), "the ledger has the revocation, the KRL does not:\n\(query)")
             } else {
                 // The commit itself failed: nothing was recorded, and the KRL does not revoke it either.
