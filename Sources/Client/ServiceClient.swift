@@ -151,6 +151,10 @@ public final class ServiceClient: Sendable {
             return "it answers plain HTTP, not TLS: use http:// for a service on loopback without tls_certificate, or give the service a TLS certificate (sshca tls)"
         }
         if text.contains("handshakeFailed") || text.contains("NIOSSL") { return "TLS failed (\(text)); check --ca-bundle" }
+        // A TLS port that receives plain HTTP closes the connection without a word.
+        if text.contains("remoteConnectionClosed") {
+            return "the service closed the connection without answering (an http:// URL for a service that speaks TLS? use https:// with --ca-bundle)"
+        }
         return text
     }
 

@@ -45,6 +45,14 @@ public enum RemoteCA {
         let outcome = try KRLSync.install(bytes, source: client.endpoint.url + "/v1/krl", to: path, pinnedSigner: pinnedSigner,
                                           detachedSignature: signature)
         if let newTag { try? Files.writeAtomically(etagPath, Array((newTag + "\n").utf8), mode: 0o644) }
+        // Tells the service at once what is now installed (a conditional request answered 304),
+        // so `sshca hosts` does not call this server behind until its next sync.
+        if case .installed(let version, _) = outcome, let newTag {
+            var confirmation = sent.filter { $0.0 != "X-SSHCA-KRL-Version" }
+            confirmation.append(("X-SSHCA-KRL-Version", String(version)))
+            let confirmed = confirmation
+            _ = try? blocking { () throws(AuthorityError) in try await client.krl(ifNoneMatch: newTag, identification: confirmed) }
+        }
         return outcome
     }
 

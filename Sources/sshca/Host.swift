@@ -317,7 +317,12 @@ struct HostSetupCommand: ParsableCommand {
             for check in report.checks { print("ok: \(check)") }
             print("sshd: \(report.reload)")
             if let client {
-                switch try RemoteCA.syncKRL(client, to: krl, pinnedSigner: key) {
+                // Identified as the timer will be (the host token when there is one), so the
+                // service's record of this server is one entry, not a second, claimed one.
+                let token = try tokenFile.map { (path: String) throws(AuthorityError) -> String in
+                    try Files.readText(path, maximumBytes: 4096, what: "token file").trimmingCharacters(in: " \t\r\n")
+                }
+                switch try RemoteCA.syncKRL(client, to: krl, pinnedSigner: key, token: token) {
                 case .installed(let version, _): print("installed the service's KRL version \(version) at \(krl)")
                 case .alreadyCurrent(let version): print("\(krl) is already the service's KRL version \(version)")
                 }

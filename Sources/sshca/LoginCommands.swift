@@ -171,8 +171,12 @@ struct LoginCommand: ParsableCommand {
             let renewal = try renewBefore.map { text throws(AuthorityError) in try DurationText.seconds(text) } ?? Login.renewalMargin
             let credential = try remote.credential()
             if unattended {
-                if let current = Login.status(files: files).certificate?.body, current.validBefore > Clock.now() &+ max(renewal, Login.renewalMargin), !force {
-                    return
+                // Kept quietly while it has time left and the service's KRL does not revoke it
+                // (or cannot say right now); a revoked one is replaced like an expiring one.
+                if let current = Login.status(files: files).certificate, current.body.validBefore > Clock.now() &+ max(renewal, Login.renewalMargin), !force {
+                    let client = try remote.client(useConfiguredURL: true)
+                    let verdict = try blocking { () throws(AuthorityError) in await Login.revocation(of: current, client: client) }
+                    guard case .success(.some) = verdict else { return }
                 }
                 guard credential.isUnattended else {
                     printNote("sshca login: not renewed: signing in needs you (the identity key is not in ssh-agent; run sshca login, or ssh-add the key)")

@@ -17,8 +17,9 @@ struct Serve: ParsableCommand {
         stops it after the requests in flight. One log line per request goes to standard error.
 
         Endpoints: POST /v1/challenge, POST /v1/certificates, GET /v1/ca/user.pub and host.pub,
-        GET /v1/krl (ETag), POST /v1/revocations, GET /v1/certificates[/SERIAL], GET /healthz,
-        GET /metrics (Prometheus). The OpenAPI document is docs/openapi.yaml.
+        GET /v1/krl (ETag) and /v1/krl.sig, POST /v1/revocations, GET /v1/certificates[/SERIAL],
+        GET /v1/hosts, GET /healthz, GET /metrics (Prometheus). The OpenAPI document is
+        docs/openapi.yaml.
 
         Examples:
           sshca serve --init                 a new CA in ./ca-data, served on 127.0.0.1:8443

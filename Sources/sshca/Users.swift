@@ -39,7 +39,7 @@ struct UserAdd: ParsableCommand {
             let key = try KeyFiles.readPublicKey(identityKey).key
             let record = try authority.addUser(name: name, role: role, key: key, by: Operator.name(by))
             print("Enrolled \(record.name) (role \(record.role)) with identity key \(record.key.fingerprint).")
-            print("On their machine, once: sshca configure --ca-url URL --ca-fingerprint SHA256:... --user \(record.name) --identity PRIVATE_KEY_FILE")
+            print("On their machine, once: sshca configure --ca-url URL --ca-fingerprint SHA256:... [--ca-bundle tls.crt] --user \(record.name) --identity PRIVATE_KEY_FILE")
             print("then every day: sshca login")
         }
     }

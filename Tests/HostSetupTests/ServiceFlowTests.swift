@@ -184,6 +184,11 @@ struct ServiceFlowTests {
                                              "--host-names", "127.0.0.1", "--no-reload"] + tree.pathArguments)
             try #require(setup.succeeded, "\(setup)")
             #expect(setup.stdoutText.contains("timers: systemd does not run here"), "\(setup)")
+            // Setup's own KRL fetch is identified as the timer's will be: by the host token, one
+            // entry in the service's record, current at once (no second, claimed entry).
+            let hosts = try await server.sshca(["hosts", "--json"])
+            let listed = (try? JSONSerialization.jsonObject(with: hosts.stdout) as? [[String: Any]]) ?? []
+            #expect(hosts.exitCode == 0 && listed.count == 1 && listed.first?["identifiedBy"] as? String == "token:127.0.0.1", "\(hosts)")
             let units = ["sshca-krl-sync.service", "sshca-krl-sync.timer", "sshca-host-cert.service", "sshca-host-cert.timer"]
             for unit in units { #expect(FileManager.default.fileExists(atPath: tree.systemdDirectory.child(unit).path), "\(unit) not installed") }
             let verify = try await runProcess("systemd-analyze", ["verify"] + units.map { tree.systemdDirectory.child($0).path },

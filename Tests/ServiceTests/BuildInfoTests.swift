@@ -26,6 +26,8 @@ struct BuildInfoTests {
             let metrics = try await server.http("GET", "/metrics")
             let text = String(decoding: metrics.body, as: UTF8.self)
             #expect(text.contains("sshca_build_info{version=\"0.1.0\",commit=\"\(commit)\"} 1"), "\(text.prefix(400))")
+            // The ledger's durability as its writing connection has it (the bench prints this).
+            #expect(text.contains("sshca_ledger_durability_info{backend=\"sqlite\",journal_mode=\"wal\",synchronous=\"full\"} 1"), "\(text)")
             let health = try await server.http("GET", "/healthz")
             let healthText = String(decoding: health.body, as: UTF8.self)
             #expect(health.status == 200 && !healthText.contains(commit) && !healthText.contains("0.1.0"), "\(healthText)")

@@ -258,6 +258,11 @@ struct ReadmeClaimsTests {
             let again = try await SSHCA.run(base, environment: env)
             #expect(again.succeeded && again.stdoutText.contains("Still valid"), "\(again)")
             #expect(try await SSHCA.inspect(certFile).0.serial == one.serial)
+            // The renewal timer's command replaces a revoked certificate (it has hours left).
+            _ = try checked(try await server.sshca(["revoke", "--serial", String(one.serial), "--reason", "lost laptop"]))
+            let timer = try await SSHCA.run(base + ["--renew-before", "2m", "--unattended"], environment: env)
+            #expect(timer.succeeded, "\(timer)")
+            #expect(try await SSHCA.inspect(certFile).0.serial != one.serial, "login --unattended kept a revoked certificate:\n\(timer)")
             // --force: a new one, here for one principal.
             let forced = try await SSHCA.run(base + ["--force", "--principals", "deploy", "--validity", "20s"], environment: env)
             try #require(forced.succeeded, "\(forced)")

@@ -96,6 +96,10 @@ struct TLSAndLifecycleTests {
             let wrongScheme = plain.url.replacingOccurrences(of: "http://", with: "https://")
             let confused = try await SSHCA.run(["login", "--ca-url", wrongScheme, "--user", "gina", "--identity", identity.privateKey.path], environment: env)
             #expect(!confused.succeeded && confused.stderrText.contains("answers plain HTTP, not TLS"), "\(confused)")
+            // And the opposite: http:// to the TLS port.
+            let tlsAsPlain = server.url.replacingOccurrences(of: "https://", with: "http://")
+            let closed = try await SSHCA.run(["login", "--ca-url", tlsAsPlain, "--user", "gina", "--identity", identity.privateKey.path], environment: env)
+            #expect(!closed.succeeded && closed.stderrText.contains("use https://"), "\(closed)")
         }
     }
 
