@@ -119,8 +119,8 @@ struct KnownHosts: ParsableCommand {
         On the CA home, host keys that were revoked in the ledger get @revoked lines too. From
         anywhere else, --ca-url asks the service (pinned as for login: --ca-fingerprint, the
         environment or `sshca configure`) for the host CA key:
-          sshca known-hosts --ca-url https://ca.example.com:8443 --ca-fingerprint SHA256:... \\
-              --hosts '*.example.com' >> ~/.ssh/known_hosts
+          sshca known-hosts --ca-url https://ca.example.com:8443 \\
+              --ca-fingerprint SHA256:... --hosts '*.example.com' >> ~/.ssh/known_hosts
         (`sshca configure --known-hosts PATTERNS` does the same and edits the file for you.)
         """)
     )
@@ -198,8 +198,8 @@ struct HostSetupCommand: ParsableCommand {
         `host undo` stops and removes them with everything else setup and `host cert` wrote.
 
         Examples:
-          sshca host setup --ca-url https://ca.example.com:8443 --ca-fingerprint SHA256:... \\
-              --token-file /etc/ssh/sshca_host_token
+          sshca host setup --ca-url https://ca.example.com:8443 \\
+              --ca-fingerprint SHA256:... --token-file /etc/ssh/sshca_host_token
           sshca host setup --ca-key user_ca.pub --dry-run
           sshca host setup --ca-key user_ca.pub --principal deploy=alice,bob \\
               --disable-passwords
@@ -378,8 +378,9 @@ struct HostCert: ParsableCommand {
 
         Examples:
           sshca host cert --principals web-01.example.com,web-01
-          sshca host cert --ca-url https://ca.example.com:8443 --ca-fingerprint SHA256:... \\
-              --token-file /etc/ssh/sshca_host_token --principals web-01.example.com
+          sshca host cert --ca-url https://ca.example.com:8443 \\
+              --ca-fingerprint SHA256:... --token-file /etc/ssh/sshca_host_token \\
+              --principals web-01.example.com
         """)
     )
 

@@ -51,7 +51,8 @@ struct SSHCA: ParsableCommand {
         On each server (as root), once; timers keep it current:
           sshca host setup --ca-url URL --ca-fingerprint SHA256:... --ca-bundle tls.crt
         On a laptop, once, then daily:
-          sshca configure --ca-url URL --ca-fingerprint SHA256:... --ca-bundle tls.crt --user alice
+          sshca configure --ca-url URL --ca-fingerprint SHA256:... \\
+              --ca-bundle tls.crt --user alice
           sshca login                  the daily certificate, into ssh-agent
         Security staff:
           sshca revoke --ca-url URL --serial 42 --reason "laptop stolen"

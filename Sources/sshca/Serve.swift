@@ -22,7 +22,7 @@ struct Serve: ParsableCommand {
         docs/openapi.yaml.
 
         Examples:
-          sshca serve --init                 a new CA in ./ca-data, served on 127.0.0.1:8443
+          sshca serve --init                 a new CA in ./ca-data, on 127.0.0.1:8443
           sshca serve --home /srv/ca --passphrase-file /run/keys/ca-pass
           sshca user add alice --role engineer --identity-key alice.pub
           sshca login --ca-url http://127.0.0.1:8443 --user alice
