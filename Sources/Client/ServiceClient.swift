@@ -122,7 +122,7 @@ public final class ServiceClient: Sendable {
                 return try await group.next() ?? nil
             }
         } catch {
-            throw AuthorityError(.io, "cannot reach the CA service at \(endpoint.url): \(Self.describe(error))")
+            throw AuthorityError(.io, "cannot reach the CA service at \(endpoint.url): \(Self.describe(error, url: endpoint.url))")
         }
         guard let outcome else {
             throw AuthorityError(.io, "the CA service at \(endpoint.url) did not complete its answer to \(method) \(path) within \(limit.components.seconds) s; giving up")
@@ -142,7 +142,7 @@ public final class ServiceClient: Sendable {
         return ListenAddress.isLoopback(host: host)
     }
 
-    static func describe(_ error: any Error) -> String {
+    static func describe(_ error: any Error, url: String) -> String {
         let text = "\(error)"
         if text.contains("connectTimeout") { return "connection timed out" }
         if text.contains("Connection refused") || text.contains("connectionRefused") || text.contains("ECONNREFUSED") { return "connection refused (is sshca serve running there?)" }
@@ -152,8 +152,8 @@ public final class ServiceClient: Sendable {
         }
         if text.contains("handshakeFailed") || text.contains("NIOSSL") { return "TLS failed (\(text)); check --ca-bundle" }
         // A TLS port that receives plain HTTP closes the connection without a word.
-        if text.contains("remoteConnectionClosed") {
-            return "the service closed the connection without answering (an http:// URL for a service that speaks TLS? use https:// with --ca-bundle)"
+        if text.contains("remoteConnectionClosed") && url.hasPrefix("http://") {
+            return "the service closed the connection without answering (\(text)): if it speaks TLS, use https:// with --ca-bundle"
         }
         return text
     }

@@ -165,7 +165,7 @@ enum FuzzTargets {
             guard let text = String(validating: bytes, as: UTF8.self) else { return }
             for setting in SSHDCheck.settings(dump: text) {
                 precondition(!setting.keyword.isEmpty && setting.keyword == setting.keyword.lowercased(), "sshd -T keyword not lower case")
-                precondition(!setting.keyword.contains(where: { $0 == " " || $0.isNewline }), "sshd -T keyword holds a separator")
+                precondition(!setting.keyword.contains(" "), "sshd -T keyword holds the separator")
             }
         },
         // The query string of GET /v1/certificates.

@@ -307,6 +307,10 @@ struct HostSetupCommand: ParsableCommand {
                 }
             }
             request.sidecars = [krl + ".etag"]
+            // Read before anything changes: an unreadable token file stops setup untouched.
+            let token = try tokenFile.map { (path: String) throws(AuthorityError) -> String in
+                try Files.readText(path, maximumBytes: 4096, what: "token file").trimmingCharacters(in: " \t\r\n")
+            }
             let plan = try ServerSetup.plan(request)
             if dryRun {
                 if plan.isEmpty { print("already set up: nothing would change") } else { FileHandleLite.standardOutput.write(ServerSetup.diff(plan)) }
@@ -319,9 +323,6 @@ struct HostSetupCommand: ParsableCommand {
             if let client {
                 // Identified as the timer will be (the host token when there is one), so the
                 // service's record of this server is one entry, not a second, claimed one.
-                let token = try tokenFile.map { (path: String) throws(AuthorityError) -> String in
-                    try Files.readText(path, maximumBytes: 4096, what: "token file").trimmingCharacters(in: " \t\r\n")
-                }
                 switch try RemoteCA.syncKRL(client, to: krl, pinnedSigner: key, token: token) {
                 case .installed(let version, _): print("installed the service's KRL version \(version) at \(krl)")
                 case .alreadyCurrent(let version): print("\(krl) is already the service's KRL version \(version)")

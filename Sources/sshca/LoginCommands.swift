@@ -170,29 +170,31 @@ struct LoginCommand: ParsableCommand {
         try reportingErrors {
             let renewal = try renewBefore.map { text throws(AuthorityError) in try DurationText.seconds(text) } ?? Login.renewalMargin
             let credential = try remote.credential()
+            var replaceRevoked: String? = nil
             if unattended {
                 // Kept quietly while it has time left and the service's KRL does not revoke it
                 // (or cannot say right now); a revoked one is replaced like an expiring one.
                 if let current = Login.status(files: files).certificate, current.body.validBefore > Clock.now() &+ max(renewal, Login.renewalMargin), !force {
                     let client = try remote.client(useConfiguredURL: true)
                     let verdict = try blocking { () throws(AuthorityError) in await Login.revocation(of: current, client: client) }
-                    guard case .success(.some) = verdict else { return }
+                    guard case .success(.some(let why)) = verdict else { return }
+                    replaceRevoked = "the certificate with serial \(current.body.serial) is revoked (\(why))"
                 }
                 guard credential.isUnattended else {
-                    printNote("sshca login: not renewed: signing in needs you (the identity key is not in ssh-agent; run sshca login, or ssh-add the key)")
+                    printNote("sshca login: not renewed\(replaceRevoked.map { " (\($0))" } ?? ""): signing in needs you (the identity key is not in ssh-agent; run sshca login, or ssh-add the key)")
                     return
                 }
             }
             let client = try remote.client(useConfiguredURL: true)
             let asked = principals.map { $0.split(separator: ",").map(String.init) }
             let validity = self.validity
-            let force = self.force
+            let force = self.force || replaceRevoked != nil
             let outcome = try blocking { () throws(AuthorityError) in
                 try await Login.login(client: client, credential: credential, principals: asked, validity: validity, force: force, files: files, renewBefore: renewal)
             }
             let body = outcome.certificate.body
             if unattended && outcome.reused { return }
-            if let replaced = outcome.replacedRevoked { print("The current certificate was revoked: \(replaced).") }
+            if let replaced = outcome.replacedRevoked ?? replaceRevoked { print("The current certificate was revoked: \(replaced).") }
             print(outcome.reused ? "Still valid and not revoked; kept the current certificate (--force for a new one)." : "Certificate issued: serial \(body.serial), key id \(body.keyID).")
             if let unknown = outcome.revocationUnknown { printNote("warning: \(unknown)") }
             print("Principals: \(body.principals.joined(separator: ", "))")
