@@ -15,16 +15,18 @@ public enum Credential: Sendable {
     /// `--token` / `$SSHCA_TOKEN`, else the identity key (`--identity`, default ~/.ssh/id_ed25519).
     public static func resolve(token: String?, tokenFile: String?, user: String?, identity: String?,
                                environment: [String: String] = ProcessInfo.processInfo.environment) throws(AuthorityError) -> Credential {
-        if let tokenFile {
-            let text = try Files.readText(tokenFile, maximumBytes: 4096, what: "token file").trimmingCharacters(in: " \t\r\n")
-            return .token(text)
-        }
+        if let tokenFile { return .token(try Self.token(fromFile: tokenFile)) }
         if let token = token ?? environment["SSHCA_TOKEN"], !token.isEmpty { return .token(token) }
         let name = user ?? environment["USER"] ?? environment["LOGNAME"] ?? ""
         guard !name.isEmpty else { throw AuthorityError(.badInput, "who are you? give --user NAME (the name you were enrolled under)") }
         let home = environment["HOME"] ?? "/root"
         let key = identity ?? "\(home)/.ssh/id_ed25519"
         return .identity(user: name, keyFile: key)
+    }
+
+    /// A bearer token kept in a file (`--token-file`): its text without surrounding white space.
+    public static func token(fromFile path: String) throws(AuthorityError) -> String {
+        try Files.readText(path, maximumBytes: 4096, what: "token file").trimmingCharacters(in: " \t\r\n")
     }
 
     /// The Authorization header for one request. With an identity key, the client signs only a

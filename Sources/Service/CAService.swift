@@ -52,7 +52,8 @@ public final class CAService: Sendable {
     private let krlBacklog = Mutex<(what: String, reason: String)?>(nil)
     private let krlCache = Mutex<KRLCache?>(nil)
     private let stopped = Mutex(false)
-    /// Read once from the ledger's writing connection (they do not change while it is open).
+    /// Read from the ledger's writing connection at the first /metrics that can (they do not
+    /// change while it is open).
     private let durability = Mutex<[(name: String, value: String)]?>(nil)
     public var settings: ServiceSettings { authority.configuration.service }
 
@@ -91,7 +92,6 @@ public final class CAService: Sendable {
             // when it can, and /healthz says failing until then.
             krlBacklog.withLock { $0 = ("the KRL could not be republished at start, so a revocation committed just before a crash may be missing from it", error.reason) }
         }
-        durability.withLock { $0 = try? authority.ledger.durabilitySettings() }
         Task.detached { [weak self] in
             while let service = self, !service.stopped.withLock({ $0 }) {
                 service.retryKRLIfBehind()

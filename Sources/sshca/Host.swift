@@ -83,9 +83,7 @@ struct HostKRLSync: ParsableCommand {
                     limit = .seconds(Int64(seconds))
                 }
                 let client = try ServiceClient(ServiceEndpoint(url: base, caFingerprint: pinned?.fingerprint, caBundle: caBundle, timeout: limit))
-                let token = try tokenFile.map { (path: String) throws(AuthorityError) -> String in
-                    try Files.readText(path, maximumBytes: 4096, what: "token file").trimmingCharacters(in: " \t\r\n")
-                }
+                let token = try tokenFile.map { (path: String) throws(AuthorityError) -> String in try Credential.token(fromFile: path) }
                 outcome = try RemoteCA.syncKRL(client, to: to, pinnedSigner: pinned, token: token)
             } else {
                 // krl-sync runs as root from a timer: a file someone else planted (a FIFO to hang
@@ -308,9 +306,7 @@ struct HostSetupCommand: ParsableCommand {
             }
             request.sidecars = [krl + ".etag"]
             // Read before anything changes: an unreadable token file stops setup untouched.
-            let token = try tokenFile.map { (path: String) throws(AuthorityError) -> String in
-                try Files.readText(path, maximumBytes: 4096, what: "token file").trimmingCharacters(in: " \t\r\n")
-            }
+            let token = try tokenFile.map { (path: String) throws(AuthorityError) -> String in try Credential.token(fromFile: path) }
             let plan = try ServerSetup.plan(request)
             if dryRun {
                 if plan.isEmpty { print("already set up: nothing would change") } else { FileHandleLite.standardOutput.write(ServerSetup.diff(plan)) }

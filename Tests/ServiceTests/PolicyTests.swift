@@ -64,7 +64,7 @@ struct PolicyTests {
             #expect(user.status == 403 && errorFields(user.body).rule == "role.host.user_certificates")
             // The host certificate is signed by the host CA, which ssh-keygen names.
             let certificateFile = dir.child("host-cert.pub")
-            try writeText((decodeJSON(ok.body)["certificate"] as? String ?? "") + "\n", to: certificateFile)
+            try writeIssuedCertificate(ok.body, to: certificateFile)
             let hostCA = try checked(try await server.sshca(["ca-key", "--host"]))
             let hostFingerprint = try checked(try await runProcess("ssh-keygen", ["-l", "-f", "-"], stdin: hostCA.stdout)).stdoutText.split(separator: " ")[1]
             let listed = try checked(try await runProcess("ssh-keygen", ["-L", "-f", certificateFile.path]))

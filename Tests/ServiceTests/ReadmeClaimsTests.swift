@@ -23,11 +23,6 @@ struct ReadmeClaimsTests {
         try writeText(text.replacingOccurrences(of: old, with: new), to: file)
     }
 
-    static func certificateFile(_ body: Data, at file: URL) throws -> URL {
-        try writeText((decodeJSON(body)["certificate"] as? String ?? "") + "\n", to: file)
-        return file
-    }
-
     // MARK: 1. Tokens
 
     @Test("tokens: --ttl expiry, token revoke and token list as the README says; the ledger keeps only SHA-256 hashes of the secrets")
@@ -114,7 +109,7 @@ struct ReadmeClaimsTests {
             let backupKey = try await SSHKeygen.generate(.ed25519, at: dir.child("backup"), comment: "backup")
             let backup = try await server.requestCertificate(try publicKeyJSON(backupKey), authorization: "Bearer \(try await server.token(role: "backup", name: "nightly"))")
             try #require(backup.status == 201, "\(String(decoding: backup.body, as: UTF8.self))")
-            let backupCert = try Self.certificateFile(backup.body, at: dir.child("backup-cert.pub"))
+            let backupCert = try writeIssuedCertificate(backup.body, to: dir.child("backup-cert.pub"))
             let listing = try checked(try await runProcess("ssh-keygen", ["-L", "-f", backupCert.path])).stdoutText
             #expect(listing.contains("force-command /bin/echo forced-by-the-ca") && listing.contains("source-address 127.0.0.1/32"), "\(listing)")
             let extensions = listing.components(separatedBy: "Extensions:").last ?? ""
@@ -129,7 +124,7 @@ struct ReadmeClaimsTests {
             let farKey = try await SSHKeygen.generate(.ed25519, at: dir.child("far"), comment: "far")
             let far = try await server.requestCertificate(try publicKeyJSON(farKey), authorization: "Bearer \(try await server.token(role: "faraway", name: "far"))")
             try #require(far.status == 201)
-            let farCert = try Self.certificateFile(far.body, at: dir.child("far-cert.pub"))
+            let farCert = try writeIssuedCertificate(far.body, to: dir.child("far-cert.pub"))
             let mark = sshd.logMark()
             let refused = try await sshd.ssh(identity: farKey.privateKey, certificate: farCert)
             #expect(!refused.succeeded, "a certificate limited to 192.0.2.0/24 logged in from 127.0.0.1:\n\(refused)")
@@ -195,7 +190,7 @@ struct ReadmeClaimsTests {
             let key = try await SSHKeygen.generate(.ed25519, at: dir.child("k"), comment: "k")
             let issued = try await first.requestCertificate(try publicKeyJSON(key), authorization: "Bearer \(engineer)")
             try #require(issued.status == 201)
-            let certificate = try Self.certificateFile(issued.body, at: dir.child("k-cert.pub"))
+            let certificate = try writeIssuedCertificate(issued.body, to: dir.child("k-cert.pub"))
             let serial = decodeJSON(issued.body)["serial"] as? Int ?? 0
             let krlBefore = try Data(contentsOf: home.child("revoked.krl"))
             let revoked = try await first.http("POST", "/v1/revocations", json: "{\"serial\": \(serial), \"reason\": \"crash test\"}",
@@ -343,7 +338,7 @@ struct ReadmeClaimsTests {
                 .stdoutText.split(separator: "\n").last.map(String.init) ?? ""
             let issued = try await server.requestCertificate(try publicKeyJSON(key), authorization: "Bearer \(token)")
             #expect(issued.status == 201, "\(String(decoding: issued.body, as: UTF8.self))")
-            let certificate = try Self.certificateFile(issued.body, at: dir.child("k-cert.pub"))
+            let certificate = try writeIssuedCertificate(issued.body, to: dir.child("k-cert.pub"))
             let listed = try checked(try await runProcess("ssh-keygen", ["-L", "-f", certificate.path])).stdoutText
             let caFingerprint = try await SSHKeygen.fingerprint(home.child("user_ca.pub"))
             #expect(listed.contains(caFingerprint), "not signed by the encrypted CA key:\n\(listed)")

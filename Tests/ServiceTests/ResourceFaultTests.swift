@@ -89,7 +89,7 @@ struct ResourceFaultTests {
             let issued = try await server.requestCertificate(try publicKeyJSON(key), authorization: "Bearer \(engineer)")
             try #require(issued.status == 201)
             let certificate = dir.child("k-cert.pub")
-            try writeText((decodeJSON(issued.body)["certificate"] as? String ?? "") + "\n", to: certificate)
+            try writeIssuedCertificate(issued.body, to: certificate)
             let serial = decodeJSON(issued.body)["serial"] as? Int ?? 0
             let krl = server.home.child("revoked.krl")
             let krlBefore = try Data(contentsOf: krl)

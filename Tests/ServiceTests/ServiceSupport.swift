@@ -67,6 +67,13 @@ extension CAServer {
     }
 }
 
+/// Writes the certificate line of a 201 answer to `file` (as `ssh-keygen -L` and sshd read it).
+@discardableResult
+func writeIssuedCertificate(_ body: Data, to file: URL) throws -> URL {
+    try writeText((decodeJSON(body)["certificate"] as? String ?? "") + "\n", to: file)
+    return file
+}
+
 func publicKeyJSON(_ key: KeyPair, extra: String = "") throws -> String {
     let line = try readText(key.publicKey).trimmingCharacters(in: .whitespacesAndNewlines)
     return "{\"publicKey\":\"\(line)\"\(extra)}"
