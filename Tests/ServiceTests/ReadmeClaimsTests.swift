@@ -398,7 +398,7 @@ struct ReadmeClaimsTests {
             defer { server.stop() }
             let token = try await server.token(role: "engineer", name: "loader")
             let key = try await SSHKeygen.generate(.ed25519, at: dir.child("k"), comment: "k")
-            let load = try Load(server, token: token, key: key, threads: 8, in: dir)
+            let load = try Load(server, token: token, key: key, threads: 4, in: dir)
             defer { load.process.stop() }
             // Killed while requests are in flight, once at least 150 were answered.
             try await load.wait(for: 150)
