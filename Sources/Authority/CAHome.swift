@@ -88,12 +88,14 @@ public struct CAHome: Sendable {
 
     /// Opens the ledger; a CA made before the ledger existed gets an empty one.
     /// `readOnlyFallback`: see `SQLiteLedger.init` (the service).
-    public func openLedger(access: SQLiteLedger.Access = .singleConnection, readOnlyFallback: Bool = false) throws(AuthorityError) -> SQLiteLedger {
+    /// `lockTimeout`: seconds to wait for another process's write (`[ledger] lock_timeout`).
+    public func openLedger(access: SQLiteLedger.Access = .singleConnection, lockTimeout: UInt64 = 10,
+                           readOnlyFallback: Bool = false) throws(AuthorityError) -> SQLiteLedger {
         guard isInitialized else {
             throw AuthorityError(.home, "no CA at \(path) (\(Configuration.fileName) is missing); create one with: sshca init --home \(path)")
         }
         do {
-            return try SQLiteLedger(path: ledgerPath, access: access, readOnlyFallback: readOnlyFallback)
+            return try SQLiteLedger(path: ledgerPath, access: access, busyTimeout: Double(lockTimeout), readOnlyFallback: readOnlyFallback)
         } catch {
             throw AuthorityError(ledger: error)
         }

@@ -30,7 +30,8 @@ public struct CertificateAuthority: Sendable {
         } else {
             self.configuration = try home.configuration()
         }
-        self.ledger = try home.openLedger(access: ledgerAccess, readOnlyFallback: readOnlyLedgerFallback)
+        self.ledger = try home.openLedger(access: ledgerAccess, lockTimeout: self.configuration.ledgerLockTimeout,
+                                          readOnlyFallback: readOnlyLedgerFallback)
     }
 
     /// The shared hold on the home every ledger user takes. A home that cannot take a lock file

@@ -28,6 +28,9 @@ public struct Configuration: Equatable, Sendable {
     /// Serials of certificates that expired longer ago than this are left out of the KRL: sshd
     /// refuses them anyway, and the margin covers servers whose clocks run behind.
     public var krlExpiredMargin: UInt64 = 86400
+    /// `[ledger] lock_timeout`: how long a command or the service waits for another process's
+    /// write to the ledger before it gives up ("the ledger is locked").
+    public var ledgerLockTimeout: UInt64 = 10
 
     /// `[service]`: where `sshca serve` listens and who may do what.
     public var service = ServiceSettings()
@@ -44,6 +47,7 @@ public struct Configuration: Equatable, Sendable {
             "ca": ["user_key", "host_key"],
             "certificates": ["user_validity", "host_validity", "backdate", "user_extensions", "min_rsa_bits"],
             "krl": ["sign", "keep_expired_for"],
+            "ledger": ["lock_timeout"],
             "service": ServiceSettings.tableKeys,
         ]
         for table in document.tables where table.name.hasPrefix("role.") {
@@ -114,6 +118,10 @@ public struct Configuration: Equatable, Sendable {
                 guard case .boolean(let b) = entry.value else { throw fail("expected true or false") }
                 signKRL = b
             case ("krl", "keep_expired_for"): krlExpiredMargin = try duration()
+            case ("ledger", "lock_timeout"):
+                let seconds = try duration()
+                guard seconds >= 1, seconds <= 3600 else { throw fail("expected a duration from 1s to 1h") }
+                ledgerLockTimeout = seconds
             case ("certificates", "min_rsa_bits"):
                 guard case .integer(let n) = entry.value, n >= 2048, n <= 16384 else { throw fail("expected a number from 2048 to 16384") }
                 minimumRSABits = Int(n)
@@ -268,6 +276,12 @@ public struct Configuration: Equatable, Sendable {
         sign = \(signKRL)
         # Revoked certificates that expired longer ago than this are left out of the KRL.
         keep_expired_for = "\(DurationText.format(krlExpiredMargin))"
+
+        [ledger]
+        # ledger.sqlite in this directory holds every certificate, revocation and audit entry.
+        # A command waits this long for another process's write to it, then gives up saying
+        # the ledger is locked (nothing issued).
+        lock_timeout = "\(DurationText.format(ledgerLockTimeout))"
 
         """
     }

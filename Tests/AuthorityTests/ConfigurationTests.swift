@@ -25,6 +25,7 @@ struct ConfigurationTests {
         #expect(c.backdate == 300)
         #expect(c.userExtensions == CertificateOption.defaultUserExtensions)
         #expect(c.minimumRSABits == 2048)
+        #expect(c.ledgerLockTimeout == 10)
         #expect(try Configuration(parsing: "") == c)
         #expect(try Configuration(parsing: "# nothing\n[ca]\n[certificates]\n") == c)
     }
@@ -62,6 +63,7 @@ struct ConfigurationTests {
         c.userValidity = .max
         c.hostValidity = .max - 1
         c.krlExpiredMargin = 7 * 86400 + 5
+        c.ledgerLockTimeout = 3600
         variants.append(c)
         // Found by fuzzing: strings were written between quotes as they were, so a quote, a
         // backslash or a control character in them came back different (or not at all).
@@ -93,8 +95,11 @@ struct ConfigurationTests {
         backdate = "1m"
         user_extensions = ["permit-pty", "x@example.com"]
         min_rsa_bits = 3072
+        [ledger]
+        lock_timeout = "1m30s"
         """
         let c = try Configuration(parsing: text)
+        #expect(c.ledgerLockTimeout == 90)
         #expect(c.userKeyStorage == .agent && c.hostKeyStorage == .agent)
         #expect(c.userValidity == 57600 && c.hostValidity == 2_592_000 && c.backdate == 60)
         #expect(c.userExtensions == ["permit-pty", "x@example.com"])
@@ -135,6 +140,10 @@ struct ConfigurationTests {
         ("[certificates]\nmin_rsa_bits = 32768\n", 2, "2048 to 16384"),
         ("[certificates]\nmin_rsa_bits = \"2048\"\n", 2, "2048 to 16384"),
         ("[certificates]\nuser_validity = \"1d\"\nuser_validity = \"2d\"\n", 3, "twice"),
+        ("[ledger]\nlock_timeout = \"0s\"\n", 2, "from 1s to 1h"),
+        ("[ledger]\n\nlock_timeout = \"2h\"\n", 3, "from 1s to 1h"),
+        ("[ledger]\nlock_timeout = 10\n", 2, "expected a string"),
+        ("[ledger]\npath = \"x.sqlite\"\n", 2, "unknown key \"path\" in [ledger]"),
     ])
     func mistakes(text: String, line: Int, fragment: String) {
         guard let error = configurationError(text) else { return }

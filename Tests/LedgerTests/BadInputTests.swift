@@ -103,7 +103,7 @@ struct LedgerBadInputTests {
         }
     }
 
-    @Test("a locked database: sign waits for its timeout, then fails with a 'locked' message and issues nothing")
+    @Test("a locked database: list does not wait for it; sign waits for [ledger] lock_timeout, then fails with a 'locked' message and issues nothing")
     func lockedDatabase() async throws {
         try await withTemporaryDirectory(prefix: "ledger-lock") { dir in
             let ca = try await CAHomeFixture.create(in: dir)
@@ -131,18 +131,31 @@ struct LedgerBadInputTests {
             #expect(fileExists(marker), "the sqlite3 lock holder did not start:\n\(holder.stderrText)")
             #expect(!holder.stderrText.contains("locked"), "the holder could not take the lock: \(holder.stderrText)")
 
-            // Readers are not blocked by the writer (WAL): list works without waiting for the
-            // lock, which it would do for the whole 10 s busy timeout and then fail. (Under 9 s,
-            // not 5: a fresh-clone run on a loaded machine took over 5 s to start the process.)
-            let listDuringLock = try await ca.run(["list"], ["--json"])
-            #expect(listDuringLock.succeeded && listDuringLock.duration < .seconds(9), "sshca list while a writer holds the lock:\n\(listDuringLock)")
+            // Readers are not blocked by the writer (WAL). With [ledger] lock_timeout at 2 minutes,
+            // a list that waited for the lock would take those 2 minutes (and then fail): under
+            // 1 minute leaves a loaded machine room to start the process, and cannot pass a wait.
+            let config = ca.home.child("sshca.toml")
+            func setLockTimeout(_ value: String) throws {
+                let text = try String(contentsOf: config, encoding: .utf8)
+                let changed = text.replacingOccurrences(of: #"lock_timeout = "[^"]*""#, with: "lock_timeout = \"\(value)\"", options: .regularExpression)
+                #expect(changed != text || text.contains("lock_timeout = \"\(value)\""), "no lock_timeout line in sshca.toml")
+                try changed.write(to: config, atomically: true, encoding: .utf8)
+            }
+            try setLockTimeout("2m")
+            let listDuringLock = try await ca.run(["list"], ["--json"], timeout: .seconds(180))
+            #expect(listDuringLock.succeeded && listDuringLock.duration < .seconds(60), "sshca list while a writer holds the lock:\n\(listDuringLock)")
+            #expect(listDuringLock.stdoutText.contains("\"one\""), "list did not show the certificate issued before the lock:\n\(listDuringLock)")
+            #expect(holder.isRunning, "the lock holder went away during list: \(holder.stderrText)")
 
+            // A writer waits for the lock for lock_timeout, then gives up: 15 s here, longer than
+            // the 10 s default, so a setting that was not read fails the lower bound.
+            try setLockTimeout("15s")
             let out = dir.child("two-cert.pub")
             let sign = try await ca.run(["sign"], ["--key-id", "two", "--principals", "root", "--output", out.path, key.publicKey.path],
                                         timeout: .seconds(90))
             #expect(sign.exitCode == 1, "\(sign)")
             #expect(sign.stderrText.contains("locked"), "no 'locked' in the message:\n\(sign)")
-            #expect(sign.duration >= .seconds(8) && sign.duration < .seconds(60), "sign gave up after \(sign.duration), expected about 10 s")
+            #expect(sign.duration >= .seconds(15) && sign.duration < .seconds(80), "sign gave up after \(sign.duration), expected about 15 s")
             #expect(!fileExists(out), "a certificate was written although the ledger was locked")
 
             // Release the lock (EOF on the shell's input rolls back and exits).
