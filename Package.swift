@@ -2,8 +2,10 @@
 import PackageDescription
 
 // Layers, bottom to top (dependencies point down only):
-//   CLibCrypto/CCryptoShim -> SSHFormat -> SSHCrypto, Ledger (GRDB, CSQLiteShim) -> Authority -> Service (HTTP)
-//   SSHFormat, SSHCrypto -> Client (talks to the service) -> HostSetup -> sshca (CLI)
+//   CLibCrypto/CCryptoShim -> SSHFormat -> SSHCrypto -> Common (API shapes, errors, files, clock)
+//   CA side:     Common, Ledger (GRDB, CSQLiteShim) -> Authority -> Service (HTTP)
+//   Client side: Common -> Client (talks to the service) -> HostSetup (servers); never Authority or Ledger
+//   sshca (CLI) uses both sides.
 let package = Package(
     name: "sshca",
     platforms: [.macOS(.v15)],
@@ -45,10 +47,13 @@ let package = Package(
         // The commit the build scripts stamp into the binary (sshca --version, /metrics).
         .target(name: "CBuildStamp"),
         // Configuration, the CA home, validity rules, issuance, revocation, KRL publishing.
-        .target(name: "Authority", dependencies: ["SSHFormat", "SSHCrypto", "Ledger", "CBuildStamp"]),
+        // What both sides share: the service API's JSON shapes, errors, atomic file writes, the
+        // clock, durations and sshca.toml's syntax. No storage, no HTTP.
+        .target(name: "Common", dependencies: ["SSHFormat", "SSHCrypto"]),
+        .target(name: "Authority", dependencies: ["Common", "SSHFormat", "SSHCrypto", "Ledger", "CBuildStamp"]),
         // The HTTP service: routes, authentication (SSHSIG challenges, tokens), policy, metrics.
         .target(name: "Service", dependencies: [
-            "Authority", "Ledger", "SSHFormat", "SSHCrypto",
+            "Authority", "Common", "Ledger", "SSHFormat", "SSHCrypto",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -59,37 +64,37 @@ let package = Package(
         ]),
         // Talking to the service (pinned to the CA key and, over TLS, a CA bundle), login/logout.
         .target(name: "Client", dependencies: [
-            "SSHFormat", "SSHCrypto", "Authority",
+            "Common", "SSHFormat", "SSHCrypto",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         // Server side: install the CA's files on a server without ever locking anyone out.
-        .target(name: "HostSetup", dependencies: ["Authority", "Client", "Ledger", "SSHFormat"]),
+        .target(name: "HostSetup", dependencies: ["Common", "Client", "SSHFormat", "SSHCrypto"]),
         .executableTarget(
             name: "sshca",
-            dependencies: ["Authority", "Client", "HostSetup", "Ledger", "Service", "SSHCrypto", "SSHFormat", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Authority", "Client", "Common", "HostSetup", "Ledger", "Service", "SSHCrypto", "SSHFormat", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             // The static Swift runtime's link flags export every symbol of every module (40,000
             // names): each start then pays for a symbol table that large (dladdr in the runtime's
             // start-up scans it, the loader's lookups search it). Nothing resolves symbols in the
             // sshca binary, so release builds export none (about 1 ms off every command's start).
             linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(configuration: .release))]
         ),
-        .executableTarget(name: "sshca-bench", dependencies: ["Authority"]),
+        .executableTarget(name: "sshca-bench", dependencies: ["Authority", "Common"]),
         // Parsers as fuzz targets: corpus replay normally, libFuzzer with scripts/fuzz.
         .executableTarget(name: "sshca-fuzz", dependencies: [
-            "Authority", "Client", "HostSetup", "Ledger", "Service", "SSHCrypto", "SSHFormat",
+            "Authority", "Client", "Common", "HostSetup", "Ledger", "Service", "SSHCrypto", "SSHFormat",
             .product(name: "HummingbirdCore", package: "hummingbird"),
         ]),
 
         .target(name: "TestSupport", dependencies: ["SSHFormat"], path: "Tests/TestSupport"),
         .testTarget(name: "SSHFormatTests", dependencies: ["SSHFormat", "TestSupport"]),
         .testTarget(name: "SSHCryptoTests", dependencies: ["SSHCrypto", "TestSupport"]),
-        .testTarget(name: "AuthorityTests", dependencies: ["Authority", "TestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Authority", "TestSupport", "sshca"]),
-        .testTarget(name: "CLITests", dependencies: ["sshca", "TestSupport"]),
-        .testTarget(name: "LedgerTests", dependencies: ["Authority", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "Client", "Authority", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport"]),
-        .testTarget(name: "HostSetupTests", dependencies: ["Authority", "HostSetup", "SSHFormat", "TestSupport"]),
+        .testTarget(name: "AuthorityTests", dependencies: ["Authority", "Common", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Authority", "Common", "TestSupport", "sshca"]),
+        .testTarget(name: "CLITests", dependencies: ["sshca", "Common", "TestSupport"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Authority", "Common", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "Client", "Authority", "Common", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport"]),
+        .testTarget(name: "HostSetupTests", dependencies: ["Authority", "Common", "HostSetup", "SSHFormat", "TestSupport"]),
     ]
 )

@@ -569,7 +569,9 @@ def run(args, spec, directory):
                body={"serial": first_serial, "keyId": "x", "reason": "openapi check"}, expect=400, expect_code="bad-request")
     c.exchange("no target", "POST", "/v1/revocations", headers=security, body={"reason": "openapi check"}, expect=400, expect_code="bad-request")
     c.exchange("serials that are no range", "POST", "/v1/revocations", headers=security,
-               body={"serials": "7", "reason": "openapi check"}, expect=400, expect_code="bad-request")
+               body={"serials": "7--9", "reason": "openapi check"}, expect=400, expect_code="bad-request")
+    c.exchange("a range of serials from 0", "POST", "/v1/revocations", headers=security,
+               body={"serials": "0-3", "reason": "openapi check"}, expect=400, expect_code="bad-request")
     c.exchange("serial 0", "POST", "/v1/revocations", headers=security, body={"serial": 0, "reason": "openapi check"}, expect=400, expect_code="bad-request")
     c.exchange("empty reason", "POST", "/v1/revocations", headers=security, body={"keyId": "x", "reason": " "}, expect=400, expect_code="bad-request")
     c.exchange("publicKey that is no key", "POST", "/v1/revocations", headers=security,

@@ -1,3 +1,4 @@
+import Common
 public import SSHFormat
 import SSHCrypto
 public import Ledger
@@ -54,73 +55,65 @@ extension Data {
 
 /// Users and tokens: the library calls behind `sshca user ...` and `sshca token ...`.
 extension CertificateAuthority {
-    public static func checkUserName(_ name: String) throws(AuthorityError) {
-        guard !name.isEmpty, name.utf8.count <= 64,
-              name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-@".unicodeScalars.contains($0)) }),
-              name.first != "-" else {
-            throw AuthorityError(.badInput, "user name \"\(name.prefix(70))\" must be 1-64 letters, digits, '.', '_', '-' or '@' (it becomes the {user} principal)")
-        }
-    }
-
     /// Identity keys are long-term: the same strength rules as certified keys apply.
-    static func checkIdentityKey(_ key: PublicKey, configuration: Configuration) throws(AuthorityError) {
+    static func checkIdentityKey(_ key: PublicKey, configuration: Configuration) throws(SSHCAError) {
         try IssuanceRules.checkSubjectKey(key, type: .user, minimumRSABits: configuration.minimumRSABits)
     }
 
-    public func addUser(name: String, role: String, key: PublicKey, by: String, now: UInt64 = Clock.now()) throws(AuthorityError) -> IdentityRecord {
-        try Self.checkUserName(name)
+    public func addUser(name: String, role: String, key: PublicKey, by: String, now: UInt64 = Clock.now()) throws(SSHCAError) -> IdentityRecord {
+        try NameRules.checkUserName(name)
         _ = try configuration.role(named: role)
         try Self.checkIdentityKey(key, configuration: configuration)
         let record = IdentityRecord(name: name, role: role, key: key, createdAt: now, updatedAt: now)
-        do { try ledger.addIdentity(record, by: by) } catch { throw AuthorityError.from(error) }
+        do { try ledger.addIdentity(record, by: by) } catch { throw SSHCAError.from(error) }
         return record
     }
 
-    public func users() throws(AuthorityError) -> [IdentityRecord] {
-        do { return try ledger.identities() } catch { throw AuthorityError.from(error) }
+    public func users() throws(SSHCAError) -> [IdentityRecord] {
+        do { return try ledger.identities() } catch { throw SSHCAError.from(error) }
     }
 
-    public func setUserDisabled(_ name: String, disabled: Bool, by: String, now: UInt64 = Clock.now()) throws(AuthorityError) {
-        do { try ledger.setIdentityDisabled(name, disabled: disabled, by: by, now: now) } catch { throw AuthorityError.from(error) }
+    public func setUserDisabled(_ name: String, disabled: Bool, by: String, now: UInt64 = Clock.now()) throws(SSHCAError) {
+        do { try ledger.setIdentityDisabled(name, disabled: disabled, by: by, now: now) } catch { throw SSHCAError.from(error) }
     }
 
-    public func rekeyUser(_ name: String, key: PublicKey, by: String, now: UInt64 = Clock.now()) throws(AuthorityError) {
+    public func rekeyUser(_ name: String, key: PublicKey, by: String, now: UInt64 = Clock.now()) throws(SSHCAError) {
         try Self.checkIdentityKey(key, configuration: configuration)
-        do { try ledger.rekeyIdentity(name, key: key, by: by, now: now) } catch { throw AuthorityError.from(error) }
+        do { try ledger.rekeyIdentity(name, key: key, by: by, now: now) } catch { throw SSHCAError.from(error) }
     }
 
     /// Creates a token; the returned text is the only time the secret exists outside the holder.
-    public func createToken(role: String, name: String, lifetime: UInt64, by: String, now: UInt64 = Clock.now()) throws(AuthorityError) -> (record: TokenRecord, text: String) {
+    public func createToken(role: String, name: String, lifetime: UInt64, by: String, now: UInt64 = Clock.now()) throws(SSHCAError) -> (record: TokenRecord, text: String) {
         _ = try configuration.role(named: role)
-        try Self.checkUserName(name)
-        guard lifetime > 0 else { throw AuthorityError(.badInput, "--ttl must be longer than zero") }
+        try NameRules.checkUserName(name)
+        guard lifetime > 0 else { throw SSHCAError(.badInput, "--ttl must be longer than zero") }
         let token = BearerToken.generate()
         let record = TokenRecord(id: token.id, role: role, name: name, secretHash: token.secretHash,
                                  createdAt: now, expiresAt: now.addingClamped(lifetime))
-        do { try ledger.addToken(record, by: by) } catch { throw AuthorityError.from(error) }
+        do { try ledger.addToken(record, by: by) } catch { throw SSHCAError.from(error) }
         return (record, token.text)
     }
 
-    public func tokens() throws(AuthorityError) -> [TokenRecord] {
-        do { return try ledger.tokens() } catch { throw AuthorityError.from(error) }
+    public func tokens() throws(SSHCAError) -> [TokenRecord] {
+        do { return try ledger.tokens() } catch { throw SSHCAError.from(error) }
     }
 
-    public func revokeToken(id: String, by: String, now: UInt64 = Clock.now()) throws(AuthorityError) {
-        do { try ledger.revokeToken(id: id, by: by, now: now) } catch { throw AuthorityError.from(error) }
+    public func revokeToken(id: String, by: String, now: UInt64 = Clock.now()) throws(SSHCAError) {
+        do { try ledger.revokeToken(id: id, by: by, now: now) } catch { throw SSHCAError.from(error) }
     }
 
     /// The applicant behind a bearer token, or why it is refused.
-    public func applicant(forToken text: String, now: UInt64 = Clock.now()) throws(AuthorityError) -> Applicant {
+    public func applicant(forToken text: String, now: UInt64 = Clock.now()) throws(SSHCAError) -> Applicant {
         guard let token = BearerToken(text: text) else {
-            throw AuthorityError(.refused, "the bearer token is malformed (tokens look like sshca_<id>_<secret>)")
+            throw SSHCAError(.refused, "the bearer token is malformed (tokens look like sshca_<id>_<secret>)")
         }
         let record: TokenRecord?
-        do { record = try ledger.token(id: token.id) } catch { throw AuthorityError.from(error) }
+        do { record = try ledger.token(id: token.id) } catch { throw SSHCAError.from(error) }
         guard let record, Self.constantTimeEqual(record.secretHash, token.secretHash) else {
-            throw AuthorityError(.refused, "the bearer token is not valid")
+            throw SSHCAError(.refused, "the bearer token is not valid")
         }
-        guard !record.revoked else { throw AuthorityError(.refused, "the token \(record.id) was revoked") }
-        guard now < record.expiresAt else { throw AuthorityError(.refused, "the token \(record.id) expired at \(CertificateTime.format(record.expiresAt)); ask for a new one (sshca token create)") }
+        guard !record.revoked else { throw SSHCAError(.refused, "the token \(record.id) was revoked") }
+        guard now < record.expiresAt else { throw SSHCAError(.refused, "the token \(record.id) expired at \(CertificateTime.format(record.expiresAt)); ask for a new one (sshca token create)") }
         return Applicant(name: record.name, kind: .token, role: try configuration.role(named: record.role))
     }
 
@@ -130,22 +123,22 @@ extension CertificateAuthority {
     /// order (an unknown name's revocation lookup uses a key no one holds), the same comparison
     /// and the same text built, so the time an answer takes does not tell who is enrolled.
     /// The reason is for the audit log; callers show every refusal the same way.
-    public func activeUser(_ name: String, signedBy key: PublicKey) throws(AuthorityError) -> (identity: IdentityRecord, applicant: Applicant) {
+    public func activeUser(_ name: String, signedBy key: PublicKey) throws(SSHCAError) -> (identity: IdentityRecord, applicant: Applicant) {
         let record: IdentityRecord?
         let reason: String?
         do {
             record = try ledger.identity(named: name)
             reason = try ledger.keyRevocationReason(record?.key ?? Self.absentIdentityKey)
         } catch {
-            throw AuthorityError.from(error)
+            throw SSHCAError.from(error)
         }
         let expected = record?.key ?? Self.absentIdentityKey
         let mismatch = "the signature was made by \(key.fingerprint), not by \(name)'s enrolled key \(expected.fingerprint)"
         _ = try? configuration.role(named: record?.role ?? "")  // as the answer below does, for every name
-        guard let record else { throw AuthorityError(.refused, "no enrolled user \(name)") }
-        guard !record.disabled else { throw AuthorityError(.refused, "the user \(name) is disabled") }
-        if let reason { throw AuthorityError(.refused, "the identity key of \(name) (\(record.key.fingerprint)) is revoked: \(reason)") }
-        guard key == expected else { throw AuthorityError(.refused, mismatch) }
+        guard let record else { throw SSHCAError(.refused, "no enrolled user \(name)") }
+        guard !record.disabled else { throw SSHCAError(.refused, "the user \(name) is disabled") }
+        if let reason { throw SSHCAError(.refused, "the identity key of \(name) (\(record.key.fingerprint)) is revoked: \(reason)") }
+        guard key == expected else { throw SSHCAError(.refused, mismatch) }
         return (record, Applicant(name: record.name, kind: .user, role: try configuration.role(named: record.role)))
     }
 

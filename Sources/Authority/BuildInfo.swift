@@ -1,3 +1,4 @@
+import Common
 internal import CBuildStamp
 
 /// What an operator needs to tell which sshca runs: `sshca --version` and the service's

@@ -1,3 +1,4 @@
+import Common
 public import SSHFormat
 public import SSHCrypto
 public import Ledger
@@ -12,40 +13,33 @@ import Glibc
 import Darwin
 #endif
 
-/// Which of the CA's two keys: user certificates and host certificates are signed by separate keys,
-/// so a server that trusts users never trusts host keys signed with the same key, and the reverse.
-public enum CAKind: String, Sendable, CaseIterable {
-    case user, host
-
-    public var certificateType: CertificateType { self == .user ? .user : .host }
-}
 
 /// Asks for a passphrase only when one is needed (an encrypted key), at most once.
 public struct PassphraseSource: Sendable {
-    let provide: @Sendable () throws(AuthorityError) -> [UInt8]
+    let provide: @Sendable () throws(SSHCAError) -> [UInt8]
 
-    public init(_ provide: @escaping @Sendable () throws(AuthorityError) -> [UInt8]) {
+    public init(_ provide: @escaping @Sendable () throws(SSHCAError) -> [UInt8]) {
         self.provide = provide
     }
 
-    public func read() throws(AuthorityError) -> [UInt8] { try provide() }
+    public func read() throws(SSHCAError) -> [UInt8] { try provide() }
 
     /// For keys that must not be encrypted (tests, benchmarks): any request is an error.
-    public static let none = PassphraseSource { () throws(AuthorityError) -> [UInt8] in
-        throw AuthorityError(.key, "the CA private key is encrypted; give its passphrase with --passphrase-file FILE or $SSHCA_PASSPHRASE_FILE")
+    public static let none = PassphraseSource { () throws(SSHCAError) -> [UInt8] in
+        throw SSHCAError(.key, "the CA private key is encrypted; give its passphrase with --passphrase-file FILE or $SSHCA_PASSPHRASE_FILE")
     }
 
     /// Reads the first line of a file (a trailing newline is not part of the passphrase).
     public static func file(_ path: String) -> PassphraseSource {
-        PassphraseSource { () throws(AuthorityError) -> [UInt8] in try readPassphraseFile(path) }
+        PassphraseSource { () throws(SSHCAError) -> [UInt8] in try readPassphraseFile(path) }
     }
 
-    public static func readPassphraseFile(_ path: String) throws(AuthorityError) -> [UInt8] {
+    public static func readPassphraseFile(_ path: String) throws(SSHCAError) -> [UInt8] {
         let bytes = try Files.read(path, maximumBytes: 4096, what: "passphrase file")
         var line = Array(bytes.prefix(while: { $0 != 0x0a }))
         if line.last == 0x0d { line.removeLast() }
         guard !line.isEmpty else {
-            throw AuthorityError(.badInput, "the passphrase file \(path) is empty; put the passphrase on its first line")
+            throw SSHCAError(.badInput, "the passphrase file \(path) is empty; put the passphrase on its first line")
         }
         return line
     }
@@ -90,14 +84,14 @@ public struct CAHome: Sendable {
     /// `readOnlyFallback`: see `SQLiteLedger.init` (the service).
     /// `lockTimeout`: seconds to wait for another process's write (`[ledger] lock_timeout`).
     public func openLedger(access: SQLiteLedger.Access = .singleConnection, lockTimeout: UInt64 = 10,
-                           readOnlyFallback: Bool = false) throws(AuthorityError) -> SQLiteLedger {
+                           readOnlyFallback: Bool = false) throws(SSHCAError) -> SQLiteLedger {
         guard isInitialized else {
-            throw AuthorityError(.home, "no CA at \(path) (\(Configuration.fileName) is missing); create one with: sshca init --home \(path)")
+            throw SSHCAError(.home, "no CA at \(path) (\(Configuration.fileName) is missing); create one with: sshca init --home \(path)")
         }
         do {
             return try SQLiteLedger(path: ledgerPath, access: access, busyTimeout: Double(lockTimeout), readOnlyFallback: readOnlyFallback)
         } catch {
-            throw AuthorityError(ledger: error)
+            throw SSHCAError(ledger: error)
         }
     }
 
@@ -136,14 +130,14 @@ public struct CAHome: Sendable {
 
     /// Creates a new CA. Refuses if any CA file is already there, and leaves no partial CA behind
     /// when something fails: keys are made in memory first, then written with O_EXCL.
-    public static func create(at path: String, _ creation: Creation) throws(AuthorityError) -> CAHome {
+    public static func create(at path: String, _ creation: Creation) throws(SSHCAError) -> CAHome {
         let home = CAHome(path: path)
         let ours = [home.configurationPath, home.ledgerPath, home.krlPath] + CAKind.allCases.flatMap { [home.privateKeyPath($0), home.publicKeyPath($0)] }
         if let existing = ours.first(where: Files.exists) {
-            throw AuthorityError(.home, "\(path) already holds a CA (\(Files.baseName(of: existing)) exists); refusing to overwrite it. Use another --home, or move the old CA away first if you really mean to replace it")
+            throw SSHCAError(.home, "\(path) already holds a CA (\(Files.baseName(of: existing)) exists); refusing to overwrite it. Use another --home, or move the old CA away first if you really mean to replace it")
         }
         if let passphrase = creation.passphrase, passphrase.count < 8 {
-            throw AuthorityError(.badInput, "the passphrase is \(passphrase.count) characters; use at least 8")
+            throw SSHCAError(.badInput, "the passphrase is \(passphrase.count) characters; use at least 8")
         }
 
         var files: [(path: String, bytes: [UInt8], mode: mode_t)] = []
@@ -161,7 +155,7 @@ public struct CAHome: Sendable {
                     files.append((home.privateKeyPath(kind), Array(try key.pem(passphrase: creation.passphrase).utf8), 0o600))
                     publicKey = key.publicKey
                 } catch {
-                    throw AuthorityError(.key, "cannot create the \(kind.rawValue) CA key: \(error.reason)")
+                    throw SSHCAError(.key, "cannot create the \(kind.rawValue) CA key: \(error.reason)")
                 }
             }
             let line = publicKey.openSSHLine(comment: "sshca-\(kind.rawValue)-ca") + "\n"
@@ -171,7 +165,7 @@ public struct CAHome: Sendable {
 
         try Files.makeDirectory(path, mode: 0o700)
         var written: [String] = []
-        do throws(AuthorityError) {
+        do throws(SSHCAError) {
             for file in files {
                 try Files.createExclusive(file.path, file.bytes, mode: file.mode)
                 written.append(file.path)
@@ -182,7 +176,7 @@ public struct CAHome: Sendable {
         }
         // The ledger starts empty; its first KRL (revoking nothing) is published right away so
         // servers can point RevokedKeys at a valid file from day one.
-        do throws(AuthorityError) {
+        do throws(SSHCAError) {
             let authority = try CertificateAuthority(home: home)
             try authority.registerCAKeys(try authority.caPublicKeys())
             let passphrase = creation.passphrase.map { bytes in PassphraseSource { bytes } } ?? .none
@@ -194,46 +188,45 @@ public struct CAHome: Sendable {
         return home
     }
 
-    static func checkAgentCAKey(_ key: PublicKey) throws(AuthorityError) {
+    static func checkAgentCAKey(_ key: PublicKey) throws(SSHCAError) {
         if key.isSecurityKey {
-            throw AuthorityError(.badInput, "a FIDO security key (\(key.typeName)) cannot be a CA key here; use an Ed25519, ECDSA or RSA key held by the agent or token")
+            throw SSHCAError(.badInput, "a FIDO security key (\(key.typeName)) cannot be a CA key here; use an Ed25519, ECDSA or RSA key held by the agent or token")
         }
         do {
             try key.checkStrength(minimumRSABits: 2048)
         } catch {
-            throw AuthorityError(.badInput, "unsuitable CA key: \(error.reason)")
+            throw SSHCAError(.badInput, "unsuitable CA key: \(error.reason)")
         }
     }
 
-    public func configuration() throws(AuthorityError) -> Configuration {
+    public func configuration() throws(SSHCAError) -> Configuration {
         guard isInitialized else {
-            throw AuthorityError(.home, "no CA at \(path) (\(Configuration.fileName) is missing); create one with: sshca init --home \(path)")
+            throw SSHCAError(.home, "no CA at \(path) (\(Configuration.fileName) is missing); create one with: sshca init --home \(path)")
         }
         return try Configuration(parsing: Files.readText(configurationPath, what: "configuration"), fileName: configurationPath)
     }
 
-    public func publicKey(_ kind: CAKind) throws(AuthorityError) -> PublicKey {
+    public func publicKey(_ kind: CAKind) throws(SSHCAError) -> PublicKey {
         guard isInitialized else {
-            throw AuthorityError(.home, "no CA at \(path) (\(Configuration.fileName) is missing); create one with: sshca init --home \(path)")
+            throw SSHCAError(.home, "no CA at \(path) (\(Configuration.fileName) is missing); create one with: sshca init --home \(path)")
         }
-        let text = try Files.readText(publicKeyPath(kind), maximumBytes: 64 * 1024, what: "\(kind.rawValue) CA public key")
         do {
-            return try PublicKeyText(parsing: text).key
-        } catch {
-            throw AuthorityError(.home, "\(publicKeyPath(kind)) is damaged: \(error)")
+            return try KeyFiles.readPublicKey(publicKeyPath(kind), what: "\(kind.rawValue) CA public key").key
+        } catch where error.code == .badInput {
+            throw SSHCAError(.home, "the CA home is damaged: \(error.reason)")
         }
     }
 
     /// The CA private key from its file: refused if group or others can read it, checked against
     /// the public key next to it.
-    public func privateKey(_ kind: CAKind, passphrase: PassphraseSource) throws(AuthorityError) -> PrivateKey {
+    public func privateKey(_ kind: CAKind, passphrase: PassphraseSource) throws(SSHCAError) -> PrivateKey {
         let keyPath = privateKeyPath(kind)
         let expected = try publicKey(kind)
         guard let mode = Files.mode(keyPath) else {
-            throw AuthorityError(.home, "the \(kind.rawValue) CA private key \(keyPath) is missing")
+            throw SSHCAError(.home, "the \(kind.rawValue) CA private key \(keyPath) is missing")
         }
         guard mode & 0o077 == 0 else {
-            throw AuthorityError(.unsafeFile, "the \(kind.rawValue) CA private key \(keyPath) can be read by group or others (mode \(String(mode, radix: 8))); fix it with: chmod 600 \(keyPath)")
+            throw SSHCAError(.unsafeFile, "the \(kind.rawValue) CA private key \(keyPath) can be read by group or others (mode \(String(mode, radix: 8))); fix it with: chmod 600 \(keyPath)")
         }
         let pem = try Files.readText(keyPath, maximumBytes: 64 * 1024, what: "\(kind.rawValue) CA private key")
         let key: PrivateKey
@@ -244,20 +237,20 @@ public struct CAHome: Sendable {
                 key = try PrivateKey(pem: pem, passphrase: nil)
             }
         } catch let error as CryptoError {
-            throw AuthorityError(.key, error.reason)
-        } catch let error as AuthorityError {
+            throw SSHCAError(.key, error.reason)
+        } catch let error as SSHCAError {
             throw error
         } catch {
-            throw AuthorityError(.key, "\(error)")
+            throw SSHCAError(.key, "\(error)")
         }
         guard key.publicKey == expected else {
-            throw AuthorityError(.home, "\(keyPath) does not match \(publicKeyPath(kind)); the CA home was altered")
+            throw SSHCAError(.home, "\(keyPath) does not match \(publicKeyPath(kind)); the CA home was altered")
         }
         return key
     }
 
     /// The signer for a CA key: in-process from the file, or through ssh-agent.
-    public func signer(_ kind: CAKind, passphrase: PassphraseSource, configuration: Configuration) throws(AuthorityError) -> any Signer {
+    public func signer(_ kind: CAKind, passphrase: PassphraseSource, configuration: Configuration) throws(SSHCAError) -> any Signer {
         let storage = kind == .user ? configuration.userKeyStorage : configuration.hostKeyStorage
         switch storage {
         case .file:
@@ -267,23 +260,23 @@ public struct CAHome: Sendable {
             do {
                 return try AgentSigner(agent: try SSHAgentClient.fromEnvironment(), publicKey: publicKey)
             } catch {
-                throw AuthorityError(.key, error.reason)
+                throw SSHCAError(.key, error.reason)
             }
         }
     }
 
     /// The CA private key in OpenSSH's own format (unencrypted), for `ssh-add -` or a token.
-    public func exportPrivateKey(_ kind: CAKind, passphrase: PassphraseSource) throws(AuthorityError) -> String {
+    public func exportPrivateKey(_ kind: CAKind, passphrase: PassphraseSource) throws(SSHCAError) -> String {
         let storage = kind == .user ? try configuration().userKeyStorage : try configuration().hostKeyStorage
         guard storage == .file else {
-            throw AuthorityError(.home, "the \(kind.rawValue) CA key lives in ssh-agent; this home has no private key to export")
+            throw SSHCAError(.home, "the \(kind.rawValue) CA key lives in ssh-agent; this home has no private key to export")
         }
         let key = try privateKey(kind, passphrase: passphrase)
         do {
             return try key.components().openSSHPrivateKeyFile(
                 comment: "sshca-\(kind.rawValue)-ca", checkInt: UInt32(truncatingIfNeeded: SecureRandom.uint64()))
         } catch {
-            throw AuthorityError(.key, error.reason)
+            throw SSHCAError(.key, error.reason)
         }
     }
 }

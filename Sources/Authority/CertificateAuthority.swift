@@ -1,3 +1,4 @@
+import Common
 import SSHFormat
 import SSHCrypto
 public import Ledger
@@ -22,7 +23,7 @@ public struct CertificateAuthority: Sendable {
     /// keeps serving what is committed and says why it cannot issue).
     /// `configuration`: read from another file than the home's sshca.toml (`serve --config`).
     public init(home: CAHome, configuration: Configuration? = nil, ledgerAccess: SQLiteLedger.Access = .singleConnection,
-                readOnlyLedgerFallback: Bool = false) throws(AuthorityError) {
+                readOnlyLedgerFallback: Bool = false) throws(SSHCAError) {
         self.home = home
         homeLock = try Self.lockShared(home)
         if let configuration {
@@ -36,11 +37,11 @@ public struct CertificateAuthority: Sendable {
 
     /// The shared hold on the home every ledger user takes. A home that cannot take a lock file
     /// (a read-only copy) is used without one: nothing can replace its ledger either.
-    static func lockShared(_ home: CAHome) throws(AuthorityError) -> FileLock? {
+    static func lockShared(_ home: CAHome) throws(SSHCAError) -> FileLock? {
         do {
             return try FileLock(path: home.homeLockPath, mode: .shared, wait: false)
         } catch where error.code == .home {
-            throw AuthorityError(.home, "the ledger of \(home.path) is being restored (sshca restore holds \(home.homeLockPath)); try again when that is done")
+            throw SSHCAError(.home, "the ledger of \(home.path) is being restored (sshca restore holds \(home.homeLockPath)); try again when that is done")
         } catch {
             return nil
         }
@@ -52,9 +53,9 @@ public struct CertificateAuthority: Sendable {
     /// the serial comes from the ledger and the certificate is committed there before it is
     /// returned. If the commit fails, nothing is issued.
     public func issue(_ request: CertificateRequest, requestedBy: Requester, passphrase: PassphraseSource,
-                      now: UInt64 = Clock.now()) throws(AuthorityError) -> IssuedCertificate {
+                      now: UInt64 = Clock.now()) throws(SSHCAError) -> IssuedCertificate {
         if request.serial != nil {
-            throw AuthorityError(.badInput, "--serial is refused: serials come from the ledger (strictly increasing, never reused); leave it out")
+            throw SSHCAError(.badInput, "--serial is refused: serials come from the ledger (strictly increasing, never reused); leave it out")
         }
         let kind: CAKind = request.type == .host ? .host : .user
         let body = try Issuer.body(for: request, configuration: configuration, signatureKey: try home.publicKey(kind),
@@ -62,33 +63,18 @@ public struct CertificateAuthority: Sendable {
         do {
             try ledger.checkIssuable(body)
         } catch {
-            throw AuthorityError.from(error)
+            throw SSHCAError.from(error)
         }
         let issuer = Issuer(signer: try home.signer(kind, passphrase: passphrase, configuration: configuration), configuration: configuration)
-        // A signing failure inside the ledger's transaction keeps its own code and reason.
-        var signingError: AuthorityError? = nil
-        do {
-            return try ledger.issue(requestedBy: requestedBy, now: now) { serial in
-                do {
-                    return try issuer.sign(Issuer.numbered(body, serial: serial, keyIDNamesSerial: request.keyIDNamesSerial))
-                } catch {
-                    signingError = error as? AuthorityError
-                    throw error
-                }
-            }
-        } catch {
-            throw signingError ?? AuthorityError.from(error)
-        }
+        let pending = PendingIssuance(body: body, issuer: issuer, requester: requestedBy, keyIDNamesSerial: request.keyIDNamesSerial)
+        return try Self.commit([pending], to: ledger, now: now)[0].get()
     }
 
     // MARK: Revocation
 
     /// Records the revocation, then publishes the KRL that carries it.
     public func revoke(_ target: RevocationTarget, reason: String, by: String, passphrase: PassphraseSource,
-                       now: UInt64 = Clock.now()) throws(AuthorityError) -> (outcome: RevocationOutcome, krl: PublishedKRL, published: Bool) {
-        if case .serials(let range) = target, range.lowerBound == 0 {
-            throw AuthorityError(.badInput, "serial 0 cannot be revoked (a KRL cannot name it); serials start at 1")
-        }
+                       now: UInt64 = Clock.now()) throws(SSHCAError) -> (outcome: RevocationOutcome, krl: PublishedKRL, published: Bool) {
         let outcome = try recordRevocation(target, reason: reason, by: by, now: now)
         if outcome.isNew { return (outcome, try publishKRL(by: by, passphrase: passphrase, now: now), true) }
         let result = try publishKRLIfChanged(by: by, passphrase: passphrase, now: now)
@@ -97,47 +83,47 @@ public struct CertificateAuthority: Sendable {
 
     /// The servers that synced the KRL from the service, judged against the version of the
     /// home's published KRL (read from its header only).
-    public func hosts(now: UInt64 = Clock.now()) throws(AuthorityError) -> [ServiceAPI.Host] {
+    public func hosts(now: UInt64 = Clock.now()) throws(SSHCAError) -> [ServiceAPI.Host] {
         let current = (try? Files.read(home.krlPath, maximumBytes: 1 << 30, what: "KRL")).flatMap(KRL.headerVersion) ?? 0
-        do { return try ledger.hosts().map { ServiceAPI.Host($0, currentKRL: current, now: now) } } catch { throw AuthorityError.from(error) }
+        do { return try ledger.hosts().map { ServiceAPI.Host($0, currentKRL: current, now: now) } } catch { throw SSHCAError.from(error) }
     }
 
     /// Publishes a new KRL version only when the ledger revokes something the current KRL file
     /// does not (or the file is missing, damaged or wrongly signed): what was revoked already
     /// is in the current version.
-    public func publishKRLIfChanged(by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(AuthorityError) -> (krl: PublishedKRL, changed: Bool) {
+    public func publishKRLIfChanged(by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(SSHCAError) -> (krl: PublishedKRL, changed: Bool) {
         try KRLPublisher(authority: self).publishIfChanged(to: home.krlPath, by: by, passphrase: passphrase, now: now)
     }
 
     /// Commits the revocation to the ledger without publishing the KRL (the service publishes
     /// separately, so it can tell a failed commit from a KRL that could not be written yet).
     public func recordRevocation(_ target: RevocationTarget, reason: String, by: String,
-                                 now: UInt64 = Clock.now()) throws(AuthorityError) -> RevocationOutcome {
+                                 now: UInt64 = Clock.now()) throws(SSHCAError) -> RevocationOutcome {
         try IssuanceRules.checkRevocation(target, reason: reason)
         let caKeys = try caPublicKeys()
         if case .key(let key) = target, let kind = caKeys.firstIndex(of: key).map({ $0 == 0 ? "user" : "host" }) {
             // In a KRL a revoked CA key ends every certificate it signed, on every server that
             // takes the KRL: that is its own decision (sshca revoke --ca-key-compromised), never
             // the side effect of revoking "a key".
-            throw AuthorityError(.badInput, "\(key.fingerprint) is this CA's \(kind) CA key, not a user's or host's key; revoking it ends every certificate it signed. If it was compromised, run on the CA home: sshca revoke --ca-key-compromised\(kind == "host" ? " --host" : "") --reason TEXT")
+            throw SSHCAError(.badInput, "\(key.fingerprint) is this CA's \(kind) CA key, not a user's or host's key; revoking it ends every certificate it signed. If it was compromised, run on the CA home: sshca revoke --ca-key-compromised\(kind == "host" ? " --host" : "") --reason TEXT")
         }
         try registerCAKeys(caKeys)
         do {
             return try ledger.revoke(target, reason: reason, by: by, now: now)
         } catch {
-            throw AuthorityError.from(error)
+            throw SSHCAError.from(error)
         }
     }
 
     /// Tells the ledger this home's CA keys, so key-id revocations cover certificates either CA
     /// signs, including ones made before the ledger existed.
-    func registerCAKeys(_ keys: [PublicKey]) throws(AuthorityError) {
-        do { try ledger.registerCAKeys(keys) } catch { throw AuthorityError.from(error) }
+    func registerCAKeys(_ keys: [PublicKey]) throws(SSHCAError) {
+        do { try ledger.registerCAKeys(keys) } catch { throw SSHCAError.from(error) }
     }
 
     /// Every CA key this home holds, user first: none of them may be certified as a subject key,
     /// or revoked as a plain key.
-    public func caPublicKeys() throws(AuthorityError) -> [PublicKey] {
+    public func caPublicKeys() throws(SSHCAError) -> [PublicKey] {
         [try home.publicKey(.user), try home.publicKey(.host)]
     }
 
@@ -145,29 +131,29 @@ public struct CertificateAuthority: Sendable {
 
     /// Builds the KRL from the ledger and replaces `revoked.krl` atomically. A lock file orders
     /// concurrent writers, and the version is allocated under it, so files appear in version order.
-    public func publishKRL(by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(AuthorityError) -> PublishedKRL {
+    public func publishKRL(by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(SSHCAError) -> PublishedKRL {
         try KRLPublisher(authority: self).publish(to: home.krlPath, by: by, passphrase: passphrase, now: now)
     }
 
     /// Writes a copy of a freshly built KRL (a new version) to another path.
-    public func writeKRL(to path: String, by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(AuthorityError) -> PublishedKRL {
+    public func writeKRL(to path: String, by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(SSHCAError) -> PublishedKRL {
         try KRLPublisher(authority: self).publish(to: home.krlPath, copies: [path], by: by, passphrase: passphrase, now: now)
     }
 
     // MARK: Queries
 
-    public func certificates(_ query: CertificateQuery, now: UInt64 = Clock.now()) throws(AuthorityError) -> [IssuedCertificate] {
-        do { return try ledger.certificates(matching: query, now: now) } catch { throw AuthorityError.from(error) }
+    public func certificates(_ query: CertificateQuery, now: UInt64 = Clock.now()) throws(SSHCAError) -> [IssuedCertificate] {
+        do { return try ledger.certificates(matching: query, now: now) } catch { throw SSHCAError.from(error) }
     }
 
     /// known_hosts lines: `@cert-authority PATTERNS <host CA key>`, and `@revoked * <key>` for
     /// every revoked key that the ledger knows as a host key.
-    public func knownHostsLines(hostPatterns: String) throws(AuthorityError) -> [String] {
+    public func knownHostsLines(hostPatterns: String) throws(SSHCAError) -> [String] {
         var lines = [try Self.certAuthorityLine(hostPatterns: hostPatterns, hostCA: try home.publicKey(.host))]
         do {
             for key in try ledger.revokedHostKeys() { lines.append("@revoked * \(key.openSSHLine())") }
         } catch {
-            throw AuthorityError.from(error)
+            throw SSHCAError.from(error)
         }
         return lines
     }
@@ -175,32 +161,30 @@ public struct CertificateAuthority: Sendable {
     /// The known_hosts line that trusts `hostCA` for `hostPatterns` (comma-separated, spaces
     /// around commas dropped); patterns with white space, control characters or '#' are refused
     /// (they would split or end the line).
-    public static func certAuthorityLine(hostPatterns: String, hostCA: PublicKey) throws(AuthorityError) -> String {
+    public static func certAuthorityLine(hostPatterns: String, hostCA: PublicKey) throws(SSHCAError) -> String {
         let patterns = hostPatterns.split(separator: ",").map { $0.trimmingCharacters(in: " \t") }
         guard !patterns.isEmpty, patterns.allSatisfy({ !$0.isEmpty && !$0.contains(where: { $0.isWhitespace || $0 == "#" || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7f } ?? false }) }) else {
-            throw AuthorityError(.badInput, "--hosts needs comma-separated host patterns without spaces, like '*.example.com,10.0.0.*'")
+            throw SSHCAError(.badInput, "--hosts needs comma-separated host patterns without spaces, like '*.example.com,10.0.0.*'")
         }
         return "@cert-authority \(patterns.joined(separator: ",")) \(hostCA.openSSHLine(comment: "sshca-host-ca"))"
     }
 
     /// Recomputes the chain, then checks it against the witnesses: each KRL names the chain head
     /// it was published at, and that entry must still be in the chain (a cut-off tail shows here).
-    public func verifyAudit(witnesses: [String]? = nil) throws(AuthorityError) -> AuditVerification {
+    public func verifyAudit(witnesses: [String]? = nil) throws(SSHCAError) -> AuditVerification {
         let result: AuditVerification
         let entries: [AuditEntry]
         do {
             result = try ledger.verifyAudit()
             entries = try ledger.auditEntries(limit: nil)
         } catch {
-            throw AuthorityError.from(error)
+            throw SSHCAError.from(error)
         }
         guard case .intact = result else { return result }
         let hashes = Set(entries.map(\.hashHex))
         for path in witnesses ?? (Files.exists(home.krlPath) ? [home.krlPath] : []) {
             let krl = try KRLInspection.read(path).krl
-            let prefix = KRLPublisher.commentPrefix
-            guard krl.comment.hasPrefix(prefix) else { continue }
-            let head = String(krl.comment.dropFirst(prefix.count))
+            guard let head = KRLPublisher.auditHead(of: krl) else { continue }
             if !hashes.contains(head) {
                 return .broken(entryID: Int64(entries.count + 1),
                                reason: "\(path) (KRL version \(krl.version)) names audit head \(head), which is not in the chain: entries were removed or rewritten")
@@ -209,15 +193,15 @@ public struct CertificateAuthority: Sendable {
         return result
     }
 
-    public func auditEntries(limit: Int?) throws(AuthorityError) -> [AuditEntry] {
-        do { return try ledger.auditEntries(limit: limit) } catch { throw AuthorityError.from(error) }
+    public func auditEntries(limit: Int?) throws(SSHCAError) -> [AuditEntry] {
+        do { return try ledger.auditEntries(limit: limit) } catch { throw SSHCAError.from(error) }
     }
 
-    public func certificate(serial: UInt64) throws(AuthorityError) -> IssuedCertificate {
+    public func certificate(serial: UInt64) throws(SSHCAError) -> IssuedCertificate {
         let found: IssuedCertificate?
-        do { found = try ledger.certificate(serial: serial) } catch { throw AuthorityError.from(error) }
+        do { found = try ledger.certificate(serial: serial) } catch { throw SSHCAError.from(error) }
         guard let found else {
-            throw AuthorityError(.notFound, "no certificate with serial \(serial) in the ledger; list them with: sshca list")
+            throw SSHCAError(.notFound, "no certificate with serial \(serial) in the ledger; list them with: sshca list")
         }
         return found
     }

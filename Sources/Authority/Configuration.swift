@@ -1,3 +1,4 @@
+import Common
 import SSHFormat
 
 /// Where a CA private key lives.
@@ -41,7 +42,7 @@ public struct Configuration: Equatable, Sendable {
 
     public static let fileName = "sshca.toml"
 
-    public init(parsing text: String, fileName: String = Configuration.fileName) throws(AuthorityError) {
+    public init(parsing text: String, fileName: String = Configuration.fileName) throws(SSHCAError) {
         let document = try ConfigText(parsing: text, fileName: fileName)
         let known: [String: Set<String>] = [
             "ca": ["user_key", "host_key"],
@@ -53,27 +54,27 @@ public struct Configuration: Equatable, Sendable {
         for table in document.tables where table.name.hasPrefix("role.") {
             let name = String(table.name.dropFirst(5))
             guard Role.isValidName(name) else {
-                throw AuthorityError(.badConfig, "\(fileName):\(table.line): role name \"\(name)\" must be letters, digits, - or _")
+                throw SSHCAError(.badConfig, "\(fileName):\(table.line): role name \"\(name)\" must be letters, digits, - or _")
             }
             var role = Role(name: name)
             role.line = table.line
             roles[name] = role
         }
         for table in document.tables where known[table.name] == nil && !table.name.hasPrefix("role.") {
-            throw AuthorityError(.badConfig, "\(fileName):\(table.line): unknown table [\(table.name)]; sshca knows [\(known.keys.sorted().joined(separator: "], ["))] and [role.NAME]")
+            throw SSHCAError(.badConfig, "\(fileName):\(table.line): unknown table [\(table.name)]; sshca knows [\(known.keys.sorted().joined(separator: "], ["))] and [role.NAME]")
         }
         for entry in document.entries {
-            func fail(_ message: String) -> AuthorityError {
-                AuthorityError(.badConfig, "\(fileName):\(entry.line): \(entry.key): \(message)")
+            func fail(_ message: String) -> SSHCAError {
+                SSHCAError(.badConfig, "\(fileName):\(entry.line): \(entry.key): \(message)")
             }
-            func string() throws(AuthorityError) -> String {
+            func string() throws(SSHCAError) -> String {
                 guard case .string(let s) = entry.value else { throw fail("expected a string in quotes, found \(entry.value.typeName)") }
                 return s
             }
-            func duration() throws(AuthorityError) -> UInt64 {
+            func duration() throws(SSHCAError) -> UInt64 {
                 do { return try DurationText.seconds(try string()) } catch { throw fail(error.reason) }
             }
-            func storage() throws(AuthorityError) -> KeyStorage {
+            func storage() throws(SSHCAError) -> KeyStorage {
                 let s = try string()
                 guard let storage = KeyStorage(rawValue: s) else { throw fail("must be \"file\" or \"agent\", not \"\(s)\"") }
                 return storage
@@ -81,14 +82,14 @@ public struct Configuration: Equatable, Sendable {
             if entry.table.hasPrefix("role.") {
                 let name = String(entry.table.dropFirst(5))
                 guard Role.tableKeys.contains(entry.key) else {
-                    throw AuthorityError(.badConfig, "\(fileName):\(entry.line): unknown key \"\(entry.key)\" in [\(entry.table)]; known keys there: \(Role.tableKeys.sorted().joined(separator: ", "))")
+                    throw SSHCAError(.badConfig, "\(fileName):\(entry.line): unknown key \"\(entry.key)\" in [\(entry.table)]; known keys there: \(Role.tableKeys.sorted().joined(separator: ", "))")
                 }
                 do { try roles[name]!.set(entry.key, entry.value) } catch { throw fail(error.reason) }
                 continue
             }
             if entry.table == "service" {
                 guard ServiceSettings.tableKeys.contains(entry.key) else {
-                    throw AuthorityError(.badConfig, "\(fileName):\(entry.line): unknown key \"\(entry.key)\" in [service]; known keys there: \(ServiceSettings.tableKeys.sorted().joined(separator: ", "))")
+                    throw SSHCAError(.badConfig, "\(fileName):\(entry.line): unknown key \"\(entry.key)\" in [service]; known keys there: \(ServiceSettings.tableKeys.sorted().joined(separator: ", "))")
                 }
                 do { try service.set(entry.key, entry.value) } catch { throw fail(error.reason) }
                 continue
@@ -96,7 +97,7 @@ public struct Configuration: Equatable, Sendable {
             guard let keys = known[entry.table], keys.contains(entry.key) else {
                 let table = entry.table.isEmpty ? "the top level" : "[\(entry.table)]"
                 let hint = known[entry.table].map { "; known keys there: \($0.sorted().joined(separator: ", "))" } ?? ""
-                throw AuthorityError(.badConfig, "\(fileName):\(entry.line): unknown key \"\(entry.key)\" in \(table)\(hint)")
+                throw SSHCAError(.badConfig, "\(fileName):\(entry.line): unknown key \"\(entry.key)\" in \(table)\(hint)")
             }
             switch (entry.table, entry.key) {
             case ("ca", "user_key"): userKeyStorage = try storage()
@@ -134,24 +135,24 @@ public struct Configuration: Equatable, Sendable {
         }
         try checkRoles(fileName: fileName)
         for name in service.securityStaff where name.isEmpty {
-            throw AuthorityError(.badConfig, "\(fileName): [service] security_staff has an empty name")
+            throw SSHCAError(.badConfig, "\(fileName): [service] security_staff has an empty name")
         }
     }
 
     /// Checks that need the whole file: a role's default within its maximum.
-    func checkRoles(fileName: String) throws(AuthorityError) {
+    func checkRoles(fileName: String) throws(SSHCAError) {
         for role in roles.values.sorted(by: { $0.line < $1.line }) {
             if role.defaultValidity > role.maximumValidity {
-                throw AuthorityError(.badConfig, "\(fileName):\(role.line): [role.\(role.name)] default_validity \(DurationText.format(role.defaultValidity)) is longer than its max_validity \(DurationText.format(role.maximumValidity))")
+                throw SSHCAError(.badConfig, "\(fileName):\(role.line): [role.\(role.name)] default_validity \(DurationText.format(role.defaultValidity)) is longer than its max_validity \(DurationText.format(role.maximumValidity))")
             }
         }
     }
 
     /// The role a `sshca user add --role` or `token create --role` names, or an error listing them.
-    public func role(named name: String) throws(AuthorityError) -> Role {
+    public func role(named name: String) throws(SSHCAError) -> Role {
         guard let role = roles[name] else {
             let known = roles.keys.sorted()
-            throw AuthorityError(.badInput, known.isEmpty
+            throw SSHCAError(.badInput, known.isEmpty
                 ? "no roles are configured; add a [role.\(name)] table to \(Configuration.fileName) (see ca-config/sshca.toml)"
                 : "unknown role \"\(name)\"; \(Configuration.fileName) defines: \(known.joined(separator: ", "))")
         }

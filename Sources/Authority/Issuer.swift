@@ -1,3 +1,4 @@
+import Common
 public import SSHFormat
 public import SSHCrypto
 #if canImport(FoundationEssentials)
@@ -58,7 +59,7 @@ public struct Issuer: Sendable {
     }
 
     /// Checks the request against the rules and builds the certificate body, unsigned.
-    public func body(for request: CertificateRequest, now: UInt64, nonce: [UInt8]? = nil) throws(AuthorityError) -> CertificateBody {
+    public func body(for request: CertificateRequest, now: UInt64, nonce: [UInt8]? = nil) throws(SSHCAError) -> CertificateBody {
         try Self.body(for: request, configuration: configuration, signatureKey: signer.publicKey, caKeys: caKeys, now: now, nonce: nonce)
     }
 
@@ -66,13 +67,13 @@ public struct Issuer: Sendable {
     /// unlocks the CA key (a passphrase prompt, an agent round trip).
     /// `caKeys`: the home's other CA keys (the signature key is always included).
     public static func body(for request: CertificateRequest, configuration: Configuration, signatureKey: PublicKey,
-                            caKeys: [PublicKey] = [], now: UInt64, nonce: [UInt8]? = nil) throws(AuthorityError) -> CertificateBody {
+                            caKeys: [PublicKey] = [], now: UInt64, nonce: [UInt8]? = nil) throws(SSHCAError) -> CertificateBody {
         try IssuanceRules.checkSubjectKey(request.publicKey, type: request.type, minimumRSABits: configuration.minimumRSABits,
                                           caKeys: caKeys + [signatureKey])
-        try IssuanceRules.checkKeyID(request.keyID)
-        try IssuanceRules.checkPrincipals(request.principals)
+        try NameRules.checkKeyID(request.keyID)
+        try NameRules.checkPrincipals(request.principals)
         guard request.type == .user || request.type == .host else {
-            throw AuthorityError(.badInput, "unknown certificate type \(request.type.rawValue)")
+            throw SSHCAError(.badInput, "unknown certificate type \(request.type.rawValue)")
         }
 
         var critical: [CertificateOption] = []
@@ -101,10 +102,10 @@ public struct Issuer: Sendable {
         if request.type == .host {
             // sshd refuses host certificates with critical options; extensions mean nothing there.
             guard critical.isEmpty else {
-                throw AuthorityError(.badInput, "host certificates cannot carry critical options (force-command, source-address, verify-required); sshd would reject the certificate")
+                throw SSHCAError(.badInput, "host certificates cannot carry critical options (force-command, source-address, verify-required); sshd would reject the certificate")
             }
             guard extensions.isEmpty else {
-                throw AuthorityError(.badInput, "host certificates carry no extensions; drop --extension for --host")
+                throw SSHCAError(.badInput, "host certificates carry no extensions; drop --extension for --host")
             }
         }
 
@@ -115,19 +116,17 @@ public struct Issuer: Sendable {
         for options in [critical, extensions] {
             // Sorted, so a repeated name sits next to itself.
             if let repeated = zip(options, options.dropFirst()).first(where: { $0.name == $1.name })?.0.name {
-                throw AuthorityError(.badInput, "\(repeated) is given twice; a certificate carries each option and extension once")
+                throw SSHCAError(.badInput, "\(repeated) is given twice; a certificate carries each option and extension once")
             }
         }
 
         let serial = request.serial ?? Self.randomSerial()
-        guard serial != 0 else {
-            throw AuthorityError(.badInput, "serial 0 is not allowed: OpenSSH KRLs cannot revoke it; give a serial from 1 up")
-        }
+        guard serial >= SerialSet.firstSerial else { throw SSHCAError(.badInput, SerialSet.zeroSerialRefusal) }
         let validity = request.validity ?? ValidityWindow(
             validAfter: now.subtractingClamped(configuration.backdate),
             validBefore: now.addingClamped(request.type == .host ? configuration.hostValidity : configuration.userValidity))
         guard validity.validAfter < validity.validBefore else {
-            throw AuthorityError(.badInput, "the validity window ends before it starts")
+            throw SSHCAError(.badInput, "the validity window ends before it starts")
         }
         return CertificateBody(
             nonce: Data(nonce ?? SecureRandom.bytes(32)), publicKey: request.publicKey, serial: serial,
@@ -146,19 +145,19 @@ public struct Issuer: Sendable {
     }
 
     /// Checks, builds and signs. Nothing is written anywhere: the caller decides where it goes.
-    public func issue(_ request: CertificateRequest, now: UInt64) throws(AuthorityError) -> Certificate {
+    public func issue(_ request: CertificateRequest, now: UInt64) throws(SSHCAError) -> Certificate {
         try sign(try body(for: request, now: now))
     }
 
-    public func sign(_ body: CertificateBody) throws(AuthorityError) -> Certificate {
+    public func sign(_ body: CertificateBody) throws(SSHCAError) -> Certificate {
         guard body.signatureKey == signer.publicKey else {
-            throw AuthorityError(.key, "the certificate names CA key \(body.signatureKey.fingerprint) but the signer holds \(signer.publicKey.fingerprint)")
+            throw SSHCAError(.key, "the certificate names CA key \(body.signatureKey.fingerprint) but the signer holds \(signer.publicKey.fingerprint)")
         }
         let signable = body.signableBytes()
         do {
             return Certificate(body: body, signableBytes: signable, signature: try signer.sign(signable))
         } catch {
-            throw AuthorityError(.key, "signing failed: \(error.reason)")
+            throw SSHCAError(.key, "signing failed: \(error.reason)")
         }
     }
 

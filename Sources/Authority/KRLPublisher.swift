@@ -1,3 +1,4 @@
+import Common
 public import SSHFormat
 import SSHCrypto
 import Ledger
@@ -28,7 +29,7 @@ struct KRLPublisher {
 
     /// `copies` are written under the same lock: a copy written after the lock is released could
     /// land after a newer KRL and put an older one back (when a copy is the home's own KRL).
-    func publish(to path: String, copies: [String] = [], by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> PublishedKRL {
+    func publish(to path: String, copies: [String] = [], by: String, passphrase: PassphraseSource, now: UInt64) throws(SSHCAError) -> PublishedKRL {
         let lock = try FileLock(path: authority.home.krlLockPath)
         defer { lock.release() }
         return try buildAndWrite(to: [path] + copies, by: by, passphrase: passphrase, now: now)
@@ -37,7 +38,7 @@ struct KRLPublisher {
     /// Publishes only when the KRL would revoke something other than the one at `path` does (a
     /// revocation of what is already revoked changes nothing, and so takes no new version). The
     /// comparison and the publish happen under one lock.
-    func publishIfChanged(to path: String, by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> (krl: PublishedKRL, changed: Bool) {
+    func publishIfChanged(to path: String, by: String, passphrase: PassphraseSource, now: UInt64) throws(SSHCAError) -> (krl: PublishedKRL, changed: Bool) {
         let lock = try FileLock(path: authority.home.krlLockPath)
         defer { lock.release() }
         if let current = try? current(at: path, now: now) { return (current, false) }
@@ -45,7 +46,7 @@ struct KRLPublisher {
     }
 
     /// Under the KRL lock: a new version, written to each file.
-    private func buildAndWrite(to files: [String], by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> PublishedKRL {
+    private func buildAndWrite(to files: [String], by: String, passphrase: PassphraseSource, now: UInt64) throws(SSHCAError) -> PublishedKRL {
         let published = try build(by: by, passphrase: passphrase, now: now)
         for file in files {
             // The signature first: a reader that sees the new KRL finds its signature there (a
@@ -60,8 +61,16 @@ struct KRLPublisher {
         return published
     }
 
-    /// Each KRL's comment names the audit chain head it was published at.
-    static let commentPrefix = "sshca audit-head "
+    /// Each KRL's comment names the audit chain head it was published at: a witness that
+    /// `sshca audit verify` checks the chain against.
+    private static let commentPrefix = "sshca audit-head "
+
+    static func comment(auditHead: String) -> String { commentPrefix + auditHead }
+
+    /// The audit head a KRL's comment names; nil for a KRL that names none (another tool's).
+    static func auditHead(of krl: KRL) -> String? {
+        krl.comment.hasPrefix(commentPrefix) ? String(krl.comment.dropFirst(commentPrefix.count)) : nil
+    }
 
     /// The KRL at `path` as published, when it revokes exactly what the ledger does now and is
     /// signed as the configuration asks; nil otherwise.
@@ -79,17 +88,17 @@ struct KRLPublisher {
             guard let signature, DetachedKRLSignature.problem(signature, over: bytes, by: userCA) == nil else { return nil }
             signedBy = userCA
         }
-        let head = krl.comment.hasPrefix(Self.commentPrefix) ? String(krl.comment.dropFirst(Self.commentPrefix.count)) : ""
+        let head = Self.auditHead(of: krl) ?? ""
         return PublishedKRL(version: krl.version, bytes: bytes, krl: krl, signedBy: signedBy, signature: signedBy == nil ? nil : signature, chainHead: head)
     }
 
-    func build(by: String, passphrase: PassphraseSource, now: UInt64) throws(AuthorityError) -> PublishedKRL {
+    func build(by: String, passphrase: PassphraseSource, now: UInt64) throws(SSHCAError) -> PublishedKRL {
         let ledger = authority.ledger
         let state: RevocationState
         do {
             state = try ledger.revocationState(omitExpiredBefore: now.subtractingClamped(authority.configuration.krlExpiredMargin))
         } catch {
-            throw AuthorityError.from(error)
+            throw SSHCAError.from(error)
         }
         var signer: (any Signer)? = nil
         var warnings: [String] = []
@@ -108,9 +117,9 @@ struct KRLPublisher {
             let summary = "sections=\(state.certificates.count) keys=\(state.keys.count) signed=\(signer != nil)"
             recorded = try ledger.recordKRLGeneration(by: by, now: now, details: summary)
         } catch {
-            throw AuthorityError.from(error)
+            throw SSHCAError.from(error)
         }
-        let krl = KRL(version: recorded.version, generatedDate: now, comment: Self.commentPrefix + recorded.chainHead,
+        let krl = KRL(version: recorded.version, generatedDate: now, comment: Self.comment(auditHead: recorded.chainHead),
                       certificates: state.certificates, explicitKeys: state.keys.map(\.blob))
         // Never a signature section inside the KRL: OpenSSH removed KRL signatures in 9.4 and
         // PROTOCOL.krl warns that it will refuse KRLs holding one. The signature is detached.
@@ -120,7 +129,7 @@ struct KRLPublisher {
             do {
                 signature = try DetachedKRLSignature.sign(bytes, with: signer)
             } catch {
-                throw AuthorityError(.key, "signing the KRL failed: \(error.reason)")
+                throw SSHCAError(.key, "signing the KRL failed: \(error.reason)")
             }
         }
         return PublishedKRL(version: recorded.version, bytes: bytes, krl: krl, signedBy: signer?.publicKey, signature: signature,
@@ -137,10 +146,10 @@ final class FileLock: @unchecked Sendable {
     enum Mode { case exclusive, shared }
 
     /// `wait` false: throws `Busy` at once when another process holds a conflicting lock.
-    init(path: String, mode: Mode = .exclusive, wait: Bool = true) throws(AuthorityError) {
+    init(path: String, mode: Mode = .exclusive, wait: Bool = true) throws(SSHCAError) {
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw AuthorityError(.io, "cannot open the lock file \(path): \(String(cString: strerror(errno)))")
+            throw SSHCAError(.io, "cannot open the lock file \(path): \(String(cString: strerror(errno)))")
         }
         let operation = (mode == .exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB)
         while flock(fd, operation) != 0 {
@@ -148,12 +157,12 @@ final class FileLock: @unchecked Sendable {
             let busy = errno == EWOULDBLOCK
             let message = String(cString: strerror(errno))
             close(fd)
-            throw busy ? FileLock.busy(path) : AuthorityError(.io, "cannot lock \(path): \(message)")
+            throw busy ? FileLock.busy(path) : SSHCAError(.io, "cannot lock \(path): \(message)")
         }
     }
 
     /// What a lock that would have to wait throws (the caller says who holds it).
-    static func busy(_ path: String) -> AuthorityError { AuthorityError(.home, "\(path) is locked by another process") }
+    static func busy(_ path: String) -> SSHCAError { SSHCAError(.home, "\(path) is locked by another process") }
 
     func release() {
         guard held else { return }

@@ -1,9 +1,10 @@
+import Common
 /// The key id of a certificate issued to a person, token holder or host through the service:
 /// `NAME:CREDENTIAL:SERIAL`, such as `alice:key:42` (alice's enrolled key), `ci:token:43` (a
 /// token named ci) or `web-01.example.com:token:44` (a host token names its host). The name
 /// comes first, so sshd's log line ("ID alice:key:42 (serial 42)") says who; the serial makes
 /// every key id unique, so revoking one certificate by key id never reaches that person's next
-/// certificate. Names cannot contain ':' (CertificateAuthority.checkUserName), so the format
+/// certificate. Names cannot contain ':' (NameRules.checkUserName), so the format
 /// parses back without ambiguity. `sshca sign --key-id` keeps whatever the operator gives.
 public struct PersonKeyID: Sendable, Equatable, CustomStringConvertible {
     public var name: String

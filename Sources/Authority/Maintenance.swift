@@ -1,3 +1,4 @@
+import Common
 import Ledger
 import SSHFormat
 import SSHCrypto
@@ -14,33 +15,33 @@ extension CertificateAuthority {
     /// unencrypted is encrypted for the backup with `keyPassphrase`. Keys that live in
     /// ssh-agent are not on disk and so not in the backup (their public halves are). The file
     /// is 0600 from its first byte: it also holds identities, token hashes and the audit log.
-    public func backup(to path: String, keyPassphrase: PassphraseSource) throws(AuthorityError) -> [BackupFile] {
+    public func backup(to path: String, keyPassphrase: PassphraseSource) throws(SSHCAError) -> [BackupFile] {
         if Files.exists(path) {
-            throw AuthorityError(.io, "\(path) already exists; choose a new file name for the backup")
+            throw SSHCAError(.io, "\(path) already exists; choose a new file name for the backup")
         }
         try KeyFiles.checkWritable(path)
         let files = try backupFiles(keyPassphrase: keyPassphrase)
         let temporary = path + ".partial"
         Files.remove(temporary)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AuthorityError(.io, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw SSHCAError(.io, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
         close(fd)
         do {
             try ledger.backup(to: temporary, files: files)
         } catch {
             Files.remove(temporary)
-            throw AuthorityError.from(error)
+            throw SSHCAError.from(error)
         }
         guard rename(temporary, path) == 0 else {
             Files.remove(temporary)
-            throw AuthorityError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
+            throw SSHCAError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
         }
         return files
     }
 
     /// The home's files a backup carries: sshca.toml, the public keys, the private keys encrypted.
-    func backupFiles(keyPassphrase: PassphraseSource) throws(AuthorityError) -> [BackupFile] {
-        func file(_ path: String, mode: UInt32) throws(AuthorityError) -> BackupFile {
+    func backupFiles(keyPassphrase: PassphraseSource) throws(SSHCAError) -> [BackupFile] {
+        func file(_ path: String, mode: UInt32) throws(SSHCAError) -> BackupFile {
             BackupFile(name: Files.baseName(of: path), mode: mode, content: try Files.read(path, maximumBytes: 1 << 20, what: Files.baseName(of: path)))
         }
         var files = [try file(home.configurationPath, mode: 0o644)]
@@ -59,17 +60,17 @@ extension CertificateAuthority {
                 do {
                     passphrase = try keyPassphrase.read()
                 } catch {
-                    throw AuthorityError(.key, "the \(kind.rawValue) CA key is stored unencrypted (\(path)), and a backup holds CA keys only encrypted: give --passphrase-file FILE with a passphrase to encrypt the backup's copies with (keep it apart from the backup), or run this on a terminal to be asked. Nothing was written (\(error.reason))")
+                    throw SSHCAError(.key, "the \(kind.rawValue) CA key is stored unencrypted (\(path)), and a backup holds CA keys only encrypted: give --passphrase-file FILE with a passphrase to encrypt the backup's copies with (keep it apart from the backup), or run this on a terminal to be asked. Nothing was written (\(error.reason))")
                 }
                 guard let given = passphrase, given.count >= 8 else {
-                    throw AuthorityError(.badInput, "the passphrase for the backup's keys is shorter than 8 characters; use a longer one")
+                    throw SSHCAError(.badInput, "the passphrase for the backup's keys is shorter than 8 characters; use a longer one")
                 }
             }
             do {
                 let encrypted = try PrivateKey(pem: pem, passphrase: nil).pem(passphrase: passphrase)
                 files.append(BackupFile(name: Files.baseName(of: path), mode: 0o600, content: Array(encrypted.utf8)))
             } catch {
-                throw AuthorityError(.key, "cannot encrypt the \(kind.rawValue) CA key for the backup: \(error.reason)")
+                throw SSHCAError(.key, "cannot encrypt the \(kind.rawValue) CA key for the backup: \(error.reason)")
             }
         }
         return files
@@ -78,17 +79,17 @@ extension CertificateAuthority {
     /// Replaces the ledger with a backup. The lost ledger may have issued serials and published
     /// KRL versions past the backup's, so both counters jump (SQLiteLedger.restoreJump); then a
     /// new KRL is published. Stop anything else using this CA home first.
-    public static func restore(home: CAHome, from backupPath: String, by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(AuthorityError) -> (nextSerial: UInt64, krl: PublishedKRL, filesPutBack: [String]) {
-        guard Files.exists(backupPath) else { throw AuthorityError(.io, "backup file \(backupPath) does not exist") }
+    public static func restore(home: CAHome, from backupPath: String, by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(SSHCAError) -> (nextSerial: UInt64, krl: PublishedKRL, filesPutBack: [String]) {
+        guard Files.exists(backupPath) else { throw SSHCAError(.io, "backup file \(backupPath) does not exist") }
         let held: [BackupFile]
         do {
             try SQLiteLedger.validateBackup(path: backupPath)
             held = try SQLiteLedger.backupFiles(path: backupPath)
         } catch {
-            throw AuthorityError(.badInput, "\(AuthorityError.from(error).reason); nothing was changed")
+            throw SSHCAError(.badInput, "\(SSHCAError.from(error).reason); nothing was changed")
         }
         guard home.isInitialized || !held.isEmpty else {
-            throw AuthorityError(.home, "no CA at \(home.path), and \(backupPath) holds only a ledger (a backup made before backups held the whole CA); put the CA home (keys and sshca.toml) in place first")
+            throw SSHCAError(.home, "no CA at \(home.path), and \(backupPath) holds only a ledger (a backup made before backups held the whole CA); put the CA home (keys and sshca.toml) in place first")
         }
         // Into a new home (a new machine): the configuration and keys first. Into a home with a
         // CA: only when it is the backup's CA.
@@ -100,7 +101,7 @@ extension CertificateAuthority {
         do {
             homeLock = try FileLock(path: home.homeLockPath, mode: .exclusive, wait: false)
         } catch where error.code == .home {
-            throw AuthorityError(.home, "\(home.path) is in use by a running sshca serve or another sshca command; stop the service first (systemctl stop sshca, or Ctrl-C where it runs), then run sshca restore again. Nothing was changed")
+            throw SSHCAError(.home, "\(home.path) is in use by a running sshca serve or another sshca command; stop the service first (systemctl stop sshca, or Ctrl-C where it runs), then run sshca restore again. Nothing was changed")
         }
         // What servers were last told stays revoked: the restored ledger takes over the current
         // KRL's revocations, so a restore never un-revokes anything.
@@ -115,10 +116,10 @@ extension CertificateAuthority {
             let restored = try SQLiteLedger(path: staging)
             let check = try restored.integrityCheck()
             guard check == "ok" else {
-                throw AuthorityError(.ledger, "the backup \(backupPath) is damaged (integrity check: \(check)); nothing was changed")
+                throw SSHCAError(.ledger, "the backup \(backupPath) is damaged (integrity check: \(check)); nothing was changed")
             }
             guard case .intact = try restored.verifyAudit() else {
-                throw AuthorityError(.ledger, "the backup \(backupPath) has a broken audit chain; nothing was changed")
+                throw SSHCAError(.ledger, "the backup \(backupPath) has a broken audit chain; nothing was changed")
             }
             try restored.applyRestoreJump(by: by, now: now, source: backupPath)
             if let published {
@@ -129,21 +130,21 @@ extension CertificateAuthority {
         } catch {
             for suffix in ["", "-wal", "-shm"] { Files.remove(staging + suffix) }
             if let error = error as? LedgerError, error.code == .corrupt || error.code == .storage {
-                throw AuthorityError(.ledger, "\(backupPath) is not a usable sshca ledger backup (\(error.reason)); nothing was changed")
+                throw SSHCAError(.ledger, "\(backupPath) is not a usable sshca ledger backup (\(error.reason)); nothing was changed")
             }
-            throw AuthorityError.from(error)
+            throw SSHCAError.from(error)
         }
         // The old ledger's WAL must not be applied to the restored file.
         for suffix in ["-wal", "-shm", ".restore-wal", ".restore-shm"] { Files.remove(home.ledgerPath + suffix) }
         guard rename(staging, home.ledgerPath) == 0 else {
-            throw AuthorityError(.io, "cannot move the restored ledger into place: \(String(cString: strerror(errno)))")
+            throw SSHCAError(.io, "cannot move the restored ledger into place: \(String(cString: strerror(errno)))")
         }
         lock.release()
         // The home is ours again only as one user among others (the service may start now).
         homeLock.release()
         let authority = try CertificateAuthority(home: home)
         let counters: (nextSerial: UInt64, krlVersion: UInt64)
-        do { counters = try authority.ledger.counters() } catch { throw AuthorityError.from(error) }
+        do { counters = try authority.ledger.counters() } catch { throw SSHCAError.from(error) }
         let krl = try authority.publishKRL(by: by, passphrase: passphrase, now: now)
         return (counters.nextSerial, krl, filesPutBack)
     }
@@ -151,11 +152,11 @@ extension CertificateAuthority {
     /// Puts the backup's files into a home that lacks them (a new machine). A home that has a
     /// CA must have the backup's CA keys: a ledger belongs to its CA, and restoring one CA's
     /// ledger into another would make it publish the wrong revocations.
-    static func putBackFiles(_ held: [BackupFile], into home: CAHome, backupPath: String) throws(AuthorityError) -> [String] {
+    static func putBackFiles(_ held: [BackupFile], into home: CAHome, backupPath: String) throws(SSHCAError) -> [String] {
         guard !held.isEmpty else { return [] }
         let allowed = Set([Configuration.fileName] + CAKind.allCases.flatMap { [Files.baseName(of: home.privateKeyPath($0)), Files.baseName(of: home.publicKeyPath($0))] })
         if let odd = held.first(where: { !allowed.contains($0.name) }) {
-            throw AuthorityError(.badInput, "\(backupPath) holds a file sshca does not put in a CA home (\(odd.name.debugEscaped)); nothing was changed")
+            throw SSHCAError(.badInput, "\(backupPath) holds a file sshca does not put in a CA home (\(odd.name.debugEscaped)); nothing was changed")
         }
         if home.isInitialized {
             for kind in CAKind.allCases {
@@ -164,7 +165,7 @@ extension CertificateAuthority {
                 let theirs = try? PublicKeyText(parsing: String(decoding: copy.content, as: UTF8.self)).key
                 let ours = try home.publicKey(kind)
                 guard theirs == ours else {
-                    throw AuthorityError(.home, "\(backupPath) is a backup of another CA (its \(kind.rawValue) CA key is \(theirs?.fingerprint ?? "unreadable"); \(home.path) holds \(ours.fingerprint)). Restore it into a new home: sshca restore \(backupPath) --home NEW-DIRECTORY. Nothing was changed")
+                    throw SSHCAError(.home, "\(backupPath) is a backup of another CA (its \(kind.rawValue) CA key is \(theirs?.fingerprint ?? "unreadable"); \(home.path) holds \(ours.fingerprint)). Restore it into a new home: sshca restore \(backupPath) --home NEW-DIRECTORY. Nothing was changed")
                 }
             }
             return []

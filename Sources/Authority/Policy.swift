@@ -1,3 +1,4 @@
+import Common
 public import SSHFormat
 
 /// A role from `[role.NAME]` in sshca.toml: what its members (enrolled users or tokens) may get.

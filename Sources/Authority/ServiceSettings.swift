@@ -1,3 +1,4 @@
+import Common
 /// `[service]` in sshca.toml: how `sshca serve` listens and protects itself.
 public struct ServiceSettings: Sendable, Equatable {
     /// host:port; IPv6 as [::1]:8443.
@@ -33,7 +34,7 @@ public struct ServiceSettings: Sendable, Equatable {
         "connections_per_address", "trusted_proxies",
     ]
 
-    mutating func set(_ key: String, _ value: ConfigValue) throws(AuthorityError) {
+    mutating func set(_ key: String, _ value: ConfigValue) throws(SSHCAError) {
         switch key {
         case "listen":
             let text = try value.stringValue()
@@ -44,7 +45,7 @@ public struct ServiceSettings: Sendable, Equatable {
         case "allow_plain_http": allowPlainHTTP = try value.boolValue()
         case "challenge_lifetime":
             challengeLifetime = try value.durationValue()
-            guard (10...3600).contains(challengeLifetime) else { throw AuthorityError(.badConfig, "expected 10s to 1h") }
+            guard (10...3600).contains(challengeLifetime) else { throw SSHCAError(.badConfig, "expected 10s to 1h") }
         case "max_request_bytes":
             maximumRequestBytes = try value.integerValue(in: 1024...(16 << 20))
         case "failures_per_minute":
@@ -53,57 +54,21 @@ public struct ServiceSettings: Sendable, Equatable {
             securityStaff = try value.stringList()
         case "request_timeout":
             requestTimeout = try value.durationValue()
-            guard (1...300).contains(requestTimeout) else { throw AuthorityError(.badConfig, "expected 1s to 5m") }
+            guard (1...300).contains(requestTimeout) else { throw SSHCAError(.badConfig, "expected 1s to 5m") }
         case "connections_per_address":
             connectionsPerAddress = try value.integerValue(in: 1...100_000)
         case "trusted_proxies":
             let list = try value.stringList()
             if !list.isEmpty {
                 do { try IssuanceRules.checkSourceAddresses(list) } catch {
-                    throw AuthorityError(.badConfig, error.reason.replacingOccurrences(of: "source-address", with: "trusted_proxies entry"))
+                    throw SSHCAError(.badConfig, error.reason.replacingOccurrences(of: "source-address", with: "trusted_proxies entry"))
                 }
             }
             trustedProxies = list
         default:
-            throw AuthorityError(.badConfig, "unknown key")
+            throw SSHCAError(.badConfig, "unknown key")
         }
     }
-}
-
-/// A parsed `host:port` to listen on.
-public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-
-    public init(parsing text: String) throws(AuthorityError) {
-        let invalid = AuthorityError(.badConfig, "listen address \"\(text)\" must be HOST:PORT, such as 127.0.0.1:8443 or [::1]:8443")
-        var hostPart: Substring
-        var portPart: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { throw invalid }
-            hostPart = text[text.index(after: text.startIndex)..<close]
-            let rest = text[text.index(after: close)...]
-            guard rest.first == ":" else { throw invalid }
-            portPart = rest.dropFirst()
-        } else {
-            guard let colon = text.lastIndex(of: ":") else { throw invalid }
-            hostPart = text[..<colon]
-            portPart = text[text.index(after: colon)...]
-        }
-        guard !hostPart.isEmpty, let port = Int(portPart), (0...65535).contains(port) else { throw invalid }
-        host = String(hostPart)
-        self.port = port
-    }
-
-    /// Loopback addresses: the only ones where plain HTTP is allowed without being asked for.
-    public var isLoopback: Bool { Self.isLoopback(host: host) }
-
-    /// localhost, ::1 and 127.0.0.0/8: the only hosts plain HTTP is used with.
-    public static func isLoopback(host: some StringProtocol) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
-    }
-
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
 extension Role {
@@ -111,41 +76,41 @@ extension Role {
         !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_") }
     }
 
-    mutating func set(_ key: String, _ value: ConfigValue) throws(AuthorityError) {
+    mutating func set(_ key: String, _ value: ConfigValue) throws(SSHCAError) {
         switch key {
         case "principals":
             let list = try value.stringList()
-            guard !list.isEmpty else { throw AuthorityError(.badConfig, "a role needs at least one principal (\"{user}\" is the member's own name)") }
+            guard !list.isEmpty else { throw SSHCAError(.badConfig, "a role needs at least one principal (\"{user}\" is the member's own name)") }
             for principal in list {
                 let check = String(principal.replacingTemplate(user: "user").map { $0 == "*" ? "x" : $0 })
-                do { try IssuanceRules.checkPrincipals([check]) } catch { throw AuthorityError(.badConfig, error.reason) }
+                do { try NameRules.checkPrincipals([check]) } catch { throw SSHCAError(.badConfig, error.reason) }
             }
             principals = list
         case "default_validity":
             defaultValidity = try value.durationValue()
-            guard defaultValidity > 0 else { throw AuthorityError(.badConfig, "a validity of zero makes certificates that are never valid") }
+            guard defaultValidity > 0 else { throw SSHCAError(.badConfig, "a validity of zero makes certificates that are never valid") }
         case "max_validity":
             maximumValidity = try value.durationValue()
-            guard maximumValidity > 0 else { throw AuthorityError(.badConfig, "a validity of zero makes certificates that are never valid") }
+            guard maximumValidity > 0 else { throw SSHCAError(.badConfig, "a validity of zero makes certificates that are never valid") }
         case "extensions":
             let names = try value.stringList()
             for name in names {
-                do { try IssuanceRules.checkExtensionName(name, hasValue: false) } catch { throw AuthorityError(.badConfig, error.reason) }
+                do { try IssuanceRules.checkExtensionName(name, hasValue: false) } catch { throw SSHCAError(.badConfig, error.reason) }
             }
-            guard Set(names).count == names.count else { throw AuthorityError(.badConfig, "an extension is listed twice") }
+            guard Set(names).count == names.count else { throw SSHCAError(.badConfig, "an extension is listed twice") }
             extensions = names
         case "force_command":
             let command = try value.stringValue()
-            do { try IssuanceRules.checkForceCommand(command) } catch { throw AuthorityError(.badConfig, error.reason) }
+            do { try IssuanceRules.checkForceCommand(command) } catch { throw SSHCAError(.badConfig, error.reason) }
             forceCommand = command
         case "source_address":
             let list = try value.stringList()
-            do { try IssuanceRules.checkSourceAddresses(list) } catch { throw AuthorityError(.badConfig, error.reason) }
+            do { try IssuanceRules.checkSourceAddresses(list) } catch { throw SSHCAError(.badConfig, error.reason) }
             sourceAddresses = list
         case "key_types":
             let list = try value.stringList()
             for type in list where !Self.admissibleKeyTypes.contains(type) {
-                throw AuthorityError(.badConfig, "unknown key type \"\(type)\"; sshca certifies \(Self.admissibleKeyTypes.sorted().joined(separator: ", "))")
+                throw SSHCAError(.badConfig, "unknown key type \"\(type)\"; sshca certifies \(Self.admissibleKeyTypes.sorted().joined(separator: ", "))")
             }
             keyTypes = list
         case "min_rsa_bits":
@@ -154,7 +119,7 @@ extension Role {
         case "host_certificates": hostCertificates = try value.boolValue()
         case "security": security = try value.boolValue()
         default:
-            throw AuthorityError(.badConfig, "unknown key")
+            throw SSHCAError(.badConfig, "unknown key")
         }
     }
 
@@ -165,33 +130,33 @@ extension Role {
 }
 
 extension ConfigValue {
-    func stringValue() throws(AuthorityError) -> String {
-        guard case .string(let s) = self else { throw AuthorityError(.badConfig, "expected a string in quotes, found \(typeName)") }
+    func stringValue() throws(SSHCAError) -> String {
+        guard case .string(let s) = self else { throw SSHCAError(.badConfig, "expected a string in quotes, found \(typeName)") }
         return s
     }
 
-    func boolValue() throws(AuthorityError) -> Bool {
-        guard case .boolean(let b) = self else { throw AuthorityError(.badConfig, "expected true or false, found \(typeName)") }
+    func boolValue() throws(SSHCAError) -> Bool {
+        guard case .boolean(let b) = self else { throw SSHCAError(.badConfig, "expected true or false, found \(typeName)") }
         return b
     }
 
-    func integerValue(in range: ClosedRange<Int>) throws(AuthorityError) -> Int {
+    func integerValue(in range: ClosedRange<Int>) throws(SSHCAError) -> Int {
         guard case .integer(let n) = self, n >= range.lowerBound, n <= range.upperBound else {
-            throw AuthorityError(.badConfig, "expected a number from \(range.lowerBound) to \(range.upperBound)")
+            throw SSHCAError(.badConfig, "expected a number from \(range.lowerBound) to \(range.upperBound)")
         }
         return Int(n)
     }
 
-    func durationValue() throws(AuthorityError) -> UInt64 {
+    func durationValue() throws(SSHCAError) -> UInt64 {
         let text = try stringValue()
-        do { return try DurationText.seconds(text) } catch { throw AuthorityError(.badConfig, error.reason) }
+        do { return try DurationText.seconds(text) } catch { throw SSHCAError(.badConfig, error.reason) }
     }
 
-    func stringList() throws(AuthorityError) -> [String] {
-        guard case .array(let items) = self else { throw AuthorityError(.badConfig, "expected a list of strings, such as [\"a\", \"b\"]") }
+    func stringList() throws(SSHCAError) -> [String] {
+        guard case .array(let items) = self else { throw SSHCAError(.badConfig, "expected a list of strings, such as [\"a\", \"b\"]") }
         var out: [String] = []
         for item in items {
-            guard case .string(let s) = item else { throw AuthorityError(.badConfig, "expected a list of strings, found \(item.typeName) in it") }
+            guard case .string(let s) = item else { throw SSHCAError(.badConfig, "expected a list of strings, found \(item.typeName) in it") }
             out.append(s)
         }
         return out

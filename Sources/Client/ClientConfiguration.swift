@@ -1,4 +1,4 @@
-public import Authority
+import Common
 import Foundation
 
 /// What a laptop keeps about its CA (`sshca configure` writes it), so that the daily command is
@@ -32,17 +32,17 @@ public struct ClientConfiguration: Equatable, Sendable {
 
     /// The file at `path`, or nil when there is none. A file that is there but wrong is an
     /// error naming the line, as for sshca.toml.
-    public static func load(_ path: String) throws(AuthorityError) -> ClientConfiguration? {
+    public static func load(_ path: String) throws(SSHCAError) -> ClientConfiguration? {
         guard Files.exists(path) else { return nil }
         let text = try ConfigText(parsing: try Files.readText(path, maximumBytes: 64 * 1024, what: "client configuration"), fileName: path)
         var configuration = ClientConfiguration()
         if let table = text.tables.first {
-            throw AuthorityError(.badConfig, "\(path):\(table.line): the client configuration has no tables; write its keys at the top")
+            throw SSHCAError(.badConfig, "\(path):\(table.line): the client configuration has no tables; write its keys at the top")
         }
         for entry in text.entries {
-            func string() throws(AuthorityError) -> String {
+            func string() throws(SSHCAError) -> String {
                 guard case .string(let value) = entry.value, !value.isEmpty else {
-                    throw AuthorityError(.badConfig, "\(path):\(entry.line): \(entry.key) must be a non-empty string")
+                    throw SSHCAError(.badConfig, "\(path):\(entry.line): \(entry.key) must be a non-empty string")
                 }
                 return value
             }
@@ -53,16 +53,16 @@ public struct ClientConfiguration: Equatable, Sendable {
             case "identity": configuration.identity = try string()
             case "ca_fingerprints":
                 guard case .array(let items) = entry.value else {
-                    throw AuthorityError(.badConfig, "\(path):\(entry.line): ca_fingerprints must be a list of SHA256:... strings")
+                    throw SSHCAError(.badConfig, "\(path):\(entry.line): ca_fingerprints must be a list of SHA256:... strings")
                 }
                 for item in items {
                     guard case .string(let fingerprint) = item, fingerprint.hasPrefix("SHA256:") else {
-                        throw AuthorityError(.badConfig, "\(path):\(entry.line): ca_fingerprints holds something other than a SHA256:... fingerprint")
+                        throw SSHCAError(.badConfig, "\(path):\(entry.line): ca_fingerprints holds something other than a SHA256:... fingerprint")
                     }
                     configuration.caFingerprints.append(fingerprint)
                 }
             default:
-                throw AuthorityError(.badConfig, "\(path):\(entry.line): unknown key \"\(entry.key)\"; the client configuration knows ca_url, ca_fingerprints, ca_bundle, user and identity")
+                throw SSHCAError(.badConfig, "\(path):\(entry.line): unknown key \"\(entry.key)\"; the client configuration knows ca_url, ca_fingerprints, ca_bundle, user and identity")
             }
         }
         return configuration
@@ -84,11 +84,11 @@ public struct ClientConfiguration: Equatable, Sendable {
     }
 
     /// Writes the file atomically, 0600, in a directory made 0700 when missing.
-    public func write(to path: String) throws(AuthorityError) {
+    public func write(to path: String) throws(SSHCAError) {
         let directory = Files.parentDirectory(of: path)
         if !Files.exists(directory) {
             do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
-                throw AuthorityError(.io, "cannot create \(directory): \(error)")
+                throw SSHCAError(.io, "cannot create \(directory): \(error)")
             }
         }
         try Files.writeAtomically(path, Array(rendered.utf8), mode: 0o600)

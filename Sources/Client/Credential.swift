@@ -1,4 +1,4 @@
-public import Authority
+import Common
 import SSHCrypto
 import SSHFormat
 import Foundation
@@ -14,25 +14,25 @@ public enum Credential: Sendable {
 
     /// `--token` / `$SSHCA_TOKEN`, else the identity key (`--identity`, default ~/.ssh/id_ed25519).
     public static func resolve(token: String?, tokenFile: String?, user: String?, identity: String?,
-                               environment: [String: String] = ProcessInfo.processInfo.environment) throws(AuthorityError) -> Credential {
+                               environment: [String: String] = ProcessInfo.processInfo.environment) throws(SSHCAError) -> Credential {
         if let tokenFile { return .token(try Self.token(fromFile: tokenFile)) }
         if let token = token ?? environment["SSHCA_TOKEN"], !token.isEmpty { return .token(token) }
         let name = user ?? environment["USER"] ?? environment["LOGNAME"] ?? ""
-        guard !name.isEmpty else { throw AuthorityError(.badInput, "who are you? give --user NAME (the name you were enrolled under)") }
+        guard !name.isEmpty else { throw SSHCAError(.badInput, "who are you? give --user NAME (the name you were enrolled under)") }
         let home = environment["HOME"] ?? "/root"
         let key = identity ?? "\(home)/.ssh/id_ed25519"
         return .identity(user: name, keyFile: key)
     }
 
     /// A bearer token kept in a file (`--token-file`): its text without surrounding white space.
-    public static func token(fromFile path: String) throws(AuthorityError) -> String {
+    public static func token(fromFile path: String) throws(SSHCAError) -> String {
         try Files.readText(path, maximumBytes: 4096, what: "token file").trimmingCharacters(in: " \t\r\n")
     }
 
     /// The Authorization header for one request. With an identity key, the client signs only a
     /// message it builds itself (ServiceAPI.SignInMessage), in sshca's own namespace: whatever
     /// namespace or "nonce" a service asks for, it never signs the service's text.
-    func authorization(_ client: ServiceClient, method: String, path: String, certifies: PublicKey? = nil, body: [UInt8]) async throws(AuthorityError) -> String {
+    func authorization(_ client: ServiceClient, method: String, path: String, certifies: PublicKey? = nil, body: [UInt8]) async throws(SSHCAError) -> String {
         switch self {
         case .token(let text):
             return "Bearer \(text)"
@@ -40,10 +40,10 @@ public enum Credential: Sendable {
             let caKey = try await client.caPublicKey(.user)
             let challenge = try await client.challenge(identity: user)
             guard challenge.namespace == ServiceAPI.namespace else {
-                throw AuthorityError(.refused, "the service at \(client.endpoint.url) asks for a signature in namespace \"\(challenge.namespace.prefix(40).debugEscaped)\"; sshca signs only in its own (\(ServiceAPI.namespace)). Refusing: this is not an sshca service, or not an honest one")
+                throw SSHCAError(.refused, "the service at \(client.endpoint.url) asks for a signature in namespace \"\(challenge.namespace.prefix(40).debugEscaped)\"; sshca signs only in its own (\(ServiceAPI.namespace)). Refusing: this is not an sshca service, or not an honest one")
             }
             guard ServiceAPI.SignInMessage.isNonce(challenge.nonce), challenge.identity == user else {
-                throw AuthorityError(.refused, "the service at \(client.endpoint.url) sent a challenge that is not an sshca nonce (\"\(challenge.nonce.prefix(60).debugEscaped)\"); refusing to sign it")
+                throw SSHCAError(.refused, "the service at \(client.endpoint.url) sent a challenge that is not an sshca nonce (\"\(challenge.nonce.prefix(60).debugEscaped)\"); refusing to sign it")
             }
             let message = ServiceAPI.SignInMessage(caFingerprint: caKey.fingerprint, identity: user, nonce: challenge.nonce, method: method, path: path,
                                                    certifies: certifies?.fingerprint, body: body)
@@ -72,18 +72,16 @@ public enum Credential: Sendable {
 
     /// The identity key's public half: KEYFILE.pub, or KEYFILE itself when it is a .pub file
     /// (a key that lives only in ssh-agent or on a token).
-    static func publicKey(keyFile: String) throws(AuthorityError) -> PublicKey {
+    static func publicKey(keyFile: String) throws(SSHCAError) -> PublicKey {
         let path = keyFile.hasSuffix(".pub") ? keyFile : keyFile + ".pub"
         do {
-            return try PublicKeyText(parsing: try Files.readText(path, maximumBytes: 64 * 1024, what: "identity public key")).key
-        } catch let error as AuthorityError {
-            throw AuthorityError(.badInput, "--identity \(keyFile): \(error.reason) (the public key must be at \(path))")
+            return try KeyFiles.readPublicKey(path, what: "identity public key").key
         } catch {
-            throw AuthorityError(.badInput, "--identity \(keyFile): \(path) is not a public key: \(error)")
+            throw SSHCAError(.badInput, "--identity \(keyFile): \(error.reason) (the public key must be at \(path))")
         }
     }
 
-    static func sign(_ message: [UInt8], keyFile: String, namespace: String) throws(AuthorityError) -> SSHSig {
+    static func sign(_ message: [UInt8], keyFile: String, namespace: String) throws(SSHCAError) -> SSHSig {
         let key = try publicKey(keyFile: keyFile)
         if let agent = agentHolding(key) {
             let signed = SSHSig.signedData(message: message, namespace: namespace, hashAlgorithm: "sha512")
@@ -92,22 +90,22 @@ public enum Credential: Sendable {
                 let signature = try agent.sign(keyBlob: key.blob, data: signed, flags: flags)
                 return SSHSig(publicKey: key, namespace: namespace, hashAlgorithm: "sha512", signature: signature)
             } catch {
-                throw AuthorityError(.key, "ssh-agent could not sign the login challenge with \(key.fingerprint): \(error)")
+                throw SSHCAError(.key, "ssh-agent could not sign the login challenge with \(key.fingerprint): \(error)")
             }
         }
         guard !keyFile.hasSuffix(".pub") else {
-            throw AuthorityError(.key, "the identity key \(key.fingerprint) is not in ssh-agent; add it (ssh-add) or give the private key file with --identity")
+            throw SSHCAError(.key, "the identity key \(key.fingerprint) is not in ssh-agent; add it (ssh-add) or give the private key file with --identity")
         }
         return try signWithSSHKeygen(message, keyFile: keyFile, namespace: namespace)
     }
 
     /// `ssh-keygen -Y sign` handles every private key format, passphrases and security keys.
-    static func signWithSSHKeygen(_ message: [UInt8], keyFile: String, namespace: String) throws(AuthorityError) -> SSHSig {
+    static func signWithSSHKeygen(_ message: [UInt8], keyFile: String, namespace: String) throws(SSHCAError) -> SSHSig {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sshca-sign-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw AuthorityError(.io, "cannot create a temporary directory: \(error)")
+            throw SSHCAError(.io, "cannot create a temporary directory: \(error)")
         }
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let messagePath = directory + "/challenge"
@@ -119,19 +117,19 @@ public enum Credential: Sendable {
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         do { try process.run() } catch {
-            throw AuthorityError(.io, "cannot run ssh-keygen to sign the login challenge: \(error) (install openssh-client)")
+            throw SSHCAError(.io, "cannot run ssh-keygen to sign the login challenge: \(error) (install openssh-client)")
         }
         let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw AuthorityError(.key, "ssh-keygen could not sign with \(keyFile): \(errorText.trimmingCharacters(in: " \n"))")
+            throw SSHCAError(.key, "ssh-keygen could not sign with \(keyFile): \(errorText.trimmingCharacters(in: " \n"))")
         }
         do {
             return try SSHSig(armored: try Files.readText(messagePath + ".sig", what: "signature"))
-        } catch let error as AuthorityError {
+        } catch let error as SSHCAError {
             throw error
         } catch {
-            throw AuthorityError(.key, "ssh-keygen wrote a signature that does not parse: \(error)")
+            throw SSHCAError(.key, "ssh-keygen wrote a signature that does not parse: \(error)")
         }
     }
 

@@ -1,4 +1,4 @@
-public import Authority
+import Common
 public import SSHFormat
 import SSHCrypto
 import Foundation
@@ -39,7 +39,7 @@ public enum Login {
     /// `renewalMargin`).
     public static func login(client: ServiceClient, credential: Credential, principals: [String]?, validity: String?,
                              force: Bool, files: LoginFiles, renewBefore: UInt64 = renewalMargin,
-                             now: @escaping @Sendable () -> UInt64 = { Clock.now() }) async throws(AuthorityError) -> LoginOutcome {
+                             now: @escaping @Sendable () -> UInt64 = { Clock.now() }) async throws(SSHCAError) -> LoginOutcome {
         try checkOurs(files)
         let caKey = try await client.caPublicKey(.user)
         var replacedRevoked: String? = nil
@@ -61,9 +61,9 @@ public enum Login {
             privateKey = try PrivateKey.generate(.ed25519)
             components = try privateKey.components()
         } catch {
-            throw AuthorityError(.key, "cannot generate the login key: \(error)")
+            throw SSHCAError(.key, "cannot generate the login key: \(error)")
         }
-        guard case .ed25519(let seed, _) = components else { throw AuthorityError(.key, "unexpected key type") }
+        guard case .ed25519(let seed, _) = components else { throw SSHCAError(.key, "unexpected key type") }
         let publicKey = privateKey.publicKey
         let issued = try await client.requestCertificate(
             ServiceAPI.CertificateRequest(publicKey: publicKey.openSSHLine(), type: "user", principals: principals, validity: validity),
@@ -88,40 +88,40 @@ public enum Login {
 
     /// Whether the service's current KRL revokes this certificate (its key, key id, serial, or
     /// the CA key that signed it), as sshd would decide.
-    public static func revocation(of certificate: Certificate, client: ServiceClient) async -> Result<KRL.Verdict?, AuthorityError> {
-        do throws(AuthorityError) {
+    public static func revocation(of certificate: Certificate, client: ServiceClient) async -> Result<KRL.Verdict?, SSHCAError> {
+        do throws(SSHCAError) {
             guard let (bytes, _) = try await client.krl() else {
-                return .failure(AuthorityError(.io, "the service sent no KRL"))
+                return .failure(SSHCAError(.io, "the service sent no KRL"))
             }
             guard bytes.count <= maximumKRLBytes else {
-                return .failure(AuthorityError(.io, "the service's KRL is \(bytes.count) bytes, more than a client reads (\(maximumKRLBytes))"))
+                return .failure(SSHCAError(.io, "the service's KRL is \(bytes.count) bytes, more than a client reads (\(maximumKRLBytes))"))
             }
             let krl: KRL
             do { krl = try KRL.parse(bytes).krl } catch {
-                return .failure(AuthorityError(.io, "the service's KRL does not parse: \(error)"))
+                return .failure(SSHCAError(.io, "the service's KRL does not parse: \(error)"))
             }
             if let verdict = krl.revocation(of: certificate.body.signatureKey) { return .success(verdict) }
             return .success(krl.revocation(of: certificate))
         } catch {
-            return .failure(AuthorityError(error.code, "cannot check the certificate against the service's KRL: \(error.reason)"))
+            return .failure(SSHCAError(error.code, "cannot check the certificate against the service's KRL: \(error.reason)"))
         }
     }
 
     /// The service's answer must be a certificate for our key, signed by the (pinned) CA key.
-    public static func check(_ line: String, caKey: PublicKey, publicKey: PublicKey) throws(AuthorityError) -> Certificate {
+    public static func check(_ line: String, caKey: PublicKey, publicKey: PublicKey) throws(SSHCAError) -> Certificate {
         let certificate: Certificate
         do { certificate = try Certificate(parsingText: line) } catch {
-            throw AuthorityError(.io, "the service sent a certificate that does not parse: \(error)")
+            throw SSHCAError(.io, "the service sent a certificate that does not parse: \(error)")
         }
         guard certificate.body.signatureKey == caKey else {
-            throw AuthorityError(.refused, "the certificate is signed by \(certificate.body.signatureKey.fingerprint), not by the CA key \(caKey.fingerprint); refusing it")
+            throw SSHCAError(.refused, "the certificate is signed by \(certificate.body.signatureKey.fingerprint), not by the CA key \(caKey.fingerprint); refusing it")
         }
         guard certificate.body.publicKey == publicKey else {
-            throw AuthorityError(.refused, "the service certified another key than the one sent; refusing it")
+            throw SSHCAError(.refused, "the service certified another key than the one sent; refusing it")
         }
         let verdict = certificate.verifySignature()
         guard verdict == .valid else {
-            throw AuthorityError(.refused, "the certificate's signature does not verify (\(verdict)); refusing it")
+            throw SSHCAError(.refused, "the certificate's signature does not verify (\(verdict)); refusing it")
         }
         return certificate
     }
@@ -153,13 +153,13 @@ public enum Login {
         }
     }
 
-    static func makeDirectory(for path: String) throws(AuthorityError) {
+    static func makeDirectory(for path: String) throws(SSHCAError) {
         let directory = (path as NSString).deletingLastPathComponent
         guard !FileManager.default.fileExists(atPath: directory) else { return }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw AuthorityError(.io, "cannot create \(directory): \(error)")
+            throw SSHCAError(.io, "cannot create \(directory): \(error)")
         }
     }
 
@@ -188,11 +188,10 @@ public enum Login {
 
     /// A key file that is there must be one `login` wrote (its .pub says so): `--key-file
     /// ~/.ssh/id_ed25519` must never overwrite or delete someone's own key.
-    static func checkOurs(_ files: LoginFiles) throws(AuthorityError) {
+    static func checkOurs(_ files: LoginFiles) throws(SSHCAError) {
         guard FileManager.default.fileExists(atPath: files.key) else { return }
-        let text = (try? Files.readText(files.publicKey, what: "public key")) ?? ""
-        guard let parsed = try? PublicKeyText(parsing: text), parsed.comment.hasPrefix(commentPrefix) else {
-            throw AuthorityError(.badInput, "\(files.key) exists and was not written by sshca login (its .pub does not say so); give another --key-file, or move that key away")
+        guard let parsed = try? KeyFiles.readPublicKey(files.publicKey), parsed.comment.hasPrefix(commentPrefix) else {
+            throw SSHCAError(.badInput, "\(files.key) exists and was not written by sshca login (its .pub does not say so); give another --key-file, or move that key away")
         }
     }
 
@@ -210,7 +209,7 @@ public enum Login {
         return done
     }
 
-    public static func logout(files: LoginFiles) throws(AuthorityError) -> [String] {
+    public static func logout(files: LoginFiles) throws(SSHCAError) -> [String] {
         try checkOurs(files)
         var done = forgetInAgent(files)
         // Each file on its own: a regular file (not a link, not a directory) that says login
@@ -234,19 +233,19 @@ public enum Login {
     /// Whether the file at `path` (one of `files`) carries login's mark: the .pub and -cert.pub
     /// their comment, the key the public half of a marked .pub.
     static func wroteByLogin(_ path: String, files: LoginFiles) -> Bool {
-        func marked(_ line: String?) -> PublicKeyText? {
-            guard let line, let parsed = try? PublicKeyText(parsing: line), parsed.comment.hasPrefix(commentPrefix) else { return nil }
+        func marked(_ path: String) -> PublicKeyText? {
+            guard let parsed = try? KeyFiles.readPublicKey(path), parsed.comment.hasPrefix(commentPrefix) else { return nil }
             return parsed
         }
         switch path {
         case files.publicKey:
-            return marked(try? Files.readText(path, maximumBytes: 64 * 1024, what: "public key")) != nil
+            return marked(path) != nil
         case files.certificate:
             guard let text = try? Files.readText(path, maximumBytes: 64 * 1024, what: "certificate"),
                   let comment = text.split(separator: " ", maxSplits: 2).dropFirst(2).first else { return false }
             return (try? Certificate(parsingText: text)) != nil && comment.hasPrefix(commentPrefix)
         default:
-            guard let ours = marked(try? Files.readText(files.publicKey, maximumBytes: 64 * 1024, what: "public key")),
+            guard let ours = marked(files.publicKey),
                   let keyText = try? Files.readText(path, maximumBytes: 64 * 1024, what: "login key"),
                   case .ed25519(_, let pk)? = try? PrivateKeyComponents(openSSHEd25519File: keyText) else { return false }
             return ours.key == .ed25519(pk)

@@ -1,4 +1,4 @@
-public import Authority
+import Common
 public import SSHFormat
 import SSHCrypto
 import AsyncHTTPClient
@@ -50,22 +50,22 @@ public struct ServiceReply: Sendable {
     }
 }
 
-/// Talks to `sshca serve`. Every failure is an AuthorityError with a sentence for the person at
+/// Talks to `sshca serve`. Every failure is an SSHCAError with a sentence for the person at
 /// the terminal: refusals keep the service's message (and the rule that refused).
 public final class ServiceClient: Sendable {
     public let endpoint: ServiceEndpoint
     let http: HTTPClient
 
-    public init(_ endpoint: ServiceEndpoint) throws(AuthorityError) {
+    public init(_ endpoint: ServiceEndpoint) throws(SSHCAError) {
         self.endpoint = endpoint
         guard endpoint.url.hasPrefix("http://") || endpoint.url.hasPrefix("https://"), endpoint.url.count > 8 else {
-            throw AuthorityError(.badInput, "--ca-url must start with http:// or https:// (for example https://ca.example.com:8443), not \"\(endpoint.url.prefix(80))\"")
+            throw SSHCAError(.badInput, "--ca-url must start with http:// or https:// (for example https://ca.example.com:8443), not \"\(endpoint.url.prefix(80))\"")
         }
         if endpoint.url.hasPrefix("http://"), !Self.isLoopback(endpoint.url) {
-            throw AuthorityError(.badInput, "\(endpoint.url) is plain HTTP off this machine: tokens and signed challenges would cross the network unencrypted. Use the https:// address (with --ca-bundle for a private CA)")
+            throw SSHCAError(.badInput, "\(endpoint.url) is plain HTTP off this machine: tokens and signed challenges would cross the network unencrypted. Use the https:// address (with --ca-bundle for a private CA)")
         }
         if let fingerprint = endpoint.caFingerprints.first(where: { !$0.hasPrefix("SHA256:") }) {
-            throw AuthorityError(.badInput, "--ca-fingerprint must be a SHA256:... fingerprint, as `sshca ca-key | ssh-keygen -lf -` prints it, not \"\(fingerprint.prefix(60))\"")
+            throw SSHCAError(.badInput, "--ca-fingerprint must be a SHA256:... fingerprint, as `sshca ca-key | ssh-keygen -lf -` prints it, not \"\(fingerprint.prefix(60))\"")
         }
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(60))
@@ -75,11 +75,11 @@ public final class ServiceClient: Sendable {
         configuration.connectionPool.retryConnectionEstablishment = false
         if let bundle = endpoint.caBundle {
             guard endpoint.url.hasPrefix("https://") else {
-                throw AuthorityError(.badInput, "--ca-bundle is for https:// URLs; \(endpoint.url) is plain HTTP")
+                throw SSHCAError(.badInput, "--ca-bundle is for https:// URLs; \(endpoint.url) is plain HTTP")
             }
             let roots: [NIOSSLCertificate]
             do { roots = try NIOSSLCertificate.fromPEMFile(bundle) } catch {
-                throw AuthorityError(.badInput, "--ca-bundle \(bundle): not a PEM certificate file (\(error))")
+                throw SSHCAError(.badInput, "--ca-bundle \(bundle): not a PEM certificate file (\(error))")
             }
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.trustRoots = .certificates(roots)
@@ -93,7 +93,7 @@ public final class ServiceClient: Sendable {
         try? http.syncShutdown()
     }
 
-    public func send(_ method: String, _ path: String, json: [UInt8]? = nil, headers: [(String, String)] = []) async throws(AuthorityError) -> ServiceReply {
+    public func send(_ method: String, _ path: String, json: [UInt8]? = nil, headers: [(String, String)] = []) async throws(SSHCAError) -> ServiceReply {
         var request = HTTPClientRequest(url: endpoint.url + path)
         request.method = HTTPMethod(rawValue: method)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -122,10 +122,10 @@ public final class ServiceClient: Sendable {
                 return try await group.next() ?? nil
             }
         } catch {
-            throw AuthorityError(.io, "cannot reach the CA service at \(endpoint.url): \(Self.describe(error, url: endpoint.url))")
+            throw SSHCAError(.io, "cannot reach the CA service at \(endpoint.url): \(Self.describe(error, url: endpoint.url))")
         }
         guard let outcome else {
-            throw AuthorityError(.io, "the CA service at \(endpoint.url) did not complete its answer to \(method) \(path) within \(limit.components.seconds) s; giving up")
+            throw SSHCAError(.io, "the CA service at \(endpoint.url) did not complete its answer to \(method) \(path) within \(limit.components.seconds) s; giving up")
         }
         return outcome
     }
@@ -158,20 +158,20 @@ public final class ServiceClient: Sendable {
         return text
     }
 
-    /// Decodes a 2xx answer, or turns the service's JSON error into an AuthorityError.
-    public func decode<T: Decodable>(_ type: T.Type, _ reply: ServiceReply) throws(AuthorityError) -> T {
+    /// Decodes a 2xx answer, or turns the service's JSON error into an SSHCAError.
+    public func decode<T: Decodable>(_ type: T.Type, _ reply: ServiceReply) throws(SSHCAError) -> T {
         try Self.decode(type, reply, url: endpoint.url)
     }
 
     /// The same, for any URL (the service's answers are outside bytes: fuzzed).
-    public static func decode<T: Decodable>(_ type: T.Type, _ reply: ServiceReply, url: String) throws(AuthorityError) -> T {
+    public static func decode<T: Decodable>(_ type: T.Type, _ reply: ServiceReply, url: String) throws(SSHCAError) -> T {
         guard (200..<300).contains(reply.status) else { throw error(from: reply, url: url) }
         do { return try JSONDecoder().decode(T.self, from: Data(reply.body)) } catch {
-            throw AuthorityError(.io, "the service at \(url) sent an answer this client does not understand (\(error))")
+            throw SSHCAError(.io, "the service at \(url) sent an answer this client does not understand (\(error))")
         }
     }
 
-    static func error(from reply: ServiceReply, url: String) -> AuthorityError {
+    static func error(from reply: ServiceReply, url: String) -> SSHCAError {
         let detail = try? JSONDecoder().decode(ServiceAPI.ErrorBody.self, from: Data(reply.body)).error
         let message: String
         if let detail {
@@ -180,11 +180,11 @@ public final class ServiceClient: Sendable {
             message = "HTTP \(reply.status) from \(url)"
         }
         switch reply.status {
-        case 400, 413: return AuthorityError(.badInput, "the CA service refused the request: \(message)")
-        case 401, 403: return AuthorityError(.refused, "the CA service refused: \(message)")
-        case 429: return AuthorityError(.io, "the CA service asks to wait: \(message)")
-        case 404: return AuthorityError(.notFound, "the CA service: \(message)")
-        default: return AuthorityError(.io, "the CA service failed: \(message)")
+        case 400, 413: return SSHCAError(.badInput, "the CA service refused the request: \(message)")
+        case 401, 403: return SSHCAError(.refused, "the CA service refused: \(message)")
+        case 429: return SSHCAError(.io, "the CA service asks to wait: \(message)")
+        case 404: return SSHCAError(.notFound, "the CA service: \(message)")
+        default: return SSHCAError(.io, "the CA service failed: \(message)")
         }
     }
 
@@ -195,47 +195,47 @@ public final class ServiceClient: Sendable {
     // MARK: Typed calls
 
     /// GET /v1/hosts (security staff).
-    public func hosts(credential: Credential) async throws(AuthorityError) -> [ServiceAPI.Host] {
+    public func hosts(credential: Credential) async throws(SSHCAError) -> [ServiceAPI.Host] {
         let authorization = try await credential.authorization(self, method: "GET", path: "/v1/hosts", body: [])
         return try decode([ServiceAPI.Host].self, try await send("GET", "/v1/hosts", headers: [("Authorization", authorization)]))
     }
 
     /// The CA key the service presents, checked against `--ca-fingerprint` when one is pinned.
-    public func caPublicKey(_ kind: CAKind) async throws(AuthorityError) -> PublicKey {
+    public func caPublicKey(_ kind: CAKind) async throws(SSHCAError) -> PublicKey {
         try await caPublicKey(kind, pinned: true)
     }
 
     /// The host CA key from a service whose user CA key matches the pin (the pins are user CA
     /// keys), for known_hosts: over https the TLS check, on loopback the machine itself, vouch
     /// for the service (ServiceClient refuses plain HTTP anywhere else).
-    public func hostCAPublicKey() async throws(AuthorityError) -> PublicKey {
+    public func hostCAPublicKey() async throws(SSHCAError) -> PublicKey {
         try await checkPin(.user)
         return try await caPublicKey(.host, pinned: false)
     }
 
-    func caPublicKey(_ kind: CAKind, pinned: Bool) async throws(AuthorityError) -> PublicKey {
+    func caPublicKey(_ kind: CAKind, pinned: Bool) async throws(SSHCAError) -> PublicKey {
         let reply = try await send("GET", "/v1/ca/\(kind.rawValue).pub")
         guard reply.status == 200 else { throw Self.error(from: reply, url: endpoint.url) }
         let key: PublicKey
         do { key = try PublicKeyText(parsing: String(decoding: reply.body, as: UTF8.self)).key } catch {
-            throw AuthorityError(.io, "the service's \(kind.rawValue) CA key does not parse: \(error)")
+            throw SSHCAError(.io, "the service's \(kind.rawValue) CA key does not parse: \(error)")
         }
         if pinned, endpoint.isPinned, !endpoint.caFingerprints.contains(key.fingerprint) {
-            throw AuthorityError(.refused, "the service at \(endpoint.url) presents \(kind.rawValue) CA key \(key.fingerprint), but --ca-fingerprint ($SSHCA_CA_FINGERPRINT, or the client configuration) pins \(endpoint.caFingerprints.joined(separator: " or ")); refusing to proceed (a wrong URL or pin, or a service that is not your CA)")
+            throw SSHCAError(.refused, "the service at \(endpoint.url) presents \(kind.rawValue) CA key \(key.fingerprint), but --ca-fingerprint ($SSHCA_CA_FINGERPRINT, or the client configuration) pins \(endpoint.caFingerprints.joined(separator: " or ")); refusing to proceed (a wrong URL or pin, or a service that is not your CA)")
         }
         return key
     }
 
     /// Checks the pin before anything else is sent (for commands that use no CA key otherwise).
-    public func checkPin(_ kind: CAKind = .user) async throws(AuthorityError) {
+    public func checkPin(_ kind: CAKind = .user) async throws(SSHCAError) {
         if endpoint.isPinned { _ = try await caPublicKey(kind) }
     }
 
-    public func challenge(identity: String) async throws(AuthorityError) -> ServiceAPI.Challenge {
+    public func challenge(identity: String) async throws(SSHCAError) -> ServiceAPI.Challenge {
         try decode(ServiceAPI.Challenge.self, try await send("POST", "/v1/challenge", json: Self.json(ServiceAPI.ChallengeRequest(identity: identity))))
     }
 
-    public func requestCertificate(_ request: ServiceAPI.CertificateRequest, credential: Credential) async throws(AuthorityError) -> ServiceAPI.IssuedCertificate {
+    public func requestCertificate(_ request: ServiceAPI.CertificateRequest, credential: Credential) async throws(SSHCAError) -> ServiceAPI.IssuedCertificate {
         let body = Self.json(request)
         let certifies = try? PublicKeyText(parsing: request.publicKey).key
         let authorization = try await credential.authorization(self, method: "POST", path: "/v1/certificates", certifies: certifies, body: body)
@@ -243,7 +243,7 @@ public final class ServiceClient: Sendable {
                           try await send("POST", "/v1/certificates", json: body, headers: [("Authorization", authorization)]))
     }
 
-    public func revoke(_ request: ServiceAPI.RevocationRequest, credential: Credential) async throws(AuthorityError) -> ServiceAPI.Revocation {
+    public func revoke(_ request: ServiceAPI.RevocationRequest, credential: Credential) async throws(SSHCAError) -> ServiceAPI.Revocation {
         try await checkPin()
         let body = Self.json(request)
         let authorization = try await credential.authorization(self, method: "POST", path: "/v1/revocations", body: body)
@@ -254,7 +254,7 @@ public final class ServiceClient: Sendable {
     /// Every matching certificate with a serial above `after`, page by page (`limit`: at most
     /// this many in all).
     public func certificates(query: [(String, String)], limit: Int? = nil, after start: UInt64? = nil,
-                             credential: Credential) async throws(AuthorityError) -> [CertificateSummary] {
+                             credential: Credential) async throws(SSHCAError) -> [CertificateSummary] {
         try await checkPin()
         var all: [CertificateSummary] = []
         var after = start
@@ -272,7 +272,7 @@ public final class ServiceClient: Sendable {
         return all
     }
 
-    public func certificate(serial: UInt64, credential: Credential) async throws(AuthorityError) -> CertificateSummary {
+    public func certificate(serial: UInt64, credential: Credential) async throws(SSHCAError) -> CertificateSummary {
         try await checkPin()
         let authorization = try await credential.authorization(self, method: "GET", path: "/v1/certificates/\(serial)", body: [])
         return try decode(CertificateSummary.self, try await send("GET", "/v1/certificates/\(serial)", headers: [("Authorization", authorization)]))
@@ -281,13 +281,13 @@ public final class ServiceClient: Sendable {
     /// The KRL bytes and ETag, or nil when `etag` still matches (304).
     /// `identification`: what a server says of itself (X-SSHCA-Host, X-SSHCA-CA-Key, and a host
     /// token's Authorization), so the service knows which servers are current.
-    public func krl(ifNoneMatch etag: String? = nil, identification: [(String, String)] = []) async throws(AuthorityError) -> (bytes: [UInt8], etag: String?)? {
+    public func krl(ifNoneMatch etag: String? = nil, identification: [(String, String)] = []) async throws(SSHCAError) -> (bytes: [UInt8], etag: String?)? {
         let reply = try await send("GET", "/v1/krl", headers: (etag.map { [("If-None-Match", $0)] } ?? []) + identification)
         if reply.status == 304 {
             // Only an answer to the ETag we sent: an unsolicited 304 would let whoever answers
             // freeze a server's revocations while it reports success.
             guard etag != nil else {
-                throw AuthorityError(.badInput, "\(endpoint.url)/v1/krl answered 304 Not Modified to a request that named no ETag; that is not an answer a KRL can come from, refusing it")
+                throw SSHCAError(.badInput, "\(endpoint.url)/v1/krl answered 304 Not Modified to a request that named no ETag; that is not an answer a KRL can come from, refusing it")
             }
             return nil
         }
@@ -297,12 +297,12 @@ public final class ServiceClient: Sendable {
 
     /// The KRL's detached signature (GET /v1/krl.sig) and the ETag of the KRL it signs; nil
     /// when the service does not sign its KRL (404).
-    public func krlSignature() async throws(AuthorityError) -> (text: String, etag: String?)? {
+    public func krlSignature() async throws(SSHCAError) -> (text: String, etag: String?)? {
         let reply = try await send("GET", "/v1/krl.sig")
         if reply.status == 404 { return nil }
         guard reply.status == 200 else { throw Self.error(from: reply, url: endpoint.url) }
         guard reply.body.count <= 64 * 1024, let text = String(validating: reply.body, as: UTF8.self) else {
-            throw AuthorityError(.io, "\(endpoint.url)/v1/krl.sig is not a signature (over 64 KiB, or not text)")
+            throw SSHCAError(.io, "\(endpoint.url)/v1/krl.sig is not a signature (over 64 KiB, or not text)")
         }
         return (text, reply.header("ETag"))
     }
@@ -318,11 +318,11 @@ public final class ServiceClient: Sendable {
 }
 
 /// Runs async client work from the synchronous CLI.
-public func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(AuthorityError) -> T) throws(AuthorityError) -> T {
+public func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(SSHCAError) -> T) throws(SSHCAError) -> T {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
     Task {
-        do throws(AuthorityError) {
+        do throws(SSHCAError) {
             box.result = .success(try await body())
         } catch {
             box.result = .failure(error)
@@ -335,5 +335,5 @@ public func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(Au
 
 final class ResultBox<T>: @unchecked Sendable {
     // Written once by the task before the semaphore is signalled, read after the wait.
-    var result: Result<T, AuthorityError>?
+    var result: Result<T, SSHCAError>?
 }

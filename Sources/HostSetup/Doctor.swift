@@ -1,4 +1,4 @@
-public import Authority
+import Common
 import SSHFormat
 import SSHCrypto
 #if canImport(Glibc)
@@ -25,7 +25,7 @@ public enum Doctor {
         public init() {}
     }
 
-    public static func examine(_ request: Request, now: UInt64 = Clock.now()) throws(AuthorityError) -> [Finding] {
+    public static func examine(_ request: Request, now: UInt64 = Clock.now()) throws(SSHCAError) -> [Finding] {
         var findings: [Finding] = []
         func problem(_ code: String, _ message: String, fix: String?) { findings.append(Finding(kind: .problem, code: code, message: message, fix: fix)) }
         func ok(_ code: String, _ message: String) { findings.append(Finding(kind: .ok, code: code, message: message, fix: nil)) }

@@ -1,5 +1,4 @@
-public import Authority
-import Ledger
+import Common
 import SSHFormat
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +12,6 @@ public enum HostCertificates {
         public var hostKeys: [String] = []
         /// Names clients use for this server; empty means the host's full and short name.
         public var principals: [String] = []
-        public var validity: ValidityWindow?
         public var sshdConfigPath = "/etc/ssh/sshd_config"
         public var sshdPath = "/usr/sbin/sshd"
         /// Where `host undo` finds what was there before (default: sshca-backup beside the sshd config).
@@ -31,31 +29,18 @@ public enum HostCertificates {
     public static let dropInName = "00-sshca-hostcerts.conf"
 
     /// Signs one host key for these principals (the CA home here, or the service).
-    public typealias Certifier = @Sendable (PublicKey, [String]) throws(AuthorityError) -> Certificate
-
-    /// With the CA home on this machine.
-    public static func issue(_ request: Request, authority: CertificateAuthority, passphrase: PassphraseSource,
-                             reload: Bool) throws(AuthorityError) -> (issued: [Issued], reload: String) {
-        let validity = request.validity
-        let certify: Certifier = { (key: PublicKey, principals: [String]) throws(AuthorityError) -> Certificate in
-            var certificateRequest = CertificateRequest(publicKey: key, type: .host, keyID: "host:\(principals[0]):\(key.typeName)", principals: principals)
-            certificateRequest.validity = validity
-            return try authority.issue(certificateRequest, requestedBy: Requester(name: Operator.name(nil), channel: "host-cert"), passphrase: passphrase).certificate
-        }
-        let result = try issue(request, certify: certify, renewBefore: nil, hostCA: nil, reload: reload)
-        return (result.issued, result.reload)
-    }
+    public typealias Certifier = @Sendable (PublicKey, [String]) throws(SSHCAError) -> Certificate
 
     /// Certifies the host keys and installs the certificates. With `renewBefore`, a key whose
     /// current certificate (signed by `hostCA`, same principals) has longer than that left is kept.
     public static func issue(_ request: Request, certify: Certifier, renewBefore: UInt64?, hostCA: PublicKey?,
-                             reload: Bool, now: UInt64 = Clock.now()) throws(AuthorityError) -> (issued: [Issued], kept: [String], reload: String) {
+                             reload: Bool, now: UInt64 = Clock.now()) throws(SSHCAError) -> (issued: [Issued], kept: [String], reload: String) {
         let check = SSHDCheck(sshdPath: request.sshdPath)
         try check.validate(configPath: request.sshdConfigPath)
         let keyPaths = request.hostKeys.isEmpty
             ? try check.all(configPath: request.sshdConfigPath, keyword: "hostkey").map { $0 + ".pub" }
             : request.hostKeys
-        guard !keyPaths.isEmpty else { throw AuthorityError(.badConfig, "sshd lists no HostKey; give --hostkey PATH") }
+        guard !keyPaths.isEmpty else { throw SSHCAError(.badConfig, "sshd lists no HostKey; give --hostkey PATH") }
         let principals = request.principals.isEmpty ? hostNames() : request.principals
 
         // Sign everything first: nothing is written unless every key could be certified.
@@ -93,11 +78,11 @@ public enum HostCertificates {
         } else if let change = try FileChange.toward(config.path, Array(config.withManagedBlock(lines, .hostCertificates).utf8), mode: 0o644) {
             changes.append(change)
         }
-        let reloaded = try FileTransaction.apply(changes) { () throws(AuthorityError) -> String in
+        let reloaded = try FileTransaction.apply(changes) { () throws(SSHCAError) -> String in
             try check.validate(configPath: request.sshdConfigPath)
             let presented = try check.all(configPath: request.sshdConfigPath, keyword: "hostcertificate")
             for entry in certificates where !presented.contains(entry.path) {
-                throw AuthorityError(.badConfig, "sshd -T does not list HostCertificate \(entry.path) after the change; nothing was changed")
+                throw SSHCAError(.badConfig, "sshd -T does not list HostCertificate \(entry.path) after the change; nothing was changed")
             }
             // Recorded like setup's changes, so `host undo` takes the certificates and the
             // drop-in away again.

@@ -1,4 +1,4 @@
-public import Authority
+import Common
 public import SSHFormat
 #if canImport(Glibc)
 import Glibc
@@ -43,10 +43,10 @@ public enum KRLSync {
     ///     file) when it exists.
     public static func install(_ bytes: [UInt8], source: String, to path: String, pinnedSigner: PublicKey?,
                                detachedSignature: String? = nil,
-                               sshKeygen: String = "/usr/bin/ssh-keygen") throws(AuthorityError) -> Outcome {
+                               sshKeygen: String = "/usr/bin/ssh-keygen") throws(SSHCAError) -> Outcome {
         if let detachedSignature, let pinnedSigner {
             if let problem = DetachedKRLSignature.problem(detachedSignature, over: bytes, by: pinnedSigner) {
-                throw AuthorityError(.badInput, "\(source): \(problem); refusing to install it")
+                throw SSHCAError(.badInput, "\(source): \(problem); refusing to install it")
             }
         }
         if let pinnedSigner, detachedSignature == nil {
@@ -58,13 +58,13 @@ public enum KRLSync {
                 let found = inside.isEmpty
                     ? "it is unsigned: no detached signature (\(DetachedKRLSignature.path(for: "FILE")) beside a file, /v1/krl.sig from a service) and no signature inside"
                     : "it is signed by \(inside.map(\.signingKey.fingerprint).joined(separator: ", "))"
-                throw AuthorityError(.badInput, "\(source) is not signed by the pinned key \(pinnedSigner.fingerprint) (\(found)); refusing to install it")
+                throw SSHCAError(.badInput, "\(source) is not signed by the pinned key \(pinnedSigner.fingerprint) (\(found)); refusing to install it")
             }
         }
         let candidate = try KRLInspection(bytes: bytes, source: source)
         let runs = candidate.krl.serialRunCount
         guard runs <= maximumSerialRuns else {
-            throw AuthorityError(.badInput, "\(source) revokes serials in \(runs) separate runs, more than the \(maximumSerialRuns) a server takes: sshd would build one entry per run at every login, far more than any CA's real KRL needs (the CA's own KRLs join neighbouring serials into ranges and bitmaps). Refusing to install it")
+            throw SSHCAError(.badInput, "\(source) revokes serials in \(runs) separate runs, more than the \(maximumSerialRuns) a server takes: sshd would build one entry per run at every login, far more than any CA's real KRL needs (the CA's own KRLs join neighbouring serials into ranges and bitmaps). Refusing to install it")
         }
         // Check-and-rename under one lock: two runs at once (the timer and a manual one) must
         // not both compare against the same installed version and then rename in either order.
@@ -72,7 +72,7 @@ public enum KRLSync {
         defer { close(lock) }
         if let pinnedSigner {
             guard candidate.krl.revocation(of: pinnedSigner) == nil else {
-                throw AuthorityError(.badInput, "\(source) revokes its own pinned signing key \(pinnedSigner.fingerprint); sshd would reject it. Refusing to install it")
+                throw SSHCAError(.badInput, "\(source) revokes its own pinned signing key \(pinnedSigner.fingerprint); sshd would reject it. Refusing to install it")
             }
         }
         var previous: UInt64? = nil
@@ -83,17 +83,17 @@ public enum KRLSync {
             if let current = try? KRL.parse(installed) {
                 previous = current.krl.version
                 guard candidate.krl.version >= current.krl.version else {
-                    throw AuthorityError(.badInput, "\(source) has KRL version \(candidate.krl.version), older than the installed \(current.krl.version) at \(path); refusing to roll back")
+                    throw SSHCAError(.badInput, "\(source) has KRL version \(candidate.krl.version), older than the installed \(current.krl.version) at \(path); refusing to roll back")
                 }
             }
         }
         if pinnedSigner == nil {
             let floor = previous ?? 0
             guard candidate.krl.version <= floor.addingClamped(maximumUnsignedJump) else {
-                throw AuthorityError(.badInput, "\(source) has KRL version \(candidate.krl.version), \(previous.map { "far past the installed \($0)" } ?? "far past any real KRL's"); unpinned, it would make every later KRL look like a rollback, so it is refused. Give --ca-key (the user CA key) so that only a KRL the CA signed is taken")
+                throw SSHCAError(.badInput, "\(source) has KRL version \(candidate.krl.version), \(previous.map { "far past the installed \($0)" } ?? "far past any real KRL's"); unpinned, it would make every later KRL look like a rollback, so it is refused. Give --ca-key (the user CA key) so that only a KRL the CA signed is taken")
             }
         }
-        try Files.writeAtomically(path, bytes, mode: 0o644, durability: .synced) { (temp: String) throws(AuthorityError) in
+        try Files.writeAtomically(path, bytes, mode: 0o644, durability: .synced) { (temp: String) throws(SSHCAError) in
             try gate(temp, sshKeygen: sshKeygen)
         }
         return .installed(version: candidate.krl.version, previous: previous)
@@ -101,22 +101,22 @@ public enum KRLSync {
 
     /// An exclusive flock on the directory holding the installed KRL (no lock file to leave
     /// behind in /etc/ssh); released when the descriptor is closed.
-    static func lockDirectory(of path: String) throws(AuthorityError) -> Int32 {
+    static func lockDirectory(of path: String) throws(SSHCAError) -> Int32 {
         let directory = Files.parentDirectory(of: path)
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw AuthorityError(.io, "cannot open \(directory) to lock it: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw SSHCAError(.io, "cannot open \(directory) to lock it: \(String(cString: strerror(errno)))") }
         while flock(fd, LOCK_EX) != 0 {
             if errno == EINTR { continue }
             let message = String(cString: strerror(errno))
             close(fd)
-            throw AuthorityError(.io, "cannot lock \(directory): \(message)")
+            throw SSHCAError(.io, "cannot lock \(directory): \(message)")
         }
         return fd
     }
 
     /// `ssh-keygen -Q -f KRL KEY` exits 0 (not revoked) or 1 (revoked) when it loads the KRL, and
     /// 255 when it cannot.
-    static func gate(_ krlPath: String, sshKeygen: String) throws(AuthorityError) {
+    static func gate(_ krlPath: String, sshKeygen: String) throws(SSHCAError) {
         guard access(sshKeygen, X_OK) == 0 else { return }
         let probe = krlPath + ".probe.pub"
         // Any well-formed key will do: the question is only whether the KRL loads.
@@ -125,7 +125,7 @@ public enum KRLSync {
         defer { Files.remove(probe) }
         let status = Subprocess.run(sshKeygen, ["-Q", "-f", krlPath, probe]).status
         guard status == 0 || status == 1 else {
-            throw AuthorityError(.badInput, "ssh-keygen -Q cannot load the new KRL (exit \(status)); refusing to install it")
+            throw SSHCAError(.badInput, "ssh-keygen -Q cannot load the new KRL (exit \(status)); refusing to install it")
         }
     }
 }

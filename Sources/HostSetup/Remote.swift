@@ -1,4 +1,4 @@
-public import Authority
+import Common
 public import Client
 public import SSHFormat
 import Foundation
@@ -8,17 +8,17 @@ import Foundation
 public enum RemoteCA {
     /// The user CA key from the service; the fingerprint pin is required, since this key decides
     /// who may log in to the server.
-    public static func userCAKey(_ client: ServiceClient) throws(AuthorityError) -> PublicKey {
+    public static func userCAKey(_ client: ServiceClient) throws(SSHCAError) -> PublicKey {
         guard client.endpoint.isPinned else {
-            throw AuthorityError(.badInput, "--ca-url needs --ca-fingerprint SHA256:... here: the CA key decides who may log in, so it is never taken on trust (get it on the CA with: sshca ca-key | ssh-keygen -lf -)")
+            throw SSHCAError(.badInput, "--ca-url needs --ca-fingerprint SHA256:... here: the CA key decides who may log in, so it is never taken on trust (get it on the CA with: sshca ca-key | ssh-keygen -lf -)")
         }
-        return try blocking { () throws(AuthorityError) in try await client.caPublicKey(.user) }
+        return try blocking { () throws(SSHCAError) in try await client.caPublicKey(.user) }
     }
 
     /// `krl-sync --from URL`: the service's /v1/krl, installed through the same checks as a file.
     /// The last ETag is kept beside the KRL so an unchanged KRL is not even downloaded.
     /// The server says who it is: `token` (a host token) names it; without one, its host name.
-    public static func syncKRL(_ client: ServiceClient, to path: String, pinnedSigner: PublicKey?, token: String? = nil) throws(AuthorityError) -> KRLSync.Outcome {
+    public static func syncKRL(_ client: ServiceClient, to path: String, pinnedSigner: PublicKey?, token: String? = nil) throws(SSHCAError) -> KRLSync.Outcome {
         let etagPath = path + ".etag"
         let known = (try? Files.readText(etagPath, maximumBytes: 256, what: "ETag file"))?.trimmingCharacters(in: " \n")
         let installedVersion = (try? KRLInspection(bytes: try Files.read(path, maximumBytes: 1 << 30, what: "KRL"), source: path))?.krl.version
@@ -34,14 +34,14 @@ public enum RemoteCA {
         // gives a pair that does not belong together (their ETags differ), so it is asked again.
         var fetched: (bytes: [UInt8], etag: String?, signature: String?)? = nil
         for _ in 0..<3 {
-            guard let (bytes, newTag) = try blocking({ () throws(AuthorityError) in try await client.krl(ifNoneMatch: etag, identification: sent) }) else {
+            guard let (bytes, newTag) = try blocking({ () throws(SSHCAError) in try await client.krl(ifNoneMatch: etag, identification: sent) }) else {
                 return .alreadyCurrent(version: installedVersion ?? 0)
             }
-            let signed = try blocking { () throws(AuthorityError) in try await client.krlSignature() }
+            let signed = try blocking { () throws(SSHCAError) in try await client.krlSignature() }
             fetched = (bytes, newTag, signed?.text)
             if signed == nil || signed?.etag == newTag { break }
         }
-        guard let (bytes, newTag, signature) = fetched else { throw AuthorityError(.io, "no KRL from \(client.endpoint.url)") }
+        guard let (bytes, newTag, signature) = fetched else { throw SSHCAError(.io, "no KRL from \(client.endpoint.url)") }
         let outcome = try KRLSync.install(bytes, source: client.endpoint.url + "/v1/krl", to: path, pinnedSigner: pinnedSigner,
                                           detachedSignature: signature)
         if let newTag { try? Files.writeAtomically(etagPath, Array((newTag + "\n").utf8), mode: 0o644) }
@@ -51,7 +51,7 @@ public enum RemoteCA {
             var confirmation = sent.filter { $0.0 != "X-SSHCA-KRL-Version" }
             confirmation.append(("X-SSHCA-KRL-Version", String(version)))
             let confirmed = confirmation
-            _ = try? blocking { () throws(AuthorityError) in try await client.krl(ifNoneMatch: newTag, identification: confirmed) }
+            _ = try? blocking { () throws(SSHCAError) in try await client.krl(ifNoneMatch: newTag, identification: confirmed) }
         }
         return outcome
     }
@@ -66,21 +66,21 @@ public enum RemoteCA {
 
     /// Signs host keys through the service with a host token (`host cert --ca-url`). Every
     /// certificate must be signed by the service's host CA key (pinned when a fingerprint is given).
-    public static func hostCertifier(_ client: ServiceClient, credential: Credential, validity: String?) throws(AuthorityError) -> (certify: HostCertificates.Certifier, hostCA: PublicKey) {
-        let hostCA = try blocking { () throws(AuthorityError) in try await client.caPublicKey(.host) }
-        let certify: HostCertificates.Certifier = { (key: PublicKey, principals: [String]) throws(AuthorityError) -> Certificate in
-            let issued = try blocking { () throws(AuthorityError) in
+    public static func hostCertifier(_ client: ServiceClient, credential: Credential, validity: String?) throws(SSHCAError) -> (certify: HostCertificates.Certifier, hostCA: PublicKey) {
+        let hostCA = try blocking { () throws(SSHCAError) in try await client.caPublicKey(.host) }
+        let certify: HostCertificates.Certifier = { (key: PublicKey, principals: [String]) throws(SSHCAError) -> Certificate in
+            let issued = try blocking { () throws(SSHCAError) in
                 try await client.requestCertificate(
                     ServiceAPI.CertificateRequest(publicKey: key.openSSHLine(), type: "host", principals: principals, validity: validity),
                     credential: credential)
             }
             let certificate: Certificate
             do { certificate = try Certificate(parsingText: issued.certificate) } catch {
-                throw AuthorityError(.io, "the service sent a host certificate that does not parse: \(error)")
+                throw SSHCAError(.io, "the service sent a host certificate that does not parse: \(error)")
             }
             guard certificate.body.signatureKey == hostCA, certificate.body.publicKey == key, certificate.body.type == .host,
                   certificate.verifySignature() == .valid else {
-                throw AuthorityError(.refused, "the service's answer is not a host certificate for \(key.fingerprint) signed by the host CA \(hostCA.fingerprint); refusing it")
+                throw SSHCAError(.refused, "the service's answer is not a host certificate for \(key.fingerprint) signed by the host CA \(hostCA.fingerprint); refusing it")
             }
             return certificate
         }

@@ -1,4 +1,4 @@
-public import Authority
+import Common
 import SSHFormat
 #if canImport(Glibc)
 import Glibc
@@ -28,7 +28,7 @@ public struct SSHDConfigFile: Sendable {
             end: "# END sshca host certificates")
     }
 
-    public init(path: String) throws(AuthorityError) {
+    public init(path: String) throws(SSHCAError) {
         self.path = path
         self.text = try Files.readText(path, maximumBytes: 4 << 20, what: "sshd configuration")
     }
@@ -118,21 +118,21 @@ public struct SSHDCheck: Sendable {
         self.sshdPath = sshdPath
     }
 
-    public func validate(configPath: String) throws(AuthorityError) {
+    public func validate(configPath: String) throws(SSHCAError) {
         let result = Subprocess.run(sshdPath, ["-t", "-f", configPath])
         guard result.status == 0 else {
-            throw AuthorityError(.badConfig, "sshd -t rejects \(configPath): \(result.output.trimmingCharacters(in: " \n"))")
+            throw SSHCAError(.badConfig, "sshd -t rejects \(configPath): \(result.output.trimmingCharacters(in: " \n"))")
         }
     }
 
     /// Every value sshd -T prints for a keyword that may repeat (HostKey, HostCertificate).
-    public func all(configPath: String, keyword: String) throws(AuthorityError) -> [String] {
+    public func all(configPath: String, keyword: String) throws(SSHCAError) -> [String] {
         try dump(configPath: configPath, connection: nil).filter { $0.keyword == keyword }.map(\.value)
     }
 
     /// Effective settings, keyword (lower case) to value, optionally for a connection spec
     /// like "user=deploy,host=localhost,addr=127.0.0.1".
-    public func effective(configPath: String, connection: String? = nil) throws(AuthorityError) -> [String: String] {
+    public func effective(configPath: String, connection: String? = nil) throws(SSHCAError) -> [String: String] {
         var values: [String: String] = [:]
         for setting in try dump(configPath: configPath, connection: connection) where values[setting.keyword] == nil {
             values[setting.keyword] = setting.value
@@ -141,12 +141,12 @@ public struct SSHDCheck: Sendable {
     }
 
     /// `sshd -T` (with -C for a connection): every line as keyword (lower case) and value.
-    private func dump(configPath: String, connection: String?) throws(AuthorityError) -> [(keyword: String, value: String)] {
+    private func dump(configPath: String, connection: String?) throws(SSHCAError) -> [(keyword: String, value: String)] {
         var arguments = ["-T", "-f", configPath]
         if let connection { arguments += ["-C", connection] }
         let result = Subprocess.run(sshdPath, arguments)
         guard result.status == 0 else {
-            throw AuthorityError(.badConfig, "sshd -T cannot read \(configPath): \(result.output.trimmingCharacters(in: " \n"))")
+            throw SSHCAError(.badConfig, "sshd -T cannot read \(configPath): \(result.output.trimmingCharacters(in: " \n"))")
         }
         return Self.settings(dump: result.output)
     }

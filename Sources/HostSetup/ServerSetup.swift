@@ -1,4 +1,4 @@
-public import Authority
+import Common
 public import SSHFormat
 import SSHCrypto
 #if canImport(Glibc)
@@ -46,7 +46,7 @@ public struct FileChange: Sendable, Equatable {
     public var beforeMode: mode_t?
 
     /// The change that takes `path` from what it holds now to `desired`, or nil if it already does.
-    static func toward(_ path: String, _ desired: [UInt8], mode: mode_t) throws(AuthorityError) -> FileChange? {
+    static func toward(_ path: String, _ desired: [UInt8], mode: mode_t) throws(SSHCAError) -> FileChange? {
         let current: [UInt8]? = Files.exists(path) ? try Files.read(path, maximumBytes: 4 << 20, what: "file") : nil
         // An existing file keeps its mode (an admin's 0600 sshd_config stays 0600).
         let existingMode = Files.mode(path)
@@ -76,16 +76,16 @@ public enum ServerSetup {
     public static let dropInName = "00-sshca.conf"
     static let dropInHeader = "# Written by sshca host setup; sshca host undo removes it. Read first: sshd keeps the first value.\n"
 
-    public static func plan(_ request: SetupRequest) throws(AuthorityError) -> SetupPlan {
+    public static func plan(_ request: SetupRequest) throws(SSHCAError) -> SetupPlan {
         try validate(request)
         let config = try SSHDConfigFile(path: request.sshdConfigPath)
         var changes: [FileChange] = []
         var directories: [String] = []
 
-        func want(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(AuthorityError) {
+        func want(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(SSHCAError) {
             if let change = try FileChange.toward(path, bytes, mode: mode) { changes.append(change) }
         }
-        func want(_ path: String, _ text: String) throws(AuthorityError) { try want(path, Array(text.utf8)) }
+        func want(_ path: String, _ text: String) throws(SSHCAError) { try want(path, Array(text.utf8)) }
 
         try want(request.caKeyPath, request.caKey.openSSHLine(comment: "sshca-user-ca") + "\n")
         if Files.exists(request.krlPath) {
@@ -138,22 +138,20 @@ public enum ServerSetup {
         return 2
     }
 
-    static func validate(_ request: SetupRequest) throws(AuthorityError) {
+    static func validate(_ request: SetupRequest) throws(SSHCAError) {
         if request.caKey.isSecurityKey {
-            throw AuthorityError(.badInput, "the CA key is a FIDO security key; use the CA's public key from `sshca ca-key`")
+            throw SSHCAError(.badInput, "the CA key is a FIDO security key; use the CA's public key from `sshca ca-key`")
         }
-        do { try request.caKey.checkStrength() } catch { throw AuthorityError(.badInput, "unsuitable CA key: \(error.reason)") }
+        do { try request.caKey.checkStrength() } catch { throw SSHCAError(.badInput, "unsuitable CA key: \(error.reason)") }
         for mapping in request.principalMappings {
-            guard !mapping.user.isEmpty, mapping.user.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }), !mapping.user.hasPrefix("-") else {
-                throw AuthorityError(.badInput, "\"\(mapping.user)\" is not a valid user name for --principal USER=P1,P2")
-            }
+            try NameRules.checkAccountName(mapping.user, for: "--principal USER=P1,P2")
             guard !mapping.principals.isEmpty else {
-                throw AuthorityError(.badInput, "--principal \(mapping.user)= names no principals")
+                throw SSHCAError(.badInput, "--principal \(mapping.user)= names no principals")
             }
-            do { try IssuanceRules.checkPrincipals(mapping.principals) } catch { throw AuthorityError(.badInput, "--principal \(mapping.user)=...: \(error.reason)") }
+            do { try NameRules.checkPrincipals(mapping.principals) } catch { throw SSHCAError(.badInput, "--principal \(mapping.user)=...: \(error.reason)") }
         }
         if Set(request.principalMappings.map(\.user)).count != request.principalMappings.count {
-            throw AuthorityError(.badInput, "a user is named twice in --principal; give all its principals at once (USER=P1,P2)")
+            throw SSHCAError(.badInput, "a user is named twice in --principal; give all its principals at once (USER=P1,P2)")
         }
     }
 
@@ -179,7 +177,7 @@ public enum ServerSetup {
     }
 
     /// "00-sshca.conf", or a name that sorts before every other file sshd reads there.
-    static func dropInFileName(directory: String, pattern: String) throws(AuthorityError) -> String {
+    static func dropInFileName(directory: String, pattern: String) throws(SSHCAError) -> String {
         let others = try listDirectory(directory).filter { $0 != dropInName && $0 != "0-sshca.conf" && fnmatch(pattern, $0, 0) == 0 }.sorted {
             $0.utf8.lexicographicallyPrecedes($1.utf8)
         }
@@ -187,11 +185,11 @@ public enum ServerSetup {
             if let first = others.first, !candidate.utf8.lexicographicallyPrecedes(first.utf8) { continue }
             return candidate
         }
-        throw AuthorityError(.badConfig, "no drop-in name both matches \(pattern) and sorts before \(others.first ?? "the other files") in \(directory); sshd would read another file's values first")
+        throw SSHCAError(.badConfig, "no drop-in name both matches \(pattern) and sorts before \(others.first ?? "the other files") in \(directory); sshd would read another file's values first")
     }
 
-    static func listDirectory(_ path: String) throws(AuthorityError) -> [String] {
-        guard let dir = opendir(path) else { throw AuthorityError(.io, "cannot read directory \(path): \(String(cString: strerror(errno)))") }
+    static func listDirectory(_ path: String) throws(SSHCAError) -> [String] {
+        guard let dir = opendir(path) else { throw SSHCAError(.io, "cannot read directory \(path): \(String(cString: strerror(errno)))") }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
@@ -208,14 +206,14 @@ public enum ServerSetup {
     /// Applies a plan: backup of the pre-setup state (once), atomic writes, sshd -t, sshd -T
     /// checks of the effective values, then (unless `reload` is false) a reload of the sshd that
     /// uses this configuration. Any failure puts every file back and leaves sshd alone.
-    public static func apply(_ plan: SetupPlan, request: SetupRequest, reload: Bool) throws(AuthorityError) -> SetupReport {
+    public static func apply(_ plan: SetupPlan, request: SetupRequest, reload: Bool) throws(SSHCAError) -> SetupReport {
         let check = SSHDCheck(sshdPath: request.sshdPath)
         // A configuration that is already broken is not ours to touch.
         try check.validate(configPath: request.sshdConfigPath)
         guard !plan.isEmpty else {
             return SetupReport(plan: plan, checks: ["already set up: nothing to change"], reload: "not reloaded (nothing changed)")
         }
-        return try FileTransaction.apply(plan.changes, creating: plan.directoriesToCreate) { () throws(AuthorityError) -> SetupReport in
+        return try FileTransaction.apply(plan.changes, creating: plan.directoriesToCreate) { () throws(SSHCAError) -> SetupReport in
             try check.validate(configPath: request.sshdConfigPath)
             let checks = try verifyEffective(request, check: check)
             // Only a setup that took effect is recorded for undo; a failed one leaves nothing behind.
@@ -226,7 +224,7 @@ public enum ServerSetup {
     }
 
     /// sshd -T must show what setup intended; otherwise something read earlier overrides it.
-    static func verifyEffective(_ request: SetupRequest, check: SSHDCheck) throws(AuthorityError) -> [String] {
+    static func verifyEffective(_ request: SetupRequest, check: SSHDCheck) throws(SSHCAError) -> [String] {
         let values = try check.effective(configPath: request.sshdConfigPath)
         var expected = ["trustedusercakeys": request.caKeyPath, "revokedkeys": request.krlPath]
         if request.disablePasswords {
@@ -234,14 +232,14 @@ public enum ServerSetup {
             expected["kbdinteractiveauthentication"] = "no"
         }
         for (keyword, value) in expected.sorted(by: { $0.key < $1.key }) where values[keyword] != value {
-            throw AuthorityError(.badConfig, "after setup sshd's effective \(keyword) is \"\(values[keyword] ?? "unset")\", not \"\(value)\": a setting read earlier overrides sshca's (check \(request.sshdConfigPath) and its Include files). Nothing was changed")
+            throw SSHCAError(.badConfig, "after setup sshd's effective \(keyword) is \"\(values[keyword] ?? "unset")\", not \"\(value)\": a setting read earlier overrides sshca's (check \(request.sshdConfigPath) and its Include files). Nothing was changed")
         }
         var checks = ["sshd -t accepts the configuration", "sshd -T: TrustedUserCAKeys \(request.caKeyPath), RevokedKeys \(request.krlPath)"]
         for mapping in request.principalMappings {
             let forUser = try check.effective(configPath: request.sshdConfigPath, connection: "user=\(mapping.user),host=localhost,addr=127.0.0.1")
             let file = request.principalsDirectory + "/%u"
             guard forUser["authorizedprincipalsfile"] == file else {
-                throw AuthorityError(.badConfig, "after setup sshd's AuthorizedPrincipalsFile for \(mapping.user) is \"\(forUser["authorizedprincipalsfile"] ?? "unset")\", not \(file). Nothing was changed")
+                throw SSHCAError(.badConfig, "after setup sshd's AuthorizedPrincipalsFile for \(mapping.user) is \"\(forUser["authorizedprincipalsfile"] ?? "unset")\", not \(file). Nothing was changed")
             }
             checks.append("user \(mapping.user) accepts certificates for principals \(mapping.principals.joined(separator: ","))")
         }
@@ -256,10 +254,10 @@ public enum ServerSetup {
 /// if any write or `commit` fails, every file and directory is put back as it was.
 enum FileTransaction {
     static func apply<T>(_ changes: [FileChange], creating directories: [String] = [],
-                         commit: () throws(AuthorityError) -> T) throws(AuthorityError) -> T {
+                         commit: () throws(SSHCAError) -> T) throws(SSHCAError) -> T {
         var written: [FileChange] = []
         var created: [String] = []
-        do throws(AuthorityError) {
+        do throws(SSHCAError) {
             for directory in directories {
                 try Files.makeDirectory(directory, mode: 0o755)
                 created.append(directory)
@@ -294,10 +292,10 @@ enum Backup {
 
     /// `alsoAbsent`: files that do not exist yet and that a later step may write (undo removes
     /// them when they are there).
-    static func record(_ plan: SetupPlan, directory: String, alsoAbsent: [String] = []) throws(AuthorityError) {
+    static func record(_ plan: SetupPlan, directory: String, alsoAbsent: [String] = []) throws(SSHCAError) {
         let existed = Files.isDirectory(directory)
         try Files.makeDirectory(directory, mode: 0o700)
-        do throws(AuthorityError) {
+        do throws(SSHCAError) {
             let sidecars = alsoAbsent.filter { path in !Files.exists(path) && !plan.changes.contains(where: { $0.path == path }) }
             var extended = plan
             extended.changes += sidecars.map { FileChange(path: $0, before: nil, after: nil, mode: 0o644, beforeMode: nil) }
@@ -308,7 +306,7 @@ enum Backup {
         }
     }
 
-    private static func recordInto(_ plan: SetupPlan, directory: String) throws(AuthorityError) {
+    private static func recordInto(_ plan: SetupPlan, directory: String) throws(SSHCAError) {
         var manifest = try readManifest(directory)
         var changed = false
         for change in plan.changes where !manifest.contains(where: { $0.path == change.path }) {
@@ -331,7 +329,7 @@ enum Backup {
         }
     }
 
-    static func readManifest(_ directory: String) throws(AuthorityError) -> [(path: String, state: String)] {
+    static func readManifest(_ directory: String) throws(SSHCAError) -> [(path: String, state: String)] {
         let path = "\(directory)/\(manifestName)"
         guard Files.exists(path) else { return [] }
         return try Files.readText(path, what: "setup backup manifest").split(separator: "\n").compactMap { line in
@@ -341,10 +339,10 @@ enum Backup {
     }
 
     /// Puts every file back as it was before the first setup; returns what was restored.
-    static func restore(directory: String) throws(AuthorityError) -> [String] {
+    static func restore(directory: String) throws(SSHCAError) -> [String] {
         let manifest = try readManifest(directory)
         guard !manifest.isEmpty else {
-            throw AuthorityError(.home, "no sshca setup backup in \(directory); nothing to undo")
+            throw SSHCAError(.home, "no sshca setup backup in \(directory); nothing to undo")
         }
         var done: [String] = []
         // Files first, then the directories that held them.
@@ -370,13 +368,13 @@ enum Backup {
 
 /// Reloads the sshd that uses a configuration, only that one.
 enum Reloader {
-    static func reload(configPath: String, check: SSHDCheck) throws(AuthorityError) -> String {
+    static func reload(configPath: String, check: SSHDCheck) throws(SSHCAError) -> String {
         let values = try check.effective(configPath: configPath)
         if let pidFile = values["pidfile"], pidFile != "none", Files.exists(pidFile),
            let text = try? Files.readText(pidFile, maximumBytes: 64), let pid = pid_t(text.trimmingCharacters(in: " \n")),
            pid > 1, isSSHD(pid) {
             guard kill(pid, SIGHUP) == 0 else {
-                throw AuthorityError(.io, "cannot signal sshd (pid \(pid)) to reload: \(String(cString: strerror(errno)))")
+                throw SSHCAError(.io, "cannot signal sshd (pid \(pid)) to reload: \(String(cString: strerror(errno)))")
             }
             return "sent SIGHUP to sshd (pid \(pid) from \(pidFile))"
         }
@@ -404,7 +402,7 @@ enum Reloader {
 
 extension ServerSetup {
     /// `sshca host undo`: back to the state before the first setup, validated, then reloaded.
-    public static func undo(sshdConfigPath: String, backupDirectory: String, sshdPath: String, reload: Bool) throws(AuthorityError) -> (restored: [String], reload: String) {
+    public static func undo(sshdConfigPath: String, backupDirectory: String, sshdPath: String, reload: Bool) throws(SSHCAError) -> (restored: [String], reload: String) {
         // Timers that setup installed stop before their units go.
         let timers = try Backup.readManifest(backupDirectory).filter { $0.state == "absent" && $0.path.hasSuffix(".timer") && Files.exists($0.path) }
         var stopped: [String] = []

@@ -1,4 +1,4 @@
-public import Authority
+import Common
 import SSHFormat
 
 /// `sshca host setup --print-script`: the same safe steps as `host setup`, as a self-contained
@@ -6,7 +6,7 @@ import SSHFormat
 /// Like the command it changes nothing unless `sshd -t` and `sshd -T` accept the result, and puts
 /// every file back when they do not.
 public enum SetupScript {
-    public static func render(_ request: SetupRequest, now: UInt64 = Clock.now()) throws(AuthorityError) -> String {
+    public static func render(_ request: SetupRequest, now: UInt64 = Clock.now()) throws(SSHCAError) -> String {
         try ServerSetup.validate(request)
         let emptyKRL = KRL(version: 0, generatedDate: now, comment: "sshca host setup: revokes nothing yet").encoded()
         let octal = emptyKRL.map { "\\" + String($0, radix: 8) }.joined()

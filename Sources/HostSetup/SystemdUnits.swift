@@ -1,4 +1,4 @@
-public import Authority
+import Common
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,23 +22,23 @@ public enum SystemdUnits {
 
     /// What ExecStart may hold unquoted: systemd splits it on white space, reads quotes and
     /// backslashes, and expands % specifiers.
-    static func argument(_ text: String) throws(AuthorityError) -> String {
+    static func argument(_ text: String) throws(SSHCAError) -> String {
         guard !text.isEmpty, !text.contains(where: { $0.isWhitespace || $0 == "\"" || $0 == "'" || $0 == "\\" || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7f } ?? false }) else {
-            throw AuthorityError(.badInput, "\"\(text.prefix(80))\" cannot go into a systemd unit's command line (white space, quotes or control characters)")
+            throw SSHCAError(.badInput, "\"\(text.prefix(80))\" cannot go into a systemd unit's command line (white space, quotes or control characters)")
         }
         return text.replacingOccurrences(of: "%", with: "%%").replacingOccurrences(of: "$", with: "$$")
     }
 
     /// systemd runs units from /: a relative path in one would name another file.
-    static func requireAbsolute(_ paths: [String?]) throws(AuthorityError) {
+    static func requireAbsolute(_ paths: [String?]) throws(SSHCAError) {
         for case let path? in paths where !path.hasPrefix("/") {
-            throw AuthorityError(.badInput, "\(path) is a relative path; systemd runs units from /, so give it absolute")
+            throw SSHCAError(.badInput, "\(path) is a relative path; systemd runs units from /, so give it absolute")
         }
     }
 
     /// `tokenFile`: the server's host token, so the service lists it under the token's name.
     public static func krlSync(executable: String, url: String, krlPath: String, caKeyPath: String, caBundle: String?,
-                               tokenFile: String? = nil) throws(AuthorityError) -> [Unit] {
+                               tokenFile: String? = nil) throws(SSHCAError) -> [Unit] {
         try requireAbsolute([krlPath, caKeyPath, caBundle, tokenFile])
         var command = [executable, "host", "krl-sync", "--from", url, "--to", krlPath, "--ca-key", caKeyPath]
         if let caBundle { command += ["--ca-bundle", caBundle] }
@@ -83,7 +83,7 @@ public enum SystemdUnits {
     }
 
     public static func hostCert(executable: String, url: String, hostCAFingerprint: String, tokenFile: String, principals: [String],
-                                caBundle: String?) throws(AuthorityError) -> [Unit] {
+                                caBundle: String?) throws(SSHCAError) -> [Unit] {
         try requireAbsolute([tokenFile, caBundle])
         var command = [executable, "host", "cert", "--ca-url", url, "--ca-fingerprint", hostCAFingerprint, "--token-file", tokenFile]
         if !principals.isEmpty { command += ["--principals", principals.joined(separator: ",")] }

@@ -87,10 +87,6 @@ public protocol IdentityStore: Sendable {
 
     /// Why the ledger cannot be written (it was opened read-only), or nil.
     var readOnlyReason: String? { get }
-
-    /// Issues several certificates in one durable transaction (a group commit). Each request
-    /// succeeds or fails on its own; nothing is returned before the commit.
-    func issueGroup(_ requests: [GroupIssuance], now: UInt64) throws -> [Result<IssuedCertificate, LedgerError>]
 }
 
 extension SQLiteLedger: IdentityStore {

@@ -64,7 +64,7 @@ public enum RevocationTarget: Sendable, Equatable {
 
     public var targetText: String {
         switch self {
-        case .serials(let r): return r.lowerBound == r.upperBound ? "\(r.lowerBound)" : "\(r.lowerBound)-\(r.upperBound)"
+        case .serials(let r): return SerialSet.rangeText(r)
         case .keyID(let id): return id
         case .key(let key), .caKey(let key): return key.fingerprint
         case .principal(let p), .person(let p): return p
@@ -186,10 +186,12 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
 /// the one implementation today; the protocol keeps `Authority` free of SQL so another store
 /// (PostgreSQL) can join later.
 public protocol Ledger: IdentityStore {
-    /// Issues one certificate in one transaction: the next serial, `make` builds and signs the
-    /// certificate for it, then the certificate and its audit entry are stored and committed.
+    /// Issues certificates in one durable transaction, the only way a certificate enters the
+    /// ledger: for each request in order, the next serial, `make` builds and signs the
+    /// certificate for it, `checkIssuable` runs inside the transaction, and the certificate and
+    /// its audit entry are stored; a request that fails fails alone and takes no serial.
     /// Nothing is returned (so nothing can be handed out) unless the commit succeeded.
-    func issue(requestedBy: Requester, now: UInt64, _ make: (UInt64) throws -> Certificate) throws -> IssuedCertificate
+    func issueGroup(_ requests: [GroupIssuance], now: UInt64) throws -> [Result<IssuedCertificate, LedgerError>]
 
     /// Throws `.refused` if new certificates for this key id or key, or from this CA key, must not be issued.
     func checkIssuable(_ body: CertificateBody) throws

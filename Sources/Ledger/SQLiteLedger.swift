@@ -451,37 +451,6 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
         }
     }
 
-    public func issue(requestedBy: Requester, now: UInt64, _ make: (UInt64) throws -> Certificate) throws -> IssuedCertificate {
-        try write { db in
-            let serial = try Self.meta(db, "next_serial")
-            let certificate = try make(serial)
-            let body = certificate.body
-            guard body.serial == serial else {
-                throw LedgerError(.badInput, "the certificate carries serial \(body.serial), not the ledger's \(serial)")
-            }
-            try Self.checkIssuable(db, body)
-            try Self.setMeta(db, "next_serial", serial + 1)
-            try Self.store(db, certificate, requestedBy: requestedBy, issuedAt: now)
-            _ = try Self.appendAudit(db, at: now, actor: requestedBy.name, action: "issue",
-                                     details: "serial=\(serial) type=\(body.type) key-id=\(body.keyID) principals=\(body.principals.joined(separator: ",")) key=\(body.publicKey.fingerprint) via=\(requestedBy.channel)")
-            return IssuedCertificate(certificate: certificate, requestedBy: requestedBy, issuedAt: now)
-        }
-    }
-
-    /// Many certificates in one transaction (bulk loads, benchmarks); the same rules apply.
-    public func issueBatch(count: Int, requestedBy: Requester, now: UInt64, _ make: (UInt64) throws -> Certificate) throws {
-        try write { db in
-            for _ in 0..<count {
-                let serial = try Self.meta(db, "next_serial")
-                let certificate = try make(serial)
-                try Self.setMeta(db, "next_serial", serial + 1)
-                try Self.store(db, certificate, requestedBy: requestedBy, issuedAt: now)
-                _ = try Self.appendAudit(db, at: now, actor: requestedBy.name, action: "issue",
-                                         details: "serial=\(serial) key-id=\(certificate.body.keyID)")
-            }
-        }
-    }
-
     static func store(_ db: Database, _ certificate: Certificate, requestedBy: Requester, issuedAt: UInt64) throws {
         let body = certificate.body
         _ = try LedgerText.checked(body.keyID, "key id")
@@ -532,7 +501,7 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
             var affected = 0
             switch target {
             case .serials(let range):
-                guard range.lowerBound != 0 else { throw LedgerError(.badInput, "serial 0 cannot be revoked (a KRL cannot name it); serials start at 1") }
+                guard range.lowerBound >= SerialSet.firstSerial else { throw LedgerError(.badInput, SerialSet.zeroSerialRefusal) }
                 let low = Int64(clamping: range.lowerBound), high = Int64(clamping: range.upperBound)
                 let rows = try Row.fetchAll(db, sql: """
                     SELECT ca_fingerprint, COUNT(*) AS n, MAX(valid_before) AS vb, MIN(serial) AS lo, MAX(serial) AS hi

@@ -364,12 +364,12 @@ extension KRL {
             case .serialList:
                 while !s.isAtEnd {
                     let serial = try s.readUInt64()
-                    guard serial != 0 else { throw .invalid("KRL revokes serial 0, which OpenSSH rejects") }
+                    guard serial >= SerialSet.firstSerial else { throw .invalid("KRL revokes serial 0, which OpenSSH rejects") }
                     serials.add(serial...serial)
                 }
             case .serialRange:
                 let low = try s.readUInt64(), high = try s.readUInt64()
-                guard low != 0, low <= high else { throw .invalid("KRL serial range \(low)-\(high) is invalid") }
+                guard low >= SerialSet.firstSerial, low <= high else { throw .invalid("KRL serial range \(low)-\(high) is invalid") }
                 serials.add(low...high)
             case .serialBitmap:
                 let offset = try s.readUInt64()

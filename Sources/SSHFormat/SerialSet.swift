@@ -345,3 +345,34 @@ extension SerialSet {
         }
     }
 }
+
+/// The rules for serials as people write them and as a KRL can carry them, in one place for the
+/// CLI, the service, the ledger and the KRL code.
+extension SerialSet {
+    /// A KRL cannot name serial 0 (PROTOCOL.krl: its serial sections start at 1), so no
+    /// certificate is issued with it and no revocation names it.
+    public static let firstSerial: UInt64 = 1
+
+    /// Why a range that includes 0 is refused.
+    public static let zeroSerialRefusal = "serial 0 cannot be revoked or issued (a KRL cannot name it); serials start at 1"
+
+    /// "42" or "40-49": decimal digits only, from 1, low <= high. nil for anything else.
+    public static func parseRange(_ text: some StringProtocol) -> ClosedRange<UInt64>? {
+        func number(_ part: Substring) -> UInt64? {
+            guard !part.isEmpty, part.utf8.count <= 20, part.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            return UInt64(part)
+        }
+        let parts = String(text).split(separator: "-", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count <= 2, let low = number(parts[0]), let high = parts.count == 2 ? number(parts[1]) : low,
+              low >= firstSerial, low <= high else { return nil }
+        return low...high
+    }
+
+    /// How a range is written: "42", or "40-49".
+    public static func rangeText(_ range: ClosedRange<UInt64>) -> String {
+        range.lowerBound == range.upperBound ? "\(range.lowerBound)" : "\(range.lowerBound)-\(range.upperBound)"
+    }
+
+    /// The words that say what `parseRange` accepts, for the message of a caller that got nil.
+    public static let rangeSyntax = "a serial (42) or a range (40-49) of serials from 1, low to high"
+}

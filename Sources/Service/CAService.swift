@@ -1,3 +1,4 @@
+import Common
 public import Authority
 public import Ledger
 import SSHFormat
@@ -23,7 +24,7 @@ public struct ServiceError: Error, Sendable, Equatable {
         self.retryAfter = retryAfter
     }
 
-    static func from(_ error: AuthorityError) -> ServiceError {
+    static func from(_ error: SSHCAError) -> ServiceError {
         switch error.code {
         case .badInput, .badConfig: return ServiceError(400, "bad-request", error.reason)
         case .refused: return ServiceError(403, "refused", error.reason)
@@ -59,7 +60,7 @@ public final class CAService: Sendable {
 
     /// Unlocks both CA keys now, so a wrong passphrase stops the service at start and not at the
     /// first request.
-    public init(authority: CertificateAuthority, passphrase: PassphraseSource) throws(AuthorityError) {
+    public init(authority: CertificateAuthority, passphrase: PassphraseSource) throws(SSHCAError) {
         self.authority = authority
         let configuration = authority.configuration
         // The passphrase is asked once; KRL signing later reuses it.
@@ -120,7 +121,7 @@ public final class CAService: Sendable {
     // MARK: Authentication
 
     public func challenge(_ request: ServiceAPI.ChallengeRequest, address: String = "unknown", now: UInt64 = Clock.now()) throws(ServiceError) -> ServiceAPI.Challenge {
-        do { try CertificateAuthority.checkUserName(request.identity) } catch { throw ServiceError(400, "bad-request", error.reason) }
+        do { try NameRules.checkUserName(request.identity) } catch { throw ServiceError(400, "bad-request", error.reason) }
         switch challenges.issue(for: request.identity, address: address, now: now) {
         case .success(let (nonce, expires)):
             return ServiceAPI.Challenge(identity: request.identity, nonce: nonce, namespace: ServiceAPI.namespace, expiresAt: expires)
@@ -154,7 +155,7 @@ public final class CAService: Sendable {
             }
         }
         if let credential = ServiceAPI.SignatureCredential(headerValue: authorization) {
-            guard (try? CertificateAuthority.checkUserName(credential.identity)) != nil else {
+            guard (try? NameRules.checkUserName(credential.identity)) != nil else {
                 throw authenticationFailed(["address:\(address)"], method: "sshsig", who: "malformed-identity", address: address,
                                            reason: "the identity in the Authorization header is not a user name", now: now)
             }
@@ -171,7 +172,7 @@ public final class CAService: Sendable {
                 throw ServiceError(429, "rate-limited", "too many failed sign-ins for \(credential.identity) or from \(address) in the last minute; wait a minute",
                                    retryAfter: Int(limiter.window))
             }
-            do throws(AuthorityError) {
+            do throws(SSHCAError) {
                 return try verify(credential, request: request, now: now)
             } catch where error.code == .ledger {
                 throw ServiceError(503, "unavailable", "the ledger cannot be read right now: \(error.reason)", retryAfter: 5)
@@ -208,18 +209,18 @@ public final class CAService: Sendable {
     /// enrolled, disabled or revoked.
     struct SignInFailure: Error { var detail: String }
 
-    private func verify(_ credential: ServiceAPI.SignatureCredential, request: SignedRequest, now: UInt64) throws(AuthorityError) -> Applicant {
+    private func verify(_ credential: ServiceAPI.SignatureCredential, request: SignedRequest, now: UInt64) throws(SSHCAError) -> Applicant {
         switch challenges.redeem(credential.nonce, identity: credential.identity, now: now) {
         case .valid: break
-        case .unknown: throw AuthorityError(.refused, "the challenge is unknown or was already used; ask for a new one")
-        case .expired: throw AuthorityError(.refused, "the challenge expired; ask for a new one")
-        case .otherIdentity: throw AuthorityError(.refused, "the challenge was issued to another identity")
+        case .unknown: throw SSHCAError(.refused, "the challenge is unknown or was already used; ask for a new one")
+        case .expired: throw SSHCAError(.refused, "the challenge expired; ask for a new one")
+        case .otherIdentity: throw SSHCAError(.refused, "the challenge was issued to another identity")
         }
         guard let blob = Data(base64Encoded: credential.signature) else {
-            throw AuthorityError(.refused, "the signature is not base64")
+            throw SSHCAError(.refused, "the signature is not base64")
         }
         let signature: SSHSig
-        do { signature = try SSHSig(blob: blob) } catch { throw AuthorityError(.refused, "the signature is not an SSHSIG signature: \(error)") }
+        do { signature = try SSHSig(blob: blob) } catch { throw SSHCAError(.refused, "the signature is not an SSHSIG signature: \(error)") }
         // The signature must hold by itself (namespace, its own key) before the name is looked
         // up, over the message this service builds from what it received: its own CA key, the
         // nonce, this request and its body (and the key a certificate request asks for). A
@@ -229,8 +230,8 @@ public final class CAService: Sendable {
                                                certifies: request.certifiedKey?.fingerprint, body: request.body)
         let verdict = signature.verify(message: Array(message.text.utf8), namespace: ServiceAPI.namespace)
         guard verdict == .valid else {
-            if case .invalid(let why) = verdict { throw AuthorityError(.refused, "the signature does not verify: \(why)") }
-            throw AuthorityError(.refused, "the signature does not verify: \(verdict)")
+            if case .invalid(let why) = verdict { throw SSHCAError(.refused, "the signature does not verify: \(why)") }
+            throw SSHCAError(.refused, "the signature does not verify: \(verdict)")
         }
         let generic = "\(credential.identity) cannot sign in with the key \(signature.publicKey.fingerprint); if this is your enrolled key, ask a CA administrator (sshca user list)"
         do {
@@ -238,7 +239,7 @@ public final class CAService: Sendable {
         } catch where error.code == .ledger {
             throw error
         } catch {
-            throw AuthorityError(.refused, generic, detail: error.reason)
+            throw SSHCAError(.refused, generic, detail: error.reason)
         }
     }
 
@@ -306,7 +307,7 @@ public final class CAService: Sendable {
             throw ServiceError.from(error)
         }
         let requester = Requester(name: applicant.name, channel: "api-\(applicant.kind.rawValue)")
-        switch await committer.issue(body: body, issuer: issuer, requester: requester, keyIDNamesSerial: certificateRequest.keyIDNamesSerial) {
+        switch await committer.issue(PendingIssuance(body: body, issuer: issuer, requester: requester, keyIDNamesSerial: certificateRequest.keyIDNamesSerial)) {
         case .success(let issued):
             metrics.issued(type == .host ? "host" : "user")
             return issued
@@ -397,11 +398,10 @@ public final class CAService: Sendable {
         var targets: [RevocationTarget] = []
         if let serial = request.serial { targets.append(.serials(serial...serial)) }
         if let text = request.serials {
-            let parts = text.split(separator: "-")
-            guard parts.count == 2, let low = UInt64(parts[0]), let high = UInt64(parts[1]), low <= high else {
-                throw ServiceError(400, "bad-request", "serials must be LOW-HIGH, such as 100-200")
+            guard let range = SerialSet.parseRange(text) else {
+                throw ServiceError(400, "bad-request", "serials \"\(text.prefix(60).debugEscaped)\" is not \(SerialSet.rangeSyntax), such as 100-200")
             }
-            targets.append(.serials(low...high))
+            targets.append(.serials(range))
         }
         if let keyID = request.keyId { targets.append(.keyID(keyID)) }
         if let text = request.publicKey {

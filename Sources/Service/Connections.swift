@@ -1,3 +1,4 @@
+import Common
 import Authority
 import Logging
 import NIOCore

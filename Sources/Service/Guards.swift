@@ -1,3 +1,4 @@
+import Common
 import Synchronization
 import SSHCrypto
 import NIOCore

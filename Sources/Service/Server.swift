@@ -1,3 +1,4 @@
+import Common
 public import Authority
 public import Ledger
 import SSHFormat
@@ -353,16 +354,16 @@ public func runService(_ service: CAService, listen: ListenAddress, logger: Logg
             chain = try NIOSSLCertificate.fromPEMFile(resolve(certificatePath))
             key = try NIOSSLPrivateKey(file: resolve(keyPath), format: .pem)
         } catch {
-            throw AuthorityError(.badConfig, "[service] tls_certificate/tls_key: cannot load \(resolve(certificatePath)) and \(resolve(keyPath)) as PEM (\(error))")
+            throw SSHCAError(.badConfig, "[service] tls_certificate/tls_key: cannot load \(resolve(certificatePath)) and \(resolve(keyPath)) as PEM (\(error))")
         }
         var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         tls.minimumTLSVersion = .tlsv12
         server = try .tls(.http1(configuration: http1), tlsConfiguration: tls)
         scheme = "https"
     } else if settings.tlsCertificate != nil || settings.tlsKey != nil {
-        throw AuthorityError(.badConfig, "[service] needs both tls_certificate and tls_key, or neither")
+        throw SSHCAError(.badConfig, "[service] needs both tls_certificate and tls_key, or neither")
     } else if !listen.isLoopback && !settings.allowPlainHTTP {
-        throw AuthorityError(.badConfig, "refusing plain HTTP on \(listen): certificates and tokens would cross the network unencrypted. Set [service] tls_certificate and tls_key, or allow_plain_http = true behind a TLS proxy")
+        throw SSHCAError(.badConfig, "refusing plain HTTP on \(listen): certificates and tokens would cross the network unencrypted. Set [service] tls_certificate and tls_key, or allow_plain_http = true behind a TLS proxy")
     }
     let finalScheme = scheme
     let app = Application(

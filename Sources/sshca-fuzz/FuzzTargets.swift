@@ -1,3 +1,4 @@
+import Common
 // Every parser that reads bytes from outside, as fuzz targets. Built two ways:
 // - normally: `sshca-fuzz TARGET FILE...` runs files through one target (the committed corpora
 //   are replayed by the test suite this way: no input may crash a parser);

@@ -1,3 +1,4 @@
+import Common
 import ArgumentParser
 import Authority
 import Client
@@ -61,7 +62,7 @@ struct Configure: ParsableCommand {
             let path = ClientConfiguration.path(environment: environment)
             let existing = try ClientConfiguration.load(path)
             if show {
-                guard let existing else { throw AuthorityError(.notFound, "no client configuration at \(path); write one with sshca configure --ca-url URL --ca-fingerprint SHA256:...") }
+                guard let existing else { throw SSHCAError(.notFound, "no client configuration at \(path); write one with sshca configure --ca-url URL --ca-fingerprint SHA256:...") }
                 print("# \(path)")
                 print(existing.rendered, terminator: "")
                 return
@@ -73,13 +74,13 @@ struct Configure: ParsableCommand {
             if let user { updated.user = user }
             if let identity { updated.identity = Self.absolute(identity) }
             guard let url = updated.caURL else {
-                throw AuthorityError(.badInput, "give --ca-url URL (the CA service, e.g. https://ca.example.com:8443)")
+                throw SSHCAError(.badInput, "give --ca-url URL (the CA service, e.g. https://ca.example.com:8443)")
             }
             guard !updated.caFingerprints.isEmpty else {
-                throw AuthorityError(.badInput, "give --ca-fingerprint SHA256:... (ask your CA's administrator for `sshca ca-key | ssh-keygen -lf -`): without a pin nothing checks that the service is your CA's")
+                throw SSHCAError(.badInput, "give --ca-fingerprint SHA256:... (ask your CA's administrator for `sshca ca-key | ssh-keygen -lf -`): without a pin nothing checks that the service is your CA's")
             }
             let client = try ServiceClient(ServiceEndpoint(url: url, caFingerprints: updated.caFingerprints, caBundle: updated.caBundle))
-            let userCA = try blocking { () throws(AuthorityError) in try await client.caPublicKey(.user) }
+            let userCA = try blocking { () throws(SSHCAError) in try await client.caPublicKey(.user) }
             if updated != existing {
                 try updated.write(to: path)
                 print("Wrote \(path): \(url), user CA \(userCA.fingerprint) (pinned)\(updated.user.map { ", user \($0)" } ?? "").")
@@ -87,7 +88,7 @@ struct Configure: ParsableCommand {
                 print("\(path) already says this: \(url), user CA \(userCA.fingerprint) (pinned).")
             }
             if let knownHosts {
-                let hostCA = try blocking { () throws(AuthorityError) in try await client.hostCAPublicKey() }
+                let hostCA = try blocking { () throws(SSHCAError) in try await client.hostCAPublicKey() }
                 let knownHostsPath = (environment["HOME"] ?? "/root") + "/.ssh/known_hosts"
                 let added = try Self.addCertAuthority(hostCA, patterns: knownHosts, to: knownHostsPath)
                 print(added ? "Added the host CA \(hostCA.fingerprint) for \(knownHosts) to \(knownHostsPath)."
@@ -104,7 +105,7 @@ struct Configure: ParsableCommand {
 
     /// Appends "@cert-authority PATTERNS KEY" unless that line is there already; the file is
     /// rewritten atomically, keeping its mode (0644 when new, in a ~/.ssh made 0700).
-    static func addCertAuthority(_ key: PublicKey, patterns: String, to path: String) throws(AuthorityError) -> Bool {
+    static func addCertAuthority(_ key: PublicKey, patterns: String, to path: String) throws(SSHCAError) -> Bool {
         let line = try CertificateAuthority.certAuthorityLine(hostPatterns: patterns, hostCA: key)
         var text = ""
         var mode: mode_t = 0o644
@@ -119,7 +120,7 @@ struct Configure: ParsableCommand {
             let directory = Files.parentDirectory(of: path)
             if !Files.exists(directory) {
                 do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
-                    throw AuthorityError(.io, "cannot create \(directory): \(error)")
+                    throw SSHCAError(.io, "cannot create \(directory): \(error)")
                 }
             }
         }

@@ -1,3 +1,5 @@
+import Ledger
+import Common
 import ArgumentParser
 #if canImport(Glibc)
 import Glibc
@@ -68,22 +70,22 @@ struct HostKRLSync: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let pinned = try caKey.map { (path: String) throws(AuthorityError) -> PublicKey in try KeyFiles.readPublicKey(path).key }
+            let pinned = try caKey.map { (path: String) throws(SSHCAError) -> PublicKey in try KeyFiles.readPublicKey(path).key }
             let outcome: KRLSync.Outcome
             if from.hasPrefix("http://") || from.hasPrefix("https://") {
                 guard pinned != nil else {
-                    throw AuthorityError(.badInput, "--from a URL needs --ca-key FILE (the user CA public key, e.g. /etc/ssh/sshca_user_ca.pub): a KRL from the network is installed only when that key signed it")
+                    throw SSHCAError(.badInput, "--from a URL needs --ca-key FILE (the user CA public key, e.g. /etc/ssh/sshca_user_ca.pub): a KRL from the network is installed only when that key signed it")
                 }
                 var base = from
                 if base.hasSuffix("/v1/krl") { base.removeLast(7) }
                 var limit: Duration = .seconds(60)
                 if let timeout {
                     let seconds = try DurationText.seconds(timeout)
-                    guard (1...3600).contains(seconds) else { throw AuthorityError(.badInput, "--timeout must be from 1s to 1h") }
+                    guard (1...3600).contains(seconds) else { throw SSHCAError(.badInput, "--timeout must be from 1s to 1h") }
                     limit = .seconds(Int64(seconds))
                 }
                 let client = try ServiceClient(ServiceEndpoint(url: base, caFingerprint: pinned?.fingerprint, caBundle: caBundle, timeout: limit))
-                let token = try tokenFile.map { (path: String) throws(AuthorityError) -> String in try Credential.token(fromFile: path) }
+                let token = try tokenFile.map { (path: String) throws(SSHCAError) -> String in try Credential.token(fromFile: path) }
                 outcome = try RemoteCA.syncKRL(client, to: to, pinnedSigner: pinned, token: token)
             } else {
                 // krl-sync runs as root from a timer: a file someone else planted (a FIFO to hang
@@ -145,7 +147,7 @@ struct KnownHosts: ParsableCommand {
                 options.caFingerprint = caFingerprint
                 options.caBundle = caBundle
                 let client = try options.client()
-                let key = try blocking { () throws(AuthorityError) in try await client.hostCAPublicKey() }
+                let key = try blocking { () throws(SSHCAError) in try await client.hostCAPublicKey() }
                 print(try CertificateAuthority.certAuthorityLine(hostPatterns: hosts, hostCA: key))
                 return
             }
@@ -279,7 +281,7 @@ struct HostSetupCommand: ParsableCommand {
             request.backupDirectory = paths.backupDirectory()
             for spec in principal {
                 guard let equals = spec.firstIndex(of: "=") else {
-                    throw AuthorityError(.badInput, "--principal \"\(spec)\" must look like USER=P1,P2")
+                    throw SSHCAError(.badInput, "--principal \"\(spec)\" must look like USER=P1,P2")
                 }
                 request.principalMappings.append((String(spec[..<equals]),
                                                   spec[spec.index(after: equals)...].split(separator: ",", omittingEmptySubsequences: false).map(String.init)))
@@ -297,8 +299,8 @@ struct HostSetupCommand: ParsableCommand {
                 request.units = try SystemdUnits.krlSync(executable: executable, url: client.endpoint.url, krlPath: absolute(krl),
                                                          caKeyPath: absolute(caKeyPath), caBundle: caBundle.map(absolute), tokenFile: tokenFile.map(absolute))
                 if let tokenFile {
-                    guard Files.exists(tokenFile) else { throw AuthorityError(.badInput, "--token-file \(tokenFile) does not exist; create the token on the CA (sshca token create --role host --name HOST) and put it there (mode 0600)") }
-                    let hostCA = try blocking { () throws(AuthorityError) in try await client.hostCAPublicKey() }
+                    guard Files.exists(tokenFile) else { throw SSHCAError(.badInput, "--token-file \(tokenFile) does not exist; create the token on the CA (sshca token create --role host --name HOST) and put it there (mode 0600)") }
+                    let hostCA = try blocking { () throws(SSHCAError) in try await client.hostCAPublicKey() }
                     let names = hostNames.map { $0.split(separator: ",").map(String.init) } ?? []
                     request.units += try SystemdUnits.hostCert(executable: executable, url: client.endpoint.url, hostCAFingerprint: hostCA.fingerprint,
                                                                tokenFile: absolute(tokenFile), principals: names, caBundle: caBundle.map(absolute))
@@ -306,7 +308,7 @@ struct HostSetupCommand: ParsableCommand {
             }
             request.sidecars = [krl + ".etag"]
             // Read before anything changes: an unreadable token file stops setup untouched.
-            let token = try tokenFile.map { (path: String) throws(AuthorityError) -> String in try Credential.token(fromFile: path) }
+            let token = try tokenFile.map { (path: String) throws(SSHCAError) -> String in try Credential.token(fromFile: path) }
             let plan = try ServerSetup.plan(request)
             if dryRun {
                 if plan.isEmpty { print("already set up: nothing would change") } else { FileHandleLite.standardOutput.write(ServerSetup.diff(plan)) }
@@ -403,38 +405,33 @@ struct HostCert: ParsableCommand {
     var noReload = false
 
     func run() throws {
-        if remote.caUrl != nil {
-            try runRemote()
-            return
-        }
         try reportingErrors {
-            let authority = try CertificateAuthority(home: home.caHome)
             var request = HostCertificates.Request()
             request.hostKeys = hostkey
             request.principals = principals.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? []
-            if let validity {
-                request.validity = try ValidityWindow.parse(validity, now: Clock.now(), backdate: authority.configuration.backdate)
+            request.sshdConfigPath = paths.sshdConfig
+            request.sshdPath = paths.sshd
+            request.backupDirectory = paths.backupDirectory()
+            let certify: HostCertificates.Certifier
+            var renewal: UInt64? = nil
+            var hostCA: PublicKey? = nil
+            if remote.caUrl != nil {
+                let client = try remote.client(kind: .host)
+                renewal = try DurationText.seconds(renewBefore)
+                (certify, hostCA) = try RemoteCA.hostCertifier(client, credential: try remote.credential(), validity: validity)
+            } else {
+                // The CA home on this machine: the same issuance as `sshca sign --host`.
+                let authority = try CertificateAuthority(home: home.caHome)
+                let window = try validity.map { v throws(SSHCAError) in
+                    try ValidityWindow.parse(v, now: Clock.now(), backdate: authority.configuration.backdate)
+                }
+                let source = passphrase.source
+                certify = { (key: PublicKey, principals: [String]) throws(SSHCAError) -> Certificate in
+                    var certificateRequest = CertificateRequest(publicKey: key, type: .host, keyID: "host:\(principals[0]):\(key.typeName)", principals: principals)
+                    certificateRequest.validity = window
+                    return try authority.issue(certificateRequest, requestedBy: Requester(name: Operator.name(nil), channel: "host-cert"), passphrase: source).certificate
+                }
             }
-            request.sshdConfigPath = paths.sshdConfig
-            request.sshdPath = paths.sshd
-            request.backupDirectory = paths.backupDirectory()
-            let result = try HostCertificates.issue(request, authority: authority, passphrase: passphrase.source, reload: !noReload)
-            for issued in result.issued { print("certified \(issued.keyPath) -> \(issued.certificatePath) (serial \(issued.serial))") }
-            print("sshd: \(result.reload)")
-        }
-    }
-
-    func runRemote() throws {
-        try reportingErrors {
-            let client = try remote.client(kind: .host)
-            let renewal = try DurationText.seconds(renewBefore)
-            let (certify, hostCA) = try RemoteCA.hostCertifier(client, credential: try remote.credential(), validity: validity)
-            var request = HostCertificates.Request()
-            request.hostKeys = hostkey
-            request.principals = principals.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? []
-            request.sshdConfigPath = paths.sshdConfig
-            request.sshdPath = paths.sshd
-            request.backupDirectory = paths.backupDirectory()
             let result = try HostCertificates.issue(request, certify: certify, renewBefore: renewal, hostCA: hostCA, reload: !noReload)
             for issued in result.issued { print("certified \(issued.keyPath) -> \(issued.certificatePath) (serial \(issued.serial))") }
             for path in result.kept { print("kept \(path) (more than \(renewBefore) left)") }

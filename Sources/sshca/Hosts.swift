@@ -1,3 +1,4 @@
+import Common
 import ArgumentParser
 import Authority
 import Client
@@ -38,7 +39,7 @@ struct Hosts: ParsableCommand {
             if remote.caUrl != nil {
                 let client = try remote.client()
                 let credential = try remote.credential()
-                hosts = try blocking { () throws(AuthorityError) in try await client.hosts(credential: credential) }
+                hosts = try blocking { () throws(SSHCAError) in try await client.hosts(credential: credential) }
             } else {
                 let authority = try CertificateAuthority(home: home.caHome)
                 hosts = try authority.hosts()

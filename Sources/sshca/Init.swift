@@ -1,3 +1,4 @@
+import Common
 import ArgumentParser
 import Authority
 
@@ -61,7 +62,7 @@ struct Init: ParsableCommand {
             if let hostCaInAgent { creation.hostKeyInAgent = try KeyFiles.readPublicKey(hostCaInAgent).key }
             let target = home.caHome
             if target.isInitialized {
-                throw AuthorityError(.home, "\(target.path) already holds a CA; refusing to overwrite it")
+                throw SSHCAError(.home, "\(target.path) already holds a CA; refusing to overwrite it")
             }
             if creation.needsPassphraseDecision && !noPassphrase {
                 if let passphraseFile {
@@ -69,7 +70,7 @@ struct Init: ParsableCommand {
                 } else {
                     let first = try Terminal.readPassphrase(prompt: "New passphrase for the CA keys (at least 8 characters): ")
                     let second = try Terminal.readPassphrase(prompt: "Same passphrase again: ")
-                    guard first == second else { throw AuthorityError(.badInput, "the two passphrases differ; nothing was created") }
+                    guard first == second else { throw SSHCAError(.badInput, "the two passphrases differ; nothing was created") }
                     creation.passphrase = first
                 }
             }
@@ -124,7 +125,7 @@ struct CAKey: ParsableCommand {
                 return
             }
             if Terminal.standardOutputIsTerminal {
-                throw AuthorityError(.badInput, "refusing to print a private key to the terminal; pipe it instead, for example: sshca ca-key --export-private | ssh-add -")
+                throw SSHCAError(.badInput, "refusing to print a private key to the terminal; pipe it instead, for example: sshca ca-key --export-private | ssh-add -")
             }
             FileHandleLite.standardOutput.write(try caHome.exportPrivateKey(kind, passphrase: passphrase.source))
         }

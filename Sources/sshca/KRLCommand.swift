@@ -1,3 +1,4 @@
+import Common
 import ArgumentParser
 import Authority
 import SSHFormat
@@ -66,7 +67,7 @@ struct KRLCheck: ParsableCommand {
                     verdict = inspection.krl.revocation(of: certificate)
                 } else {
                     guard let text = String(validating: bytes, as: UTF8.self) else {
-                        throw AuthorityError(.badInput, "\(file): not a key or certificate")
+                        throw SSHCAError(.badInput, "\(file): not a key or certificate")
                     }
                     verdict = inspection.krl.revocation(of: try KeyFiles.parsePublicKey(text, source: file).key)
                 }

@@ -1,3 +1,4 @@
+import Common
 import ArgumentParser
 import Authority
 import Client
@@ -71,7 +72,7 @@ struct List: ParsableCommand {
                 if let keyId { query.append(("keyId", keyId)) }
                 if status != .any { query.append(("status", status.rawValue)) }
                 let q = query
-                summaries = try blocking { () throws(AuthorityError) in try await client.certificates(query: q, limit: limit, after: after, credential: credential) }
+                summaries = try blocking { () throws(SSHCAError) in try await client.certificates(query: q, limit: limit, after: after, credential: credential) }
             } else {
                 let authority = try CertificateAuthority(home: home.caHome)
                 let now = Clock.now()
@@ -106,13 +107,13 @@ struct Show: ParsableCommand {
     func run() throws {
         try reportingErrors {
             guard let number = UInt64(serial) else {
-                throw AuthorityError(.badInput, "\"\(serial)\" is not a serial number")
+                throw SSHCAError(.badInput, "\"\(serial)\" is not a serial number")
             }
             let summary: CertificateSummary
             if remote.caUrl != nil {
                 let client = try remote.client()
                 let credential = try remote.credential()
-                summary = try blocking { () throws(AuthorityError) in try await client.certificate(serial: number, credential: credential) }
+                summary = try blocking { () throws(SSHCAError) in try await client.certificate(serial: number, credential: credential) }
             } else {
                 let authority = try CertificateAuthority(home: home.caHome)
                 summary = CertificateSummary(try authority.certificate(serial: number), now: Clock.now())

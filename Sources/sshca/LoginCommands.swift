@@ -1,3 +1,4 @@
+import Common
 import ArgumentParser
 import Authority
 import Client
@@ -30,7 +31,7 @@ struct ServiceOptions: ParsableArguments {
     /// The flags over the environment over the client configuration. `useConfiguredURL`: the
     /// daily commands (login) take the configured URL when given none; commands that also work
     /// on the CA home do not, so a laptop's configuration never turns them into network calls.
-    func settings(user: String? = nil, useConfiguredURL: Bool) throws(AuthorityError) -> ClientConfiguration {
+    func settings(user: String? = nil, useConfiguredURL: Bool) throws(SSHCAError) -> ClientConfiguration {
         let environment = ProcessInfo.processInfo.environment
         let file = try ClientConfiguration.load(ClientConfiguration.path(environment: environment))
         let flags = ClientConfiguration(caURL: caUrl, caFingerprints: caFingerprint, caBundle: caBundle, user: user, identity: identity)
@@ -39,11 +40,11 @@ struct ServiceOptions: ParsableArguments {
 
     /// `kind`: the CA key the pin names. Configured pins are the user CA's; a host CA pin comes
     /// from the flag only.
-    func client(useConfiguredURL: Bool = false, kind: CAKind = .user) throws(AuthorityError) -> ServiceClient {
+    func client(useConfiguredURL: Bool = false, kind: CAKind = .user) throws(SSHCAError) -> ServiceClient {
         var settings = try settings(useConfiguredURL: useConfiguredURL)
         if kind == .host { settings.caFingerprints = caFingerprint }
         guard let url = settings.caURL else {
-            throw AuthorityError(.badInput, "give --ca-url URL (the sshca serve address), or set it once for every command: sshca configure --ca-url URL --ca-fingerprint SHA256:...")
+            throw SSHCAError(.badInput, "give --ca-url URL (the sshca serve address), or set it once for every command: sshca configure --ca-url URL --ca-fingerprint SHA256:...")
         }
         if settings.caFingerprints.isEmpty {
             printNote("warning: no CA key is pinned for \(url), so nothing checks that it is your CA's service; pin it with --ca-fingerprint SHA256:... (sshca ca-key\(kind == .host ? " --host" : "") | ssh-keygen -lf -), or once: sshca configure")
@@ -53,7 +54,7 @@ struct ServiceOptions: ParsableArguments {
 
     /// `user`: the enrolled name that signs in with the identity key (default: $SSHCA_USER, the
     /// configured name, else $USER).
-    func credential(user: String?) throws(AuthorityError) -> Credential {
+    func credential(user: String?) throws(SSHCAError) -> Credential {
         let settings = try settings(user: user, useConfiguredURL: false)
         return try Credential.resolve(token: token, tokenFile: tokenFile, user: settings.user, identity: settings.identity)
     }
@@ -67,10 +68,10 @@ struct RemoteOptions: ParsableArguments {
     var user: String?
 
     var caUrl: String? { service.caUrl }
-    func client(useConfiguredURL: Bool = false, kind: CAKind = .user) throws(AuthorityError) -> ServiceClient {
+    func client(useConfiguredURL: Bool = false, kind: CAKind = .user) throws(SSHCAError) -> ServiceClient {
         try service.client(useConfiguredURL: useConfiguredURL, kind: kind)
     }
-    func credential() throws(AuthorityError) -> Credential { try service.credential(user: user) }
+    func credential() throws(SSHCAError) -> Credential { try service.credential(user: user) }
 }
 
 struct LoginCommand: ParsableCommand {
@@ -139,7 +140,7 @@ struct LoginCommand: ParsableCommand {
         if status {
             try reportingErrors {
                 let state = Login.status(files: files)
-                guard let certificate = state.certificate else { throw AuthorityError(.notFound, state.problem ?? "not logged in") }
+                guard let certificate = state.certificate else { throw SSHCAError(.notFound, state.problem ?? "not logged in") }
                 let body = certificate.body
                 let now = Clock.now()
                 print("Certificate: \(files.certificate)")
@@ -153,7 +154,7 @@ struct LoginCommand: ParsableCommand {
                 var revoked = false
                 if try remote.service.settings(useConfiguredURL: true).caURL != nil {
                     let client = try remote.client(useConfiguredURL: true)
-                    switch try blocking({ () throws(AuthorityError) in await Login.revocation(of: certificate, client: client) }) {
+                    switch try blocking({ () throws(SSHCAError) in await Login.revocation(of: certificate, client: client) }) {
                     case .success(let verdict?):
                         revoked = true
                         print("  REVOKED in the service's KRL (\(verdict)): sshd refuses it; run sshca login for a new one")
@@ -168,7 +169,7 @@ struct LoginCommand: ParsableCommand {
             return
         }
         try reportingErrors {
-            let renewal = try renewBefore.map { text throws(AuthorityError) in try DurationText.seconds(text) } ?? Login.renewalMargin
+            let renewal = try renewBefore.map { text throws(SSHCAError) in try DurationText.seconds(text) } ?? Login.renewalMargin
             let credential = try remote.credential()
             var replaceRevoked: String? = nil
             if unattended {
@@ -176,7 +177,7 @@ struct LoginCommand: ParsableCommand {
                 // (or cannot say right now); a revoked one is replaced like an expiring one.
                 if let current = Login.status(files: files).certificate, current.body.validBefore > Clock.now() &+ max(renewal, Login.renewalMargin), !force {
                     let client = try remote.client(useConfiguredURL: true)
-                    let verdict = try blocking { () throws(AuthorityError) in await Login.revocation(of: current, client: client) }
+                    let verdict = try blocking { () throws(SSHCAError) in await Login.revocation(of: current, client: client) }
                     guard case .success(.some(let why)) = verdict else { return }
                     replaceRevoked = "the certificate with serial \(current.body.serial) is revoked (\(why))"
                 }
@@ -189,7 +190,7 @@ struct LoginCommand: ParsableCommand {
             let asked = principals.map { $0.split(separator: ",").map(String.init) }
             let validity = self.validity
             let force = self.force || replaceRevoked != nil
-            let outcome = try blocking { () throws(AuthorityError) in
+            let outcome = try blocking { () throws(SSHCAError) in
                 try await Login.login(client: client, credential: credential, principals: asked, validity: validity, force: force, files: files, renewBefore: renewal)
             }
             let body = outcome.certificate.body

@@ -1,3 +1,4 @@
+import Common
 import ArgumentParser
 import Authority
 import Client
@@ -92,14 +93,14 @@ struct Revoke: ParsableCommand {
             var request = ServiceAPI.RevocationRequest(reason: reason)
             if let serial {
                 let range = try Self.parseSerials(serial)
-                if range.lowerBound == range.upperBound { request.serial = range.lowerBound } else { request.serials = "\(range.lowerBound)-\(range.upperBound)" }
+                if range.lowerBound == range.upperBound { request.serial = range.lowerBound } else { request.serials = SerialSet.rangeText(range) }
             }
             request.keyId = keyId
             if let key { request.publicKey = try KeyFiles.readPublicKey(key).key.openSSHLine() }
             request.principal = principal
             request.user = user
             let body = request
-            let r = try blocking { () throws(AuthorityError) in try await client.revoke(body, credential: credential) }
+            let r = try blocking { () throws(SSHCAError) in try await client.revoke(body, credential: credential) }
             if r.isNew {
                 print("Revoked \(r.kind) \(r.target) (#\(r.id)) through \(client.endpoint.url): \(r.certificatesAffected) certificate(s) affected.")
                 if r.kind == "user" { print(Self.personNote(r.target)) }
@@ -153,14 +154,10 @@ struct Revoke: ParsableCommand {
         "\(name)'s enrolled key, if any, is disabled (sshca user enable \(name) gives access back) and tokens named \(name) are revoked."
     }
 
-    static func parseSerials(_ text: String) throws(AuthorityError) -> ClosedRange<UInt64> {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let low = UInt64(parts[0]), let high = parts.count == 2 ? UInt64(parts[1]) : low else {
-            throw AuthorityError(.badInput, "--serial \"\(text)\" is not a serial (42) or a range (40-49)")
+    static func parseSerials(_ text: String) throws(SSHCAError) -> ClosedRange<UInt64> {
+        guard let range = SerialSet.parseRange(text) else {
+            throw SSHCAError(.badInput, "--serial \"\(text.debugEscaped)\" is not \(SerialSet.rangeSyntax)")
         }
-        guard low >= 1, low <= high else {
-            throw AuthorityError(.badInput, "--serial \(text): serials start at 1 and a range goes from low to high")
-        }
-        return low...high
+        return range
     }
 }

@@ -1,3 +1,4 @@
+import Common
 import ArgumentParser
 import Authority
 import Client
@@ -81,15 +82,15 @@ struct Serve: ParsableCommand {
             let logger = Logger(label: "sshca")
             let userCA = try authority.home.publicKey(.user).fingerprint
             let hostCA = try authority.home.publicKey(.host).fingerprint
-            try blocking { () throws(AuthorityError) in
+            try blocking { () throws(SSHCAError) in
                 do {
                     try await runService(service, listen: address, logger: logger) { url in
                         FileHandleLite.standardOutput.write("sshca serve: listening on \(url) (CA home \(caHome.path), user CA \(userCA), host CA \(hostCA))\n")
                     }
-                } catch let error as AuthorityError {
+                } catch let error as SSHCAError {
                     throw error
                 } catch {
-                    throw AuthorityError(.io, "the service stopped: \(error)")
+                    throw SSHCAError(.io, "the service stopped: \(error)")
                 }
             }
         }

@@ -1,3 +1,4 @@
+import Common
 import ArgumentParser
 import Authority
 import SSHFormat
@@ -107,7 +108,7 @@ struct SignArguments: Equatable {
             let passphrase = PassphraseOptions.source(file: passphraseFile)
             let input = try readInput(publicKeyFile, maximumBytes: PublicKeyText.maximumLength, what: "public key")
             guard let text = String(validating: input, as: UTF8.self) else {
-                throw AuthorityError(.badInput, "\(publicKeyFile): not a text file; a public key is one line like \"ssh-ed25519 AAAA... user@host\"")
+                throw SSHCAError(.badInput, "\(publicKeyFile): not a text file; a public key is one line like \"ssh-ed25519 AAAA... user@host\"")
             }
             let subject = try KeyFiles.parsePublicKey(text, source: publicKeyFile == "-" ? "standard input" : publicKeyFile)
             let request = try makeRequest(subject.key, configuration: authority.configuration)
@@ -133,7 +134,7 @@ struct SignArguments: Equatable {
         }
     }
 
-    func makeRequest(_ key: PublicKey, configuration: Configuration) throws(AuthorityError) -> CertificateRequest {
+    func makeRequest(_ key: PublicKey, configuration: Configuration) throws(SSHCAError) -> CertificateRequest {
         var request = CertificateRequest(
             publicKey: key, type: host ? .host : .user, keyID: keyId,
             principals: principals.split(separator: ",", omittingEmptySubsequences: false).map(String.init))
@@ -142,7 +143,7 @@ struct SignArguments: Equatable {
         }
         if let serial {
             guard let n = UInt64(serial) else {
-                throw AuthorityError(.badInput, "--serial \"\(serial)\" is not a whole number from 1 to 18446744073709551615")
+                throw SSHCAError(.badInput, "--serial \"\(serial)\" is not a whole number from 1 to 18446744073709551615")
             }
             request.serial = n
         }

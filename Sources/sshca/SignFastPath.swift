@@ -1,3 +1,4 @@
+import Common
 import ArgumentParser
 
 /// `sshca sign` is run once per certificate, often in loops, so its start-up time matters: it is

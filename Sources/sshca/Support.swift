@@ -1,3 +1,4 @@
+import Common
 import ArgumentParser
 import Authority
 import SSHFormat
@@ -37,7 +38,7 @@ struct PassphraseOptions: ParsableArguments {
         if let file = file ?? Environment.value("SSHCA_PASSPHRASE_FILE"), !file.isEmpty {
             return .file(file)
         }
-        return PassphraseSource { () throws(AuthorityError) -> [UInt8] in
+        return PassphraseSource { () throws(SSHCAError) -> [UInt8] in
             try Terminal.readPassphrase(prompt: "Passphrase for the CA key: ")
         }
     }
@@ -47,10 +48,10 @@ enum Terminal {
     static var standardOutputIsTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
 
     /// Reads a passphrase from /dev/tty with echo off.
-    static func readPassphrase(prompt: String) throws(AuthorityError) -> [UInt8] {
+    static func readPassphrase(prompt: String) throws(SSHCAError) -> [UInt8] {
         let fd = open("/dev/tty", O_RDWR | O_CLOEXEC)
         guard fd >= 0 else {
-            throw AuthorityError(.key, "the CA key needs a passphrase and there is no terminal to ask on; give --passphrase-file FILE or set $SSHCA_PASSPHRASE_FILE")
+            throw SSHCAError(.key, "the CA key needs a passphrase and there is no terminal to ask on; give --passphrase-file FILE or set $SSHCA_PASSPHRASE_FILE")
         }
         defer { close(fd) }
         var saved = termios()
@@ -71,13 +72,13 @@ enum Terminal {
             line.append(byte)
         }
         if line.last == 0x0d { line.removeLast() }
-        guard !line.isEmpty else { throw AuthorityError(.badInput, "empty passphrase") }
+        guard !line.isEmpty else { throw SSHCAError(.badInput, "empty passphrase") }
         return line
     }
 }
 
 /// Reads a file argument, "-" meaning standard input.
-func readInput(_ path: String, maximumBytes: Int, what: String) throws(AuthorityError) -> [UInt8] {
+func readInput(_ path: String, maximumBytes: Int, what: String) throws(SSHCAError) -> [UInt8] {
     if path == "-" {
         var out: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -87,7 +88,7 @@ func readInput(_ path: String, maximumBytes: Int, what: String) throws(Authority
             if n <= 0 { break }
             out.append(contentsOf: buffer[0..<n])
             guard out.count <= maximumBytes else {
-                throw AuthorityError(.badInput, "standard input is larger than \(maximumBytes) bytes; is it the right \(what)?")
+                throw SSHCAError(.badInput, "standard input is larger than \(maximumBytes) bytes; is it the right \(what)?")
             }
         }
         return out
@@ -121,7 +122,7 @@ enum FileHandleLite {
 func reportingErrors(failureCode: Int32 = ExitStatus.failure, _ body: () throws -> Void) throws {
     do {
         try body()
-    } catch let error as AuthorityError {
+    } catch let error as SSHCAError {
         printError(error.reason)
         throw ExitCode(error.isInputError ? ExitStatus.dataError : failureCode)
     } catch let error as SSHFormatError {

@@ -1,3 +1,4 @@
+import Common
 import ArgumentParser
 import Authority
 import SSHCrypto
@@ -68,11 +69,11 @@ struct TLSCommand: ParsableCommand {
         try reportingErrors {
             let caHome = home.caHome
             guard caHome.isInitialized else {
-                throw AuthorityError(.home, "\(caHome.path) holds no CA; create one first (sshca init, or sshca serve --init)")
+                throw SSHCAError(.home, "\(caHome.path) holds no CA; create one first (sshca init, or sshca serve --init)")
             }
             let keyPath = caHome.path + "/tls.key", certificatePath = caHome.path + "/tls.crt"
             if !force, let existing = [keyPath, certificatePath].first(where: Files.exists) {
-                throw AuthorityError(.home, "\(existing) exists; give --force to replace the service's TLS key and certificate (clients then need the new tls.crt)")
+                throw SSHCAError(.home, "\(existing) exists; give --force to replace the service's TLS key and certificate (clients then need the new tls.crt)")
             }
             let configPath = caHome.configurationPath
             let text = try Files.readText(configPath, what: "configuration")
@@ -80,7 +81,7 @@ struct TLSCommand: ParsableCommand {
             _ = try Configuration(parsing: updated, fileName: configPath)
             let made: (key: String, certificate: String)
             do { made = try TLSCertificate.selfSigned(names: name, days: days) } catch {
-                throw AuthorityError(.key, "cannot make the TLS certificate: \(error)")
+                throw SSHCAError(.key, "cannot make the TLS certificate: \(error)")
             }
             // The service may run as the home's owner (the package's sshca user) while root runs
             // this: what is written here belongs to the home's owner, as the rest of it does.
@@ -92,7 +93,7 @@ struct TLSCommand: ParsableCommand {
             try Files.writeAtomically(configPath, Array(updated.utf8), mode: configMode)
             if let owner, owner.0 != geteuid() {
                 for path in [keyPath, certificatePath, configPath] where chown(path, owner.0, owner.1) != 0 {
-                    throw AuthorityError(.io, "cannot give \(path) to the home's owner (uid \(owner.0)): \(String(cString: strerror(errno)))")
+                    throw SSHCAError(.io, "cannot give \(path) to the home's owner (uid \(owner.0)): \(String(cString: strerror(errno)))")
                 }
             }
             let configuration = try Configuration(parsing: updated, fileName: configPath)
@@ -113,7 +114,7 @@ struct TLSCommand: ParsableCommand {
 
     /// The configuration text with [service] tls_certificate/tls_key set to the home's files
     /// (and listen, when given): other lines, comments included, stay as they are.
-    static func withTLS(_ text: String, listen: String?, force: Bool, fileName: String) throws(AuthorityError) -> String {
+    static func withTLS(_ text: String, listen: String?, force: Bool, fileName: String) throws(SSHCAError) -> String {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         guard let service = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces) == "[service]" }) else {
             lines.append(contentsOf: ["", "[service]", "tls_certificate = \"tls.crt\"", "tls_key = \"tls.key\""] + (listen.map { ["listen = \"\($0)\""] } ?? []))
@@ -127,7 +128,7 @@ struct TLSCommand: ParsableCommand {
             let line = "\(key) = \(ConfigText.quoted(value))"
             if let current = lines[(service + 1)..<end].firstIndex(where: { $0.hasPrefix(key + " ") || $0.hasPrefix(key + "=") }) {
                 if lines[current] != line, key != "listen", !force {
-                    throw AuthorityError(.badConfig, "\(fileName):\(current + 1): [service] already has \(lines[current]); give --force to point it at the home's tls.crt/tls.key instead")
+                    throw SSHCAError(.badConfig, "\(fileName):\(current + 1): [service] already has \(lines[current]); give --force to point it at the home's tls.crt/tls.key instead")
                 }
                 lines[current] = line
                 insertAt = max(insertAt, current + 1)

@@ -1,3 +1,4 @@
+@testable import Common
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +16,7 @@ final class PassphraseCounter: Sendable {
     let passphrase: [UInt8]
     init(_ passphrase: String) { self.passphrase = Array(passphrase.utf8) }
     var source: PassphraseSource {
-        PassphraseSource { () throws(AuthorityError) -> [UInt8] in
+        PassphraseSource { () throws(SSHCAError) -> [UInt8] in
             self.count.add(1, ordering: .relaxed)
             return self.passphrase
         }

@@ -1,10 +1,11 @@
+@testable import Common
 import Foundation
 import Testing
 import TestSupport
 @testable import Authority
 
-private func configError(_ text: String, fileName: String = "test.toml", sourceLocation: SourceLocation = #_sourceLocation) -> AuthorityError? {
-    do throws(AuthorityError) {
+private func configError(_ text: String, fileName: String = "test.toml", sourceLocation: SourceLocation = #_sourceLocation) -> SSHCAError? {
+    do throws(SSHCAError) {
         let parsed = try ConfigText(parsing: text, fileName: fileName)
         Issue.record("accepted: \(parsed.entries)", sourceLocation: sourceLocation)
         return nil

@@ -1,11 +1,12 @@
+@testable import Common
 import Foundation
 import Testing
 import TestSupport
 import SSHFormat
 @testable import Authority
 
-private func configurationError(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> AuthorityError? {
-    do throws(AuthorityError) {
+private func configurationError(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> SSHCAError? {
+    do throws(SSHCAError) {
         let parsed = try Configuration(parsing: text, fileName: "/srv/ca/sshca.toml")
         Issue.record("accepted: \(parsed)", sourceLocation: sourceLocation)
         return nil

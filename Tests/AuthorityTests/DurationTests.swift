@@ -1,3 +1,4 @@
+@testable import Common
 import Foundation
 #if canImport(Glibc)
 import Glibc

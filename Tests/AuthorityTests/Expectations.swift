@@ -1,17 +1,18 @@
+@testable import Common
 import Testing
 @testable import Authority
 
-/// Runs `body`, which must throw an AuthorityError, and returns it (recording an issue otherwise),
+/// Runs `body`, which must throw an SSHCAError, and returns it (recording an issue otherwise),
 /// so tests can check the error's code and reason.
-func authorityError(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> AuthorityError? {
+func authorityError(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> SSHCAError? {
     do {
         try body()
         Issue.record("expected an error", sourceLocation: sourceLocation)
         return nil
-    } catch let error as AuthorityError {
+    } catch let error as SSHCAError {
         return error
     } catch {
-        Issue.record("expected an AuthorityError, got \(error)", sourceLocation: sourceLocation)
+        Issue.record("expected an SSHCAError, got \(error)", sourceLocation: sourceLocation)
         return nil
     }
 }

@@ -1,3 +1,4 @@
+@testable import Common
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -61,10 +62,10 @@ struct FilesTests {
         try dir.write("krl", "old\n", mode: 0o644)
         let seen = SeenBox()
         let checked = authorityError {
-            try Files.writeAtomically(dir.file("krl"), Array("new content\n".utf8), mode: 0o644, check: { (temp: String) throws(AuthorityError) in
+            try Files.writeAtomically(dir.file("krl"), Array("new content\n".utf8), mode: 0o644, check: { (temp: String) throws(SSHCAError) in
                 seen.value = (try? String(contentsOfFile: temp, encoding: .utf8)) ?? ""
                 seen.path = temp
-                throw AuthorityError(.io, "check failed")
+                throw SSHCAError(.io, "check failed")
             })
         }
         #expect(checked?.reason == "check failed")

@@ -1,3 +1,4 @@
+@testable import Common
 import Foundation
 import Testing
 import TestSupport
@@ -37,7 +38,7 @@ struct IssuerTests {
         try Issuer.body(for: request, configuration: configuration, signatureKey: IssuerKeys.ca.publicKey, now: Self.now)
     }
 
-    func refusal(_ change: (inout CertificateRequest) -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> AuthorityError? {
+    func refusal(_ change: (inout CertificateRequest) -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> SSHCAError? {
         let error = authorityError({ _ = try body(request(change)) }, sourceLocation: sourceLocation)
         #expect(error?.code == .badInput, sourceLocation: sourceLocation)
         return error
@@ -138,7 +139,7 @@ struct IssuerTests {
         do {
             let b = try body(request(), configuration: configuration)
             #expect(b.extensions.map(\.name) == ["permit-pty"])
-        } catch let error as AuthorityError {
+        } catch let error as SSHCAError {
             #expect(error.code == .badConfig || error.code == .badInput)
         }
     }

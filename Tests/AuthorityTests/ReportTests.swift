@@ -1,3 +1,4 @@
+@testable import Common
 import Foundation
 import Testing
 import TestSupport

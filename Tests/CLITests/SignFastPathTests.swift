@@ -1,3 +1,4 @@
+import Common
 import Testing
 import TestSupport
 @testable import sshca

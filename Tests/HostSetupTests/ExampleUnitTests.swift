@@ -1,3 +1,4 @@
+import Common
 import Foundation
 import Testing
 import TestSupport
@@ -33,14 +34,14 @@ struct ExampleUnitTests {
     @Test("a value systemd would split or unquote is refused, % and $ are escaped, relative paths are refused, the host token goes in")
     func arguments() throws {
         for url in ["https://a b", "https://a\"b"] {
-            let error = #expect(throws: AuthorityError.self) { try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: url, krlPath: "/k", caKeyPath: "/c", caBundle: nil) }
+            let error = #expect(throws: SSHCAError.self) { try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: url, krlPath: "/k", caKeyPath: "/c", caBundle: nil) }
             #expect(error?.reason.contains("cannot go into a systemd unit's command line") == true, "\(String(describing: error))")
         }
         let units = try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: "https://a%b$c", krlPath: "/k", caKeyPath: "/c", caBundle: nil,
                                              tokenFile: "/etc/ssh/sshca_host_token")
         #expect(units[0].text.contains("--from https://a%%b$$c ") && units[0].text.contains("--token-file /etc/ssh/sshca_host_token"), "\(units[0].text)")
         // systemd runs units from /: a relative path would point elsewhere.
-        let relative = #expect(throws: AuthorityError.self) { try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: "https://a", krlPath: "/k", caKeyPath: "/c", caBundle: "tls.crt") }
+        let relative = #expect(throws: SSHCAError.self) { try SystemdUnits.krlSync(executable: "/usr/local/bin/sshca", url: "https://a", krlPath: "/k", caKeyPath: "/c", caBundle: "tls.crt") }
         #expect(relative?.reason.contains("tls.crt is a relative path") == true, "\(String(describing: relative))")
     }
 }

@@ -4,6 +4,22 @@ import TestSupport
 
 /// The serial sets a KRL decodes into, bitmaps kept as bits, against a plain `Set` of serials.
 @Suite struct SerialSetTests {
+    @Test("serials as people write them: digits, from 1, one dash, low to high; anything else is nil")
+    func parseRange() {
+        #expect(SerialSet.parseRange("42") == 42...42)
+        #expect(SerialSet.parseRange("40-49") == 40...49)
+        #expect(SerialSet.parseRange("1") == 1...1)
+        #expect(SerialSet.parseRange("7-7") == 7...7)
+        #expect(SerialSet.parseRange("0042") == 42...42)
+        #expect(SerialSet.parseRange("18446744073709551615") == UInt64.max...UInt64.max)
+        for bad in ["", "0", "0-5", "9-5", "+5", "5--9", "-5", "5-", "-", "1-2-3", " 5", "5 ", "5\n",
+                    "18446744073709551616", "99999999999999999999999", "\u{0665}", "５", "0x10", "1e3", "1,2"] {
+            #expect(SerialSet.parseRange(bad) == nil, "\"\(bad)\" was taken")
+        }
+        #expect(SerialSet.rangeText(42...42) == "42" && SerialSet.rangeText(40...49) == "40-49")
+        for range in [1...1, 3...9, 1...UInt64.max] { #expect(SerialSet.parseRange(SerialSet.rangeText(range)) == range) }
+    }
+
     /// A KRL of one certificate section holding `subsections`.
     static func krl(_ subsections: [(type: UInt8, payload: [UInt8])]) -> [UInt8] {
         var section = SSHWriter()

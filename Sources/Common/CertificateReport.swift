@@ -66,7 +66,7 @@ public struct CertificateReport: Encodable, Sendable, Equatable {
              extensions, publicKey, signingCA, signatureAlgorithm, signatureValid, signatureProblem
     }
 
-    static func option(_ option: CertificateOption) -> Option {
+    public static func option(_ option: CertificateOption) -> Option {
         if option.isFlag { return Option(name: option.name, value: nil, rawHex: nil) }
         if let value = option.stringValue { return Option(name: option.name, value: value, rawHex: nil) }
         return Option(name: option.name, value: nil, rawHex: option.data.hexString)

@@ -1,8 +1,7 @@
-import Ledger
-
+import SSHFormat
 /// A failure the CA reports to people and scripts: a stable code and a sentence that says what was
 /// wrong and how to fix it.
-public struct AuthorityError: Error, Equatable, Sendable, CustomStringConvertible {
+public struct SSHCAError: Error, Equatable, Sendable, CustomStringConvertible {
     public struct Code: RawRepresentable, Hashable, Sendable {
         public var rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
@@ -45,22 +44,4 @@ public struct AuthorityError: Error, Equatable, Sendable, CustomStringConvertibl
     /// Bad input and bad configuration are the caller's to fix (sysexits EX_DATAERR); the rest
     /// are failures of the run.
     public var isInputError: Bool { code == .badInput || code == .badConfig || code == .refused || code == .notFound }
-}
-
-extension AuthorityError {
-    public init(ledger error: LedgerError) {
-        switch error.code {
-        case .refused: self.init(.refused, error.reason)
-        case .notFound: self.init(.notFound, error.reason)
-        case .badInput: self.init(.badInput, error.reason)
-        default: self.init(.ledger, error.reason)
-        }
-    }
-
-    /// Maps whatever a ledger call threw.
-    static func from(_ error: any Error) -> AuthorityError {
-        if let error = error as? AuthorityError { return error }
-        if let error = error as? LedgerError { return AuthorityError(ledger: error) }
-        return AuthorityError(.ledger, "\(error)")
-    }
 }

@@ -8,16 +8,16 @@ import Darwin
 /// Durations as sshd_config(5) TIME FORMATS write them: a number with an optional unit
 /// (s, m, h, d, w; none means seconds), several in a row add up: "90m", "16h", "1h30m", "30d", "1w".
 public enum DurationText {
-    public static func seconds(_ text: some StringProtocol) throws(AuthorityError) -> UInt64 {
+    public static func seconds(_ text: some StringProtocol) throws(SSHCAError) -> UInt64 {
         let s = String(text)
-        guard !s.isEmpty else { throw AuthorityError(.badInput, "empty duration; write it like 90m, 16h, 30d or 1w") }
+        guard !s.isEmpty else { throw SSHCAError(.badInput, "empty duration; write it like 90m, 16h, 30d or 1w") }
         var total: UInt64 = 0
         var number: UInt64? = nil
         for c in s {
             if let digit = c.wholeNumberValue, c.isASCII {
                 let (times10, o1) = (number ?? 0).multipliedReportingOverflow(by: 10)
                 let (next, o2) = times10.addingReportingOverflow(UInt64(digit))
-                guard !o1, !o2 else { throw AuthorityError(.badInput, "duration \"\(s)\" is too large") }
+                guard !o1, !o2 else { throw SSHCAError(.badInput, "duration \"\(s)\" is too large") }
                 number = next
                 continue
             }
@@ -29,20 +29,20 @@ public enum DurationText {
             case "d", "D": unit = 86400
             case "w", "W": unit = 604800
             default:
-                throw AuthorityError(.badInput, "invalid duration \"\(s.prefix(40))\": use a number with a unit s, m, h, d or w, like 90m, 16h, 30d or 1w")
+                throw SSHCAError(.badInput, "invalid duration \"\(s.prefix(40))\": use a number with a unit s, m, h, d or w, like 90m, 16h, 30d or 1w")
             }
             guard let n = number else {
-                throw AuthorityError(.badInput, "invalid duration \"\(s.prefix(40))\": a unit needs a number before it, like 90m, 16h, 30d or 1w")
+                throw SSHCAError(.badInput, "invalid duration \"\(s.prefix(40))\": a unit needs a number before it, like 90m, 16h, 30d or 1w")
             }
             let (part, o1) = n.multipliedReportingOverflow(by: unit)
             let (sum, o2) = total.addingReportingOverflow(part)
-            guard !o1, !o2 else { throw AuthorityError(.badInput, "duration \"\(s)\" is too large") }
+            guard !o1, !o2 else { throw SSHCAError(.badInput, "duration \"\(s)\" is too large") }
             total = sum
             number = nil
         }
         if let n = number {
             let (sum, o) = total.addingReportingOverflow(n)
-            guard !o else { throw AuthorityError(.badInput, "duration \"\(s)\" is too large") }
+            guard !o else { throw SSHCAError(.badInput, "duration \"\(s)\" is too large") }
             total = sum
         }
         return total
@@ -86,7 +86,7 @@ public struct ValidityWindow: Equatable, Sendable, CustomStringConvertible {
     /// YYYYMMDD[HHMM[SS]][Z] and TO is "forever", "+1d", "-1h" or an absolute time; and "forever"
     /// or "always" alone for a certificate without limits. Absolute times without Z are local time,
     /// as in ssh-keygen.
-    public static func parse(_ spec: String, now: UInt64, backdate: UInt64) throws(AuthorityError) -> ValidityWindow {
+    public static func parse(_ spec: String, now: UInt64, backdate: UInt64) throws(SSHCAError) -> ValidityWindow {
         let text = spec.trimmingCharacters(in: " \t")
         guard !text.isEmpty else { throw invalid(spec) }
         let window: ValidityWindow
@@ -110,16 +110,16 @@ public struct ValidityWindow: Equatable, Sendable, CustomStringConvertible {
             window = ValidityWindow(validAfter: now.subtractingClamped(backdate), validBefore: now.addingClamped(length))
         }
         guard window.validAfter < window.validBefore else {
-            throw AuthorityError(.badInput, "validity \"\(spec)\" ends before it starts")
+            throw SSHCAError(.badInput, "validity \"\(spec)\" ends before it starts")
         }
         return window
     }
 
-    private static func invalid(_ spec: String) -> AuthorityError {
-        AuthorityError(.badInput, "invalid validity \"\(spec.prefix(60))\": use a duration (16h, 30d, 1w), +16h, -5m:+1d, YYYYMMDD[HHMM[SS]]:YYYYMMDD[HHMM[SS]], always:forever or forever")
+    private static func invalid(_ spec: String) -> SSHCAError {
+        SSHCAError(.badInput, "invalid validity \"\(spec.prefix(60))\": use a duration (16h, 30d, 1w), +16h, -5m:+1d, YYYYMMDD[HHMM[SS]]:YYYYMMDD[HHMM[SS]], always:forever or forever")
     }
 
-    private static func point(_ text: String, now: UInt64, spec: String) throws(AuthorityError) -> UInt64 {
+    private static func point(_ text: String, now: UInt64, spec: String) throws(SSHCAError) -> UInt64 {
         if text.first == "+" || text.first == "-" {
             let length: UInt64
             do { length = try DurationText.seconds(text.dropFirst()) } catch { throw invalid(spec) }
@@ -129,7 +129,7 @@ public struct ValidityWindow: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, local time, or UTC with a trailing Z.
-    private static func absolute(_ text: String, spec: String) throws(AuthorityError) -> UInt64 {
+    private static func absolute(_ text: String, spec: String) throws(SSHCAError) -> UInt64 {
         var digits = text
         let utc = digits.hasSuffix("Z")
         if utc { digits.removeLast() }

@@ -23,17 +23,17 @@ public enum Files {
         return stat(path, &st) == 0 ? st.st_mode & 0o7777 : nil
     }
 
-    public static func read(_ path: String, maximumBytes: Int = 1 << 20, what: String = "file") throws(AuthorityError) -> [UInt8] {
+    public static func read(_ path: String, maximumBytes: Int = 1 << 20, what: String = "file") throws(SSHCAError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let e = errno
-            if e == ENOENT { throw AuthorityError(.io, "\(what) \(path) does not exist") }
-            throw AuthorityError(.io, "cannot read \(what) \(path): \(String(cString: strerror(e)))")
+            if e == ENOENT { throw SSHCAError(.io, "\(what) \(path) does not exist") }
+            throw SSHCAError(.io, "cannot read \(what) \(path): \(String(cString: strerror(e)))")
         }
         defer { close(fd) }
         var st = stat()
         if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
-            throw AuthorityError(.io, "\(what) \(path) is a directory, not a file")
+            throw SSHCAError(.io, "\(what) \(path) is a directory, not a file")
         }
         return try readAll(fd, path: path, maximumBytes: maximumBytes, what: what)
     }
@@ -43,62 +43,62 @@ public enum Files {
     /// directory on the way may be a link owned by anyone but root, the file itself is no link
     /// and a regular file (a FIFO would hang the reader), owned by one of `owners`, writable by
     /// nobody else, and at most `maximumBytes`.
-    public static func readTrusted(_ path: String, maximumBytes: Int, what: String, owners: Set<uid_t>) throws(AuthorityError) -> [UInt8] {
+    public static func readTrusted(_ path: String, maximumBytes: Int, what: String, owners: Set<uid_t>) throws(SSHCAError) -> [UInt8] {
         var prefix = path.hasPrefix("/") ? "" : "."
         let components = path.split(separator: "/", omittingEmptySubsequences: true)
         for component in components.dropLast() {
             prefix += "/" + component
             var info = stat()
             if lstat(prefix, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK, info.st_uid != 0 {
-                throw AuthorityError(.unsafeFile, "\(what) \(path): \(prefix) is a symbolic link owned by uid \(info.st_uid), not by root; not following it")
+                throw SSHCAError(.unsafeFile, "\(what) \(path): \(prefix) is a symbolic link owned by uid \(info.st_uid), not by root; not following it")
             }
         }
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else {
             let e = errno
-            if e == ENOENT { throw AuthorityError(.io, "\(what) \(path) does not exist") }
-            if e == ELOOP { throw AuthorityError(.unsafeFile, "\(what) \(path) is a symbolic link; not following it") }
-            throw AuthorityError(.io, "cannot read \(what) \(path): \(String(cString: strerror(e)))")
+            if e == ENOENT { throw SSHCAError(.io, "\(what) \(path) does not exist") }
+            if e == ELOOP { throw SSHCAError(.unsafeFile, "\(what) \(path) is a symbolic link; not following it") }
+            throw SSHCAError(.io, "cannot read \(what) \(path): \(String(cString: strerror(e)))")
         }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            throw AuthorityError(.unsafeFile, "\(what) \(path) is not a regular file (a FIFO, device or directory); refusing to read it")
+            throw SSHCAError(.unsafeFile, "\(what) \(path) is not a regular file (a FIFO, device or directory); refusing to read it")
         }
         guard owners.contains(st.st_uid) else {
-            throw AuthorityError(.unsafeFile, "\(what) \(path) is owned by uid \(st.st_uid); only \(owners.sorted().map { "uid \($0)" }.joined(separator: " or ")) may own it")
+            throw SSHCAError(.unsafeFile, "\(what) \(path) is owned by uid \(st.st_uid); only \(owners.sorted().map { "uid \($0)" }.joined(separator: " or ")) may own it")
         }
         guard st.st_mode & 0o022 == 0 else {
-            throw AuthorityError(.unsafeFile, "\(what) \(path) is writable by its group or by others (mode \(String(st.st_mode & 0o7777, radix: 8))); chmod go-w it")
+            throw SSHCAError(.unsafeFile, "\(what) \(path) is writable by its group or by others (mode \(String(st.st_mode & 0o7777, radix: 8))); chmod go-w it")
         }
         guard Int(st.st_size) <= maximumBytes else {
-            throw AuthorityError(.badInput, "\(what) \(path) is larger than \(maximumBytes) bytes; is it the right file?")
+            throw SSHCAError(.badInput, "\(what) \(path) is larger than \(maximumBytes) bytes; is it the right file?")
         }
         return try readAll(fd, path: path, maximumBytes: maximumBytes, what: what)
     }
 
-    private static func readAll(_ fd: Int32, path: String, maximumBytes: Int, what: String) throws(AuthorityError) -> [UInt8] {
+    private static func readAll(_ fd: Int32, path: String, maximumBytes: Int, what: String) throws(SSHCAError) -> [UInt8] {
         var out: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw AuthorityError(.io, "cannot read \(what) \(path): \(String(cString: strerror(errno)))")
+                throw SSHCAError(.io, "cannot read \(what) \(path): \(String(cString: strerror(errno)))")
             }
             if n == 0 { break }
             out.append(contentsOf: buffer[0..<n])
             if out.count > maximumBytes {
-                throw AuthorityError(.badInput, "\(what) \(path) is larger than \(maximumBytes) bytes; is it the right file?")
+                throw SSHCAError(.badInput, "\(what) \(path) is larger than \(maximumBytes) bytes; is it the right file?")
             }
         }
         return out
     }
 
-    public static func readText(_ path: String, maximumBytes: Int = 1 << 20, what: String = "file") throws(AuthorityError) -> String {
+    public static func readText(_ path: String, maximumBytes: Int = 1 << 20, what: String = "file") throws(SSHCAError) -> String {
         let bytes = try read(path, maximumBytes: maximumBytes, what: what)
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw AuthorityError(.badInput, "\(what) \(path) is not text (it is not valid UTF-8)")
+            throw SSHCAError(.badInput, "\(what) \(path) is not text (it is not valid UTF-8)")
         }
         return text
     }
@@ -115,19 +115,19 @@ public enum Files {
 
     /// Replaces `path` atomically: a reader sees the old file or the new one, never a mix. The
     /// temp file is in the same directory.
-    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t, durability: Durability = .synced) throws(AuthorityError) {
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t, durability: Durability = .synced) throws(SSHCAError) {
         try writeAtomically(path, bytes, mode: mode, durability: durability, check: nil)
     }
 
     /// The same, with a last check of the complete temp file before it replaces `path` (for
     /// example: does `ssh-keygen -Q` load it?). If the check throws, `path` is left untouched.
     public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t, durability: Durability = .synced,
-                                       check: ((String) throws(AuthorityError) -> Void)?) throws(AuthorityError) {
+                                       check: ((String) throws(SSHCAError) -> Void)?) throws(SSHCAError) {
         let directory = parentDirectory(of: path)
         var template = Array("\(directory)/.\(baseName(of: path)).tmp-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
-            throw AuthorityError(.io, "cannot create a file in \(directory): \(String(cString: strerror(errno)))")
+            throw SSHCAError(.io, "cannot create a file in \(directory): \(String(cString: strerror(errno)))")
         }
         let tempPath = String(decoding: template.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var committed = false
@@ -136,47 +136,47 @@ public enum Files {
         }
         do {
             defer { close(fd) }
-            guard fchmod(fd, mode) == 0 else { throw AuthorityError(.io, "cannot set the mode of \(tempPath): \(String(cString: strerror(errno)))") }
+            guard fchmod(fd, mode) == 0 else { throw SSHCAError(.io, "cannot set the mode of \(tempPath): \(String(cString: strerror(errno)))") }
             try writeAll(fd, bytes, path: path)
             if durability == .synced {
-                guard fsync(fd) == 0 else { throw AuthorityError(.io, "cannot flush \(path) to disk: \(String(cString: strerror(errno)))") }
+                guard fsync(fd) == 0 else { throw SSHCAError(.io, "cannot flush \(path) to disk: \(String(cString: strerror(errno)))") }
             }
         }
         try check?(tempPath)
         guard rename(tempPath, path) == 0 else {
-            throw AuthorityError(.io, "cannot replace \(path): \(String(cString: strerror(errno)))")
+            throw SSHCAError(.io, "cannot replace \(path): \(String(cString: strerror(errno)))")
         }
         committed = true
         if durability == .synced { syncDirectory(directory) }
     }
 
     /// Creates a new file that must not exist yet (O_EXCL), for key material.
-    public static func createExclusive(_ path: String, _ bytes: [UInt8], mode: mode_t) throws(AuthorityError) {
+    public static func createExclusive(_ path: String, _ bytes: [UInt8], mode: mode_t) throws(SSHCAError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else {
             let e = errno
-            if e == EEXIST { throw AuthorityError(.home, "\(path) already exists; refusing to overwrite it") }
-            throw AuthorityError(.io, "cannot create \(path): \(String(cString: strerror(e)))")
+            if e == EEXIST { throw SSHCAError(.home, "\(path) already exists; refusing to overwrite it") }
+            throw SSHCAError(.io, "cannot create \(path): \(String(cString: strerror(e)))")
         }
-        do throws(AuthorityError) {
+        do throws(SSHCAError) {
             defer { close(fd) }
-            guard fchmod(fd, mode) == 0 else { throw AuthorityError(.io, "cannot set the mode of \(path)") }
+            guard fchmod(fd, mode) == 0 else { throw SSHCAError(.io, "cannot set the mode of \(path)") }
             try writeAll(fd, bytes, path: path)
-            guard fsync(fd) == 0 else { throw AuthorityError(.io, "cannot flush \(path) to disk: \(String(cString: strerror(errno)))") }
+            guard fsync(fd) == 0 else { throw SSHCAError(.io, "cannot flush \(path) to disk: \(String(cString: strerror(errno)))") }
         } catch {
             unlink(path)
             throw error
         }
     }
 
-    public static func makeDirectory(_ path: String, mode: mode_t) throws(AuthorityError) {
+    public static func makeDirectory(_ path: String, mode: mode_t) throws(SSHCAError) {
         if isDirectory(path) { return }
         var partial = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             partial += "/" + component
             if isDirectory(partial) { continue }
             guard mkdir(partial, mode) == 0 || errno == EEXIST else {
-                throw AuthorityError(.io, "cannot create directory \(partial): \(String(cString: strerror(errno)))")
+                throw SSHCAError(.io, "cannot create directory \(partial): \(String(cString: strerror(errno)))")
             }
         }
     }
@@ -185,12 +185,12 @@ public enum Files {
         unlink(path)
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(AuthorityError) {
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(SSHCAError) {
         var written = 0
         while written < bytes.count {
             let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw AuthorityError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw SSHCAError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
             written += n
         }
     }

@@ -1,4 +1,3 @@
-public import Ledger
 import SSHFormat
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -104,16 +103,6 @@ public enum ServiceAPI {
         public var caFingerprint: String?
         /// Why it is behind (empty when it is current).
         public var behind: [String]
-
-        /// Behind: an older KRL than `currentKRL`, or no sync for longer than `staleAfter` (the
-        /// timer syncs every five minutes).
-        public init(_ record: HostRecord, currentKRL: UInt64, now: UInt64, staleAfter: UInt64 = 1800) {
-            var problems: [String] = []
-            if record.krlVersion < currentKRL { problems.append("KRL version \(record.krlVersion), the current one is \(currentKRL)") }
-            if now > record.lastSync &+ staleAfter { problems.append("no sync for \(DurationText.format(now - record.lastSync))") }
-            self.init(name: record.name, identifiedBy: record.identifiedBy, address: record.address, lastSync: record.lastSync,
-                      krlVersion: record.krlVersion, caFingerprint: record.caFingerprint, behind: problems)
-        }
 
         public init(name: String, identifiedBy: String, address: String, lastSync: UInt64, krlVersion: UInt64, caFingerprint: String?, behind: [String]) {
             self.name = name

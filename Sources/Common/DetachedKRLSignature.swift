@@ -38,7 +38,7 @@ public enum DetachedKRLSignature {
 
     /// `sshca krl show`'s line for the signature file beside a KRL (nil when there is none):
     /// who signed it and whether it verifies over that KRL.
-    public static func describe(signatureAt path: String, over krlPath: String) throws(AuthorityError) -> String? {
+    public static func describe(signatureAt path: String, over krlPath: String) throws(SSHCAError) -> String? {
         guard Files.exists(path) else { return nil }
         let text = try Files.readText(path, maximumBytes: 64 * 1024, what: "KRL signature")
         let krl = try Files.read(krlPath, maximumBytes: 1 << 30, what: "KRL")

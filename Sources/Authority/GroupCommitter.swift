@@ -1,20 +1,16 @@
-public import Authority
+import Common
 public import Ledger
 import SSHCrypto
 import SSHFormat
 import Foundation
 
-/// Turns many concurrent issuance requests into few durable transactions: requests queue here,
-/// one thread takes everything queued, signs each certificate with its serial and commits them
-/// in one SQLite transaction (one fsync), and only then answers every waiting request. A request
-/// that fails (a revoked key, a bad body) fails alone.
+/// The service's batching of `CertificateAuthority.commit`: concurrent requests queue here, one
+/// thread takes everything queued and commits it in one transaction (one fsync), and only then
+/// answers every waiting request. A request that fails (a revoked key, a bad body) fails alone.
 public final class GroupCommitter: @unchecked Sendable {
     struct Pending {
-        var body: CertificateBody
-        var issuer: Issuer
-        var requester: Requester
-        var keyIDNamesSerial: Bool
-        var continuation: CheckedContinuation<Result<IssuedCertificate, AuthorityError>, Never>
+        var issuance: PendingIssuance
+        var continuation: CheckedContinuation<Result<IssuedCertificate, SSHCAError>, Never>
     }
 
     private let ledger: any Ledger
@@ -42,15 +38,15 @@ public final class GroupCommitter: @unchecked Sendable {
     }
 
     /// Signs and commits; returns once the certificate is durable in the ledger (or refused).
-    public func issue(body: CertificateBody, issuer: Issuer, requester: Requester, keyIDNamesSerial: Bool = false) async -> Result<IssuedCertificate, AuthorityError> {
+    public func issue(_ issuance: PendingIssuance) async -> Result<IssuedCertificate, SSHCAError> {
         await withCheckedContinuation { continuation in
             condition.lock()
             if stopped {
                 condition.unlock()
-                continuation.resume(returning: .failure(AuthorityError(.ledger, "the service is shutting down; try again")))
+                continuation.resume(returning: .failure(SSHCAError(.ledger, "the service is shutting down; try again")))
                 return
             }
-            queue.append(Pending(body: body, issuer: issuer, requester: requester, keyIDNamesSerial: keyIDNamesSerial, continuation: continuation))
+            queue.append(Pending(issuance: issuance, continuation: continuation))
             condition.signal()
             condition.unlock()
         }
@@ -116,23 +112,12 @@ public final class GroupCommitter: @unchecked Sendable {
     }
 
     private func commit(_ group: [Pending]) {
-        let now = Clock.now()
-        let requests = group.map { pending in
-            let body = pending.body, issuer = pending.issuer
-            let namesSerial = pending.keyIDNamesSerial
-            return GroupIssuance(requestedBy: pending.requester) { serial in
-                try issuer.sign(Issuer.numbered(body, serial: serial, keyIDNamesSerial: namesSerial))
-            }
-        }
-        let results: [Result<IssuedCertificate, AuthorityError>]
+        let results: [Result<IssuedCertificate, SSHCAError>]
         var failure: String? = nil
         do {
-            results = try ledger.issueGroup(requests, now: now).map { result in
-                result.mapError { AuthorityError(ledger: $0) }
-            }
+            results = try CertificateAuthority.commit(group.map(\.issuance), to: ledger, now: Clock.now())
         } catch {
             // The transaction did not commit: nothing of this group was issued.
-            let error = AuthorityError(ledger: error as? LedgerError ?? LedgerError(.storage, "\(error)"))
             failure = error.reason
             results = Array(repeating: .failure(error), count: group.count)
         }

@@ -5,7 +5,7 @@ public enum ConfigValue: Equatable, Sendable {
     case boolean(Bool)
     case array([ConfigValue])
 
-    var typeName: String {
+    public var typeName: String {
         switch self {
         case .string: return "a string"
         case .integer: return "an integer"
@@ -34,10 +34,10 @@ public struct ConfigText: Sendable {
 
     public static let maximumLength = 1 << 20
 
-    public init(parsing text: String, fileName: String = "sshca.toml") throws(AuthorityError) {
+    public init(parsing text: String, fileName: String = "sshca.toml") throws(SSHCAError) {
         self.fileName = fileName
         guard text.utf8.count <= Self.maximumLength else {
-            throw AuthorityError(.badConfig, "\(fileName): the file is over 1 MiB; this is not a configuration file")
+            throw SSHCAError(.badConfig, "\(fileName): the file is over 1 MiB; this is not a configuration file")
         }
         var parser = Parser(chars: Array(text.unicodeScalars), fileName: fileName)
         var table = ""
@@ -58,7 +58,7 @@ public struct ConfigText: Sendable {
                 parser.advance()
                 try parser.endOfLine()
                 guard seenTables.insert(name).inserted else {
-                    throw AuthorityError(.badConfig, "\(fileName):\(line): table [\(name)] appears twice; merge the two")
+                    throw SSHCAError(.badConfig, "\(fileName):\(line): table [\(name)] appears twice; merge the two")
                 }
                 table = name
                 tables.append((name, line))
@@ -73,7 +73,7 @@ public struct ConfigText: Sendable {
             try parser.endOfLine()
             let full = table.isEmpty ? key : table + "." + key
             guard seenKeys.insert(full).inserted else {
-                throw AuthorityError(.badConfig, "\(fileName):\(line): \"\(key)\" is set twice in [\(table)]")
+                throw SSHCAError(.badConfig, "\(fileName):\(line): \"\(key)\" is set twice in [\(table)]")
             }
             entries.append(ConfigEntry(table: table, key: key, value: value, line: line))
         }
@@ -92,8 +92,8 @@ public struct ConfigText: Sendable {
             index += 1
         }
 
-        func error(_ message: String) -> AuthorityError {
-            AuthorityError(.badConfig, "\(fileName):\(line): \(message)")
+        func error(_ message: String) -> SSHCAError {
+            SSHCAError(.badConfig, "\(fileName):\(line): \(message)")
         }
 
         mutating func skipSpaces() {
@@ -110,7 +110,7 @@ public struct ConfigText: Sendable {
             }
         }
 
-        mutating func endOfLine() throws(AuthorityError) {
+        mutating func endOfLine() throws(SSHCAError) {
             skipSpaces()
             skipComment()
             if peek() == "\r" { advance() }
@@ -123,7 +123,7 @@ public struct ConfigText: Sendable {
             (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "_" || c == "-"
         }
 
-        mutating func dottedKey() throws(AuthorityError) -> String {
+        mutating func dottedKey() throws(SSHCAError) -> String {
             var parts: [String] = []
             repeat {
                 skipSpaces()
@@ -142,7 +142,7 @@ public struct ConfigText: Sendable {
             return parts.joined(separator: ".")
         }
 
-        mutating func value() throws(AuthorityError) -> ConfigValue {
+        mutating func value() throws(SSHCAError) -> ConfigValue {
             guard let c = peek() else { throw error("missing value") }
             switch c {
             case "\"":
@@ -196,7 +196,7 @@ public struct ConfigText: Sendable {
             }
         }
 
-        mutating func basicString() throws(AuthorityError) -> String {
+        mutating func basicString() throws(SSHCAError) -> String {
             advance() // opening quote
             var s = ""
             while let c = peek() {

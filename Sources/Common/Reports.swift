@@ -1,5 +1,4 @@
 public import SSHFormat
-public import Ledger
 import SSHCrypto
 
 /// One certificate from the ledger as `sshca list` and `sshca show` print it.
@@ -11,6 +10,15 @@ public struct CertificateSummary: Codable, Sendable, Equatable {
         public var reason: String
         public var by: String
         public var at: UInt64
+
+        public init(id: Int64, kind: String, target: String, reason: String, by: String, at: UInt64) {
+            self.id = id
+            self.kind = kind
+            self.target = target
+            self.reason = reason
+            self.by = by
+            self.at = at
+        }
     }
 
     public var serial: UInt64
@@ -33,35 +41,27 @@ public struct CertificateSummary: Codable, Sendable, Equatable {
     /// The certificate itself, one OpenSSH line.
     public var certificate: String
 
-    public init(_ issued: IssuedCertificate, now: UInt64) {
-        let body = issued.body
-        serial = body.serial
-        type = body.type.description
-        keyId = body.keyID
-        principals = body.principals
-        validAfter = body.validAfter
-        validBefore = body.validBefore
-        if issued.revocation != nil {
-            status = "revoked"
-        } else if body.validBefore <= now {
-            status = "expired"
-        } else if body.validAfter > now {
-            status = "not-yet-valid"
-        } else {
-            status = "active"
-        }
-        keyFingerprint = body.publicKey.fingerprint
-        keyType = body.publicKey.typeName
-        caFingerprint = body.signatureKey.fingerprint
-        requestedBy = issued.requestedBy.name
-        channel = issued.requestedBy.channel
-        issuedAt = issued.issuedAt
-        revocation = issued.revocation.map {
-            Revocation(id: $0.id, kind: $0.kind, target: $0.target, reason: $0.reason, by: $0.revokedBy, at: $0.revokedAt)
-        }
-        criticalOptions = body.criticalOptions.map(CertificateReport.option)
-        extensions = body.extensions.map(CertificateReport.option)
-        certificate = issued.certificate.openSSHLine()
+    public init(serial: UInt64, type: String, keyId: String, principals: [String], validAfter: UInt64, validBefore: UInt64,
+                status: String, keyFingerprint: String, keyType: String, caFingerprint: String, requestedBy: String,
+                channel: String, issuedAt: UInt64, revocation: Revocation?, criticalOptions: [CertificateReport.Option],
+                extensions: [CertificateReport.Option], certificate: String) {
+        self.serial = serial
+        self.type = type
+        self.keyId = keyId
+        self.principals = principals
+        self.validAfter = validAfter
+        self.validBefore = validBefore
+        self.status = status
+        self.keyFingerprint = keyFingerprint
+        self.keyType = keyType
+        self.caFingerprint = caFingerprint
+        self.requestedBy = requestedBy
+        self.channel = channel
+        self.issuedAt = issuedAt
+        self.revocation = revocation
+        self.criticalOptions = criticalOptions
+        self.extensions = extensions
+        self.certificate = certificate
     }
 
     /// Column layout for `sshca list`.
@@ -106,24 +106,24 @@ public struct KRLInspection: Sendable {
     /// Parses strictly and verifies every signature, as sshd does when it loads `RevokedKeys`:
     /// a bad signature, or signatures only by keys the KRL itself revokes, make the whole file
     /// invalid (sshd then refuses every public-key login).
-    public init(bytes: [UInt8], source: String) throws(AuthorityError) {
+    public init(bytes: [UInt8], source: String) throws(SSHCAError) {
         let parsed: (krl: KRL, signatures: [KRLSignature])
         do {
             parsed = try KRL.parse(bytes)
         } catch {
-            throw AuthorityError(.badInput, "\(source) is not a KRL OpenSSH would accept: \(error)")
+            throw SSHCAError(.badInput, "\(source) is not a KRL OpenSSH would accept: \(error)")
         }
         krl = parsed.krl
         signatures = parsed.signatures.map { ($0.signingKey, $0.signingKey.verify($0.signature, over: $0.signedBytes)) }
         for (key, verdict) in signatures where !verdict.isValid {
-            throw AuthorityError(.badInput, "\(source): the signature by \(key.fingerprint) does not verify (\(verdict)); sshd would reject this KRL and refuse every key login")
+            throw SSHCAError(.badInput, "\(source): the signature by \(key.fingerprint) does not verify (\(verdict)); sshd would reject this KRL and refuse every key login")
         }
         if !signatures.isEmpty, signatures.allSatisfy({ krl.revocation(of: $0.key) != nil }) {
-            throw AuthorityError(.badInput, "\(source) is signed only by keys it revokes; sshd would reject it and refuse every key login")
+            throw SSHCAError(.badInput, "\(source) is signed only by keys it revokes; sshd would reject it and refuse every key login")
         }
     }
 
-    public static func read(_ path: String) throws(AuthorityError) -> KRLInspection {
+    public static func read(_ path: String) throws(SSHCAError) -> KRLInspection {
         try KRLInspection(bytes: try Files.read(path, maximumBytes: 1 << 30, what: "KRL"), source: path)
     }
 
@@ -141,7 +141,7 @@ public struct KRLInspection: Sendable {
             let runCount = section.serials.runCount
             out += "  serials: \(section.serials.count) in \(runCount) run(s)\n"
             for range in section.serials.runs.prefix(200) {
-                out += range.lowerBound == range.upperBound ? "    \(range.lowerBound)\n" : "    \(range.lowerBound)-\(range.upperBound)\n"
+                out += "    \(SerialSet.rangeText(range))\n"
             }
             if runCount > 200 { out += "    ... \(runCount - 200) more run(s)\n" }
             for id in section.keyIDs { out += "  key id: \"\(id)\"\n" }
