@@ -201,6 +201,20 @@ struct SetupFailureTests {
         }
     }
 
+    @Test("a --principal user name that would leave the principals directory, or is no account name, is refused (65) with nothing changed")
+    func principalUserNames() async throws {
+        try await withTreeDirectory("names") { dir in
+            let tree = try await DebianTree.create(in: dir.child("tree"))
+            let ca = try await CAFixture.create(in: dir)
+            let before = try tree.snapshot()
+            for user in ["..", ".", "-deploy", "de/ploy", "de ploy", ""] {
+                let result = try await tree.setup(caKey: ca.userCAPublicKey, ["--principal=\(user)=alice"])
+                #expect(result.exitCode == 65 && result.stderrText.contains("not a valid user name"), "--principal \(user)=alice:\n\(result)")
+                expectIdentical(try tree.snapshot(), before, "--principal \(user)=alice")
+            }
+        }
+    }
+
     @Test("--dry-run prints the planned content and changes nothing")
     func dryRun() async throws {
         try await withTreeDirectory("dry") { dir in
