@@ -241,6 +241,11 @@ public protocol Ledger: IdentityStore {
     /// ledger's own writing connection has them (name and value, in a fixed order), so that
     /// `/metrics` and the bench report what is in force rather than what was meant.
     func durabilitySettings() throws -> [(name: String, value: String)]
+
+    /// Open login challenges, shared by every node on this ledger.
+    var loginChallenges: any LoginChallenges { get }
+    /// Failed sign-ins per identity and address, shared by every node on this ledger.
+    var failureCounts: any FailureCounts { get }
 }
 
 /// What the service knows of a server from its KRL syncs (`sshca hosts`, GET /v1/hosts).

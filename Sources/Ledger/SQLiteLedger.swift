@@ -21,6 +21,9 @@ public final class SQLiteLedger: Ledger, @unchecked Sendable {
     private let database: Mutex<(writer: any DatabaseWriter, readOnlyReason: String?)>
     var pool: any DatabaseWriter { database.withLock { $0.writer } }
     public let path: String
+    /// One node per SQLite file: its challenges and failure counts live in this process.
+    public let loginChallenges: any LoginChallenges = MemoryLoginChallenges()
+    public let failureCounts: any FailureCounts = MemoryFailureCounts()
     let access: Access
     let busyTimeout: Double
     /// Set by the first write: only a command that grew the WAL empties it (`checkpointLargeWALAtClose`).

@@ -75,8 +75,9 @@ public final class CAService: Sendable {
         userIssuer = Issuer(signer: try authority.home.signer(.user, passphrase: once, configuration: configuration), configuration: configuration, caKeys: caKeys)
         hostIssuer = Issuer(signer: try authority.home.signer(.host, passphrase: once, configuration: configuration), configuration: configuration, caKeys: caKeys)
         policy = IssuancePolicy(configuration: configuration)
-        challenges = ChallengeStore(lifetime: configuration.service.challengeLifetime)
-        limiter = FailureLimiter(limit: configuration.service.failuresPerMinute)
+        // Shared by every node on this ledger; the SQLite ledger keeps them in this process.
+        challenges = ChallengeStore(lifetime: configuration.service.challengeLifetime, store: authority.ledger.loginChallenges)
+        limiter = FailureLimiter(limit: configuration.service.failuresPerMinute, counts: authority.ledger.failureCounts)
         committer = GroupCommitter(ledger: authority.ledger)
         // A ledger opened read-only: /healthz says failing, and the probe loop below opens it
         // for writing as soon as that works again.
