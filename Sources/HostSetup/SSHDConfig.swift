@@ -152,11 +152,15 @@ public struct SSHDCheck: Sendable {
     }
 
     /// The lines of `sshd -T` as keyword (lower case) and value (outside text: fuzzed).
+    /// The keyword ends at the first space character, found among the Unicode scalars: split by
+    /// Characters, a space followed by a combining mark is one Character and no separator (found
+    /// by fuzzing: the keyword then held the space).
     public static func settings(dump output: String) -> [(keyword: String, value: String)] {
         output.split(whereSeparator: isLineBreak).compactMap { line in
-            let parts = line.split(separator: " ", maxSplits: 1)
-            guard let keyword = parts.first else { return nil }
-            return (keyword.lowercased(), parts.count > 1 ? String(parts[1]) : "")
+            let scalars = line.unicodeScalars.drop { $0 == " " }
+            guard !scalars.isEmpty else { return nil }
+            guard let space = scalars.firstIndex(of: " ") else { return (String(scalars).lowercased(), "") }
+            return (String(scalars[..<space]).lowercased(), String(scalars[scalars.index(after: space)...]))
         }
     }
 }
