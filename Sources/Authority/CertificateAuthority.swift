@@ -15,6 +15,8 @@ public struct CertificateAuthority: Sendable {
     public let configuration: Configuration
     /// Behind the protocol: Authority holds no SQL, so another store can replace SQLite.
     public let ledger: any Ledger
+    /// The backend's own upkeep (backups, write probes, read-only state, durability settings).
+    public let maintenance: any LedgerMaintenance
     /// This process uses the home: a restore cannot replace the ledger under it.
     let homeLock: FileLock?
 
@@ -31,8 +33,10 @@ public struct CertificateAuthority: Sendable {
         } else {
             self.configuration = try home.configuration()
         }
-        self.ledger = try home.openLedger(access: ledgerAccess, lockTimeout: self.configuration.ledgerLockTimeout,
-                                          readOnlyFallback: readOnlyLedgerFallback)
+        let opened = try home.openLedger(access: ledgerAccess, lockTimeout: self.configuration.ledgerLockTimeout,
+                                         readOnlyFallback: readOnlyLedgerFallback)
+        self.ledger = opened
+        self.maintenance = opened
     }
 
     /// The shared hold on the home every ledger user takes. A home that cannot take a lock file

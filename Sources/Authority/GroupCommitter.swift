@@ -14,6 +14,7 @@ public final class GroupCommitter: @unchecked Sendable {
     }
 
     private let ledger: any Ledger
+    private let maintenance: any LedgerMaintenance
     private let condition = NSCondition()
     // Guarded by `condition`.
     private var queue: [Pending] = []
@@ -28,8 +29,9 @@ public final class GroupCommitter: @unchecked Sendable {
     private var lastFailure: String? = nil
     private(set) var committed: UInt64 = 0
 
-    public init(ledger: any Ledger, maximumGroup: Int = 256) {
+    public init(ledger: any Ledger, maintenance: any LedgerMaintenance, maximumGroup: Int = 256) {
         self.ledger = ledger
+        self.maintenance = maintenance
         self.maximumGroup = maximumGroup
         let thread = Thread { [unowned self] in self.run() }
         thread.name = "sshca-commit"
@@ -71,7 +73,7 @@ public final class GroupCommitter: @unchecked Sendable {
     public func probeAfterFailure() {
         guard writeFailure != nil else { return }
         let result: String?
-        do { try ledger.probeWrite(); result = nil } catch { result = "\(error)" }
+        do { try maintenance.probeWrite(); result = nil } catch { result = "\(error)" }
         condition.lock()
         lastFailure = result
         condition.unlock()

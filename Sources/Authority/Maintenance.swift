@@ -27,7 +27,7 @@ extension CertificateAuthority {
         guard fd >= 0 else { throw SSHCAError(.io, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
         close(fd)
         do {
-            try ledger.backup(to: temporary, files: files)
+            try maintenance.backup(to: temporary, files: files)
         } catch {
             Files.remove(temporary)
             throw SSHCAError.from(error)

@@ -79,14 +79,6 @@ public protocol IdentityStore: Sendable {
     func recordEvent(actor: String, action: String, details: String, now: UInt64) throws
     /// The revocation reason if this exact key is revoked, else nil.
     func keyRevocationReason(_ key: PublicKey) throws -> String?
-
-    /// A durable write that changes nothing (the next-serial counter rewritten with its own
-    /// value): whether the ledger can be written right now. A ledger opened read-only is
-    /// opened for writing first, when that works again.
-    func probeWrite() throws
-
-    /// Why the ledger cannot be written (it was opened read-only), or nil.
-    var readOnlyReason: String? { get }
 }
 
 extension SQLiteLedger: IdentityStore {

@@ -212,9 +212,6 @@ public protocol Ledger: IdentityStore {
     func auditEntries(limit: Int?) throws -> [AuditEntry]
     func verifyAudit() throws -> AuditVerification
 
-    /// A consistent copy of the ledger, made while it is in use.
-    func backup(to path: String, files: [BackupFile]) throws
-
     /// Makes the ledger know CA keys, so key-id revocations cover what they sign from the start.
     func registerCAKeys(_ keys: [PublicKey]) throws
 
@@ -237,15 +234,33 @@ public protocol Ledger: IdentityStore {
     /// Every server that ever synced, by name.
     func hosts() throws -> [HostRecord]
 
-    /// The settings that decide whether a commit survives a crash or power loss, as the
-    /// ledger's own writing connection has them (name and value, in a fixed order), so that
-    /// `/metrics` and the bench report what is in force rather than what was meant.
-    func durabilitySettings() throws -> [(name: String, value: String)]
 
     /// Open login challenges, shared by every node on this ledger.
     var loginChallenges: any LoginChallenges { get }
     /// Failed sign-ins per identity and address, shared by every node on this ledger.
     var failureCounts: any FailureCounts { get }
+}
+
+/// What running one backend takes besides the ledger's own behaviour: backups, a write probe,
+/// the read-only state and the durability settings. Each backend has its own (SQLite: a file
+/// copy, WAL and mount state); code that needs it holds it beside `any Ledger`, and the rest
+/// of the CA never sees it.
+public protocol LedgerMaintenance: Sendable {
+    /// A consistent copy of the ledger, made while it is in use.
+    func backup(to path: String, files: [BackupFile]) throws
+
+    /// A durable write that changes nothing (the next-serial counter rewritten with its own
+    /// value): whether the ledger can be written right now. A ledger opened read-only is
+    /// opened for writing first, when that works again.
+    func probeWrite() throws
+
+    /// Why the ledger cannot be written (it was opened read-only), or nil.
+    var readOnlyReason: String? { get }
+
+    /// The settings that decide whether a commit survives a crash or power loss, as the
+    /// ledger's own writing connection has them (name and value, in a fixed order), so that
+    /// `/metrics` and the bench report what is in force rather than what was meant.
+    func durabilitySettings() throws -> [(name: String, value: String)]
 }
 
 /// What the service knows of a server from its KRL syncs (`sshca hosts`, GET /v1/hosts).

@@ -15,7 +15,7 @@ import Foundation
 /// power loss), through GRDB on the system libsqlite3. Writers take the database lock at the
 /// start of their transaction (BEGIN IMMEDIATE), so concurrent `sshca sign` processes queue for
 /// serials instead of failing.
-public final class SQLiteLedger: Ledger, @unchecked Sendable {
+public final class SQLiteLedger: Ledger, LedgerMaintenance, @unchecked Sendable {
     // GRDB's queues and pools are thread-safe; the open database is swapped under the mutex
     // (once, when a ledger opened read-only becomes writable again).
     private let database: Mutex<(writer: any DatabaseWriter, readOnlyReason: String?)>

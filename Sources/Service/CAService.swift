@@ -78,10 +78,10 @@ public final class CAService: Sendable {
         // Shared by every node on this ledger; the SQLite ledger keeps them in this process.
         challenges = ChallengeStore(lifetime: configuration.service.challengeLifetime, store: authority.ledger.loginChallenges)
         limiter = FailureLimiter(limit: configuration.service.failuresPerMinute, counts: authority.ledger.failureCounts)
-        committer = GroupCommitter(ledger: authority.ledger)
+        committer = GroupCommitter(ledger: authority.ledger, maintenance: authority.maintenance)
         // A ledger opened read-only: /healthz says failing, and the probe loop below opens it
         // for writing as soon as that works again.
-        if let why = authority.ledger.readOnlyReason {
+        if let why = authority.maintenance.readOnlyReason {
             committer.noteWriteFailure("the ledger is read-only: \(why)")
         }
         // A revocation is committed before its KRL is written; a crash between the two would
@@ -539,7 +539,7 @@ public final class CAService: Sendable {
     /// The ledger's durability settings (nil while they cannot be read).
     func ledgerDurability() -> [(String, String)]? {
         if let known = durability.withLock({ $0 }) { return known.map { ($0.name, $0.value) } }
-        guard let read = try? authority.ledger.durabilitySettings() else { return nil }
+        guard let read = try? authority.maintenance.durabilitySettings() else { return nil }
         durability.withLock { $0 = read }
         return read.map { ($0.name, $0.value) }
     }
@@ -548,7 +548,7 @@ public final class CAService: Sendable {
         var ledger = "ok", krl = "ok"
         var counters: (nextSerial: UInt64, krlVersion: UInt64)? = nil
         do { counters = try authority.ledger.counters() } catch { ledger = "\(error)" }
-        if ledger == "ok", let failure = committer.writeFailure ?? authority.ledger.readOnlyReason {
+        if ledger == "ok", let failure = committer.writeFailure ?? authority.maintenance.readOnlyReason {
             ledger = "reads work, writes fail: \(failure)"
         }
         // A KRL is a new file written beside the old one: without room for it, the next

@@ -12,8 +12,8 @@ import TestSupport
 /// Certificates are made in process with a real CA key, so each check is about the ledger alone.
 struct LedgerBackend: CustomTestStringConvertible, Sendable {
     var name: String
-    /// A new, empty ledger in `directory`.
-    var open: @Sendable (_ directory: URL) throws -> any Ledger
+    /// A new, empty ledger in `directory`, with its maintenance (backups).
+    var open: @Sendable (_ directory: URL) throws -> any Ledger & LedgerMaintenance
     /// The ledger a backup made by `Ledger.backup(to:files:)` at `path` holds.
     var openBackup: @Sendable (_ path: String) throws -> any Ledger
 
