@@ -77,12 +77,21 @@ public struct CertificateAuthority: Sendable {
     // MARK: Revocation
 
     /// Records the revocation, then publishes the KRL that carries it.
+    /// The one revocation path, for `sshca revoke` and the service: the revocation is committed
+    /// first (then it stands, whatever follows), then the KRL that carries it is published (a new
+    /// version only when the KRL on disk does not carry it yet). `krl` says how publishing went,
+    /// apart from the revocation, so a caller can report a committed revocation whose KRL is
+    /// still to be written.
     public func revoke(_ target: RevocationTarget, reason: String, by: String, passphrase: PassphraseSource,
-                       now: UInt64 = Clock.now()) throws(SSHCAError) -> (outcome: RevocationOutcome, krl: PublishedKRL, published: Bool) {
+                       now: UInt64 = Clock.now()) throws(SSHCAError) -> (outcome: RevocationOutcome, krl: Result<(krl: PublishedKRL, published: Bool), SSHCAError>) {
         let outcome = try recordRevocation(target, reason: reason, by: by, now: now)
-        if outcome.isNew { return (outcome, try publishKRL(by: by, passphrase: passphrase, now: now), true) }
-        let result = try publishKRLIfChanged(by: by, passphrase: passphrase, now: now)
-        return (outcome, result.krl, result.changed)
+        do {
+            if outcome.isNew { return (outcome, .success((try publishKRL(by: by, passphrase: passphrase, now: now), true))) }
+            let result = try publishKRLIfChanged(by: by, passphrase: passphrase, now: now)
+            return (outcome, .success((result.krl, result.changed)))
+        } catch {
+            return (outcome, .failure(error))
+        }
     }
 
     /// The servers that synced the KRL from the service, judged against the version of the

@@ -413,18 +413,17 @@ public final class CAService: Sendable {
         guard targets.count == 1, let target = targets.first else {
             throw ServiceError(400, "bad-request", "name exactly one of serial, serials, keyId, publicKey, principal, user")
         }
-        let outcome: RevocationOutcome
+        let revoked: (outcome: RevocationOutcome, krl: Result<(krl: PublishedKRL, published: Bool), SSHCAError>)
         do {
-            outcome = try authority.recordRevocation(target, reason: request.reason, by: "\(applicant.name) (api)", now: now)
+            revoked = try authority.revoke(target, reason: request.reason, by: "\(applicant.name) (api)", passphrase: passphrase, now: now)
         } catch {
             if error.code == .ledger { committer.noteWriteFailure(error.reason) }
             throw ServiceError.from(error)
         }
         metrics.revoked()
-        let r = outcome.record
+        let outcome = revoked.outcome, r = outcome.record
         do {
-            let krl = outcome.isNew ? try authority.publishKRL(by: "\(applicant.name) (api)", passphrase: passphrase, now: now)
-                : try authority.publishKRLIfChanged(by: "\(applicant.name) (api)", passphrase: passphrase, now: now).krl
+            let krl = try revoked.krl.get().krl
             krlBacklog.withLock { $0 = nil }
             return ServiceAPI.Revocation(id: r.id, kind: r.kind, target: r.target, reason: r.reason, revokedBy: r.revokedBy,
                                          isNew: outcome.isNew, certificatesAffected: outcome.certificatesAffected, krlVersion: krl.version)

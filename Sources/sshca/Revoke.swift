@@ -132,7 +132,9 @@ struct Revoke: ParsableCommand {
             } else {
                 target = .caKey(try authority.home.publicKey(host ? .host : .user))
             }
-            let result = try authority.revoke(target, reason: reason, by: Operator.name(by), passphrase: passphrase.source)
+            let revoked = try authority.revoke(target, reason: reason, by: Operator.name(by), passphrase: passphrase.source)
+            let krl = try revoked.krl.get()
+            let result = (outcome: revoked.outcome, krl: krl.krl, published: krl.published)
             let record = result.outcome.record
             if result.outcome.isNew {
                 print("Revoked \(record.kind) \(record.target) (#\(record.id)): \(result.outcome.certificatesAffected) certificate(s) in the ledger affected.")
