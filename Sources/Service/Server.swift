@@ -1,5 +1,5 @@
 import Common
-public import Authority
+import Authority
 public import Ledger
 import SSHFormat
 public import Hummingbird
