@@ -108,8 +108,7 @@ public struct CertificateAuthority: Sendable {
         try KRLPublisher(authority: self).publishIfChanged(to: home.krlPath, by: by, passphrase: passphrase, now: now)
     }
 
-    /// Commits the revocation to the ledger without publishing the KRL (the service publishes
-    /// separately, so it can tell a failed commit from a KRL that could not be written yet).
+    /// Commits the revocation to the ledger without publishing the KRL (`revoke` publishes after it).
     public func recordRevocation(_ target: RevocationTarget, reason: String, by: String,
                                  now: UInt64 = Clock.now()) throws(SSHCAError) -> RevocationOutcome {
         try IssuanceRules.checkRevocation(target, reason: reason)

@@ -1,6 +1,5 @@
 import Common
 public import Ledger
-import SSHCrypto
 import SSHFormat
 import Foundation
 

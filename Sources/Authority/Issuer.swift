@@ -165,7 +165,7 @@ public struct Issuer: Sendable {
     public static func randomSerial() -> UInt64 {
         while true {
             let serial = SecureRandom.uint64() >> 1
-            if serial != 0 { return serial }
+            if serial >= SerialSet.firstSerial { return serial }
         }
     }
 }

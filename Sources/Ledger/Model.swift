@@ -257,6 +257,10 @@ public protocol LedgerMaintenance: Sendable {
     /// Why the ledger cannot be written (it was opened read-only), or nil.
     var readOnlyReason: String? { get }
 
+    /// The last step of a long-running process (the service stopping): leaves the store as
+    /// the next process wants to find it (SQLite: the WAL moved into the file), then closes it.
+    func shutDown()
+
     /// The settings that decide whether a commit survives a crash or power loss, as the
     /// ledger's own writing connection has them (name and value, in a fixed order), so that
     /// `/metrics` and the bench report what is in force rather than what was meant.

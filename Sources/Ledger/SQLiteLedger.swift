@@ -962,6 +962,13 @@ public final class SQLiteLedger: Ledger, LedgerMaintenance, @unchecked Sendable 
         try read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer" }
     }
 
+    /// The WAL is moved into the ledger file, so the next command does not start by replaying it
+    /// (closing a pool does not: its last connection is a read-only reader).
+    public func shutDown() {
+        try? checkpoint()
+        try? close()
+    }
+
     public func close() throws {
         checkpointLargeWALAtClose()
         if let queue = pool as? DatabaseQueue { try queue.close() }

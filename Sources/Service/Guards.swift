@@ -1,8 +1,6 @@
 import Common
 import Ledger
-import Synchronization
 import SSHCrypto
-import NIOCore
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -402,12 +402,7 @@ public func runService(_ service: CAService, listen: ListenAddress, logger: Logg
     service.shutdown()
     let reason = stopSignal.withLock { $0 }.map { $0 == SIGTERM ? "on SIGTERM" : "on SIGINT" } ?? "(the server ended)"
     logger.info("stopped \(reason); the ledger is closed")
-    // The WAL is moved into the ledger file, so the next command does not start by replaying
-    // it (closing a pool does not: its last connection is a read-only reader).
-    if let ledger = service.authority.ledger as? SQLiteLedger {
-        try? ledger.checkpoint()
-        try? ledger.close()
-    }
+    service.authority.maintenance.shutDown()
 }
 
 /// The query string of `GET /v1/certificates`: outside text, parsed in one place (and fuzzed).
