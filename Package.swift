@@ -3,7 +3,7 @@ import PackageDescription
 
 // Layers, bottom to top (dependencies point down only):
 //   CLibCrypto/CCryptoShim -> SSHFormat -> SSHCrypto -> Common (API shapes, errors, files, clock)
-//   CA side:     Common, Ledger (GRDB, CSQLiteShim) -> Authority -> Service (HTTP)
+//   CA side:     Common, Ledger (the protocol) <- LedgerSQLite (GRDB, CSQLiteShim) -> Authority -> Service (HTTP)
 //   Client side: Common -> Client (talks to the service) -> HostSetup (servers); never Authority or Ledger
 //   sshca (CLI) uses both sides.
 let package = Package(
@@ -42,15 +42,18 @@ let package = Package(
         .target(name: "SSHCrypto", dependencies: ["SSHFormat", "CCryptoShim"]),
         // sqlite3_db_config, which is variadic (the system libsqlite3, as GRDB links it).
         .target(name: "CSQLiteShim", dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
-        // Certificates, serials, revocations and the audit chain: a protocol and its SQLite store.
-        .target(name: "Ledger", dependencies: ["SSHFormat", "CSQLiteShim", .product(name: "GRDB", package: "GRDB.swift")]),
+        // Certificates, serials, revocations and the audit chain: the backend-neutral protocol,
+        // its records and the in-memory shared state a single node may use.
+        .target(name: "Ledger", dependencies: ["SSHFormat"]),
+        // The embedded backend: the ledger in one SQLite file.
+        .target(name: "LedgerSQLite", dependencies: ["Ledger", "SSHFormat", "CSQLiteShim", .product(name: "GRDB", package: "GRDB.swift")]),
         // The commit the build scripts stamp into the binary (sshca --version, /metrics).
         .target(name: "CBuildStamp"),
         // Configuration, the CA home, validity rules, issuance, revocation, KRL publishing.
         // What both sides share: the service API's JSON shapes, errors, atomic file writes, the
         // clock, durations and sshca.toml's syntax. No storage, no HTTP.
         .target(name: "Common", dependencies: ["SSHFormat", "SSHCrypto"]),
-        .target(name: "Authority", dependencies: ["Common", "SSHFormat", "SSHCrypto", "Ledger", "CBuildStamp"]),
+        .target(name: "Authority", dependencies: ["Common", "SSHFormat", "SSHCrypto", "Ledger", "LedgerSQLite", "CBuildStamp"]),
         // The HTTP service: routes, authentication (SSHSIG challenges, tokens), policy, metrics.
         .target(name: "Service", dependencies: [
             "Authority", "Common", "Ledger", "SSHFormat", "SSHCrypto",
@@ -93,7 +96,7 @@ let package = Package(
         .testTarget(name: "AuthorityTests", dependencies: ["Authority", "Common", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Authority", "Common", "TestSupport", "sshca"]),
         .testTarget(name: "CLITests", dependencies: ["sshca", "Common", "TestSupport"]),
-        .testTarget(name: "LedgerTests", dependencies: ["Authority", "Common", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Authority", "Common", "Ledger", "LedgerSQLite", "SSHFormat", "SSHCrypto", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "Client", "Authority", "Common", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport"]),
         .testTarget(name: "HostSetupTests", dependencies: ["Authority", "Common", "HostSetup", "SSHFormat", "TestSupport"]),
     ]

@@ -2,6 +2,7 @@ import Common
 public import SSHFormat
 public import SSHCrypto
 public import Ledger
+public import LedgerSQLite
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else

@@ -2,6 +2,7 @@ import Common
 import SSHFormat
 import SSHCrypto
 public import Ledger
+public import LedgerSQLite
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,5 +1,6 @@
 import Common
 import Ledger
+import LedgerSQLite
 import SSHFormat
 import SSHCrypto
 #if canImport(Glibc)

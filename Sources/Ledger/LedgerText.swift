@@ -2,10 +2,10 @@
 /// ends a string at its first NUL byte, so a value holding one would be stored shorter than it
 /// was given: a hash over the whole string would no longer match the row, and a key id "a\0b"
 /// would be stored, and revoked, as "a". Every text the ledger keeps passes through here.
-enum LedgerText {
+package enum LedgerText {
     /// A value that identifies something (a key id, a principal, a name, a reason): stored as
     /// given or refused, never altered.
-    static func checked(_ value: String, _ what: String) throws(LedgerError) -> String {
+    package static func checked(_ value: String, _ what: String) throws(LedgerError) -> String {
         guard !value.utf8.contains(0) else {
             throw LedgerError(.badInput, "the \(what) contains a NUL byte, which the ledger cannot store as given; use printable text")
         }
@@ -14,7 +14,7 @@ enum LedgerText {
 
     /// Audit text: control characters (NUL among them) are written as \xNN before the entry is
     /// hashed, so the stored text is exactly the text the chain covers, whatever a caller passed.
-    static func audit(_ text: String) -> String {
+    package static func audit(_ text: String) -> String {
         guard text.unicodeScalars.contains(where: isControl) else { return text }
         var out = ""
         out.reserveCapacity(text.utf8.count + 8)
@@ -29,5 +29,5 @@ enum LedgerText {
         return out
     }
 
-    static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || scalar.value == 0x7f }
+    package static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || scalar.value == 0x7f }
 }

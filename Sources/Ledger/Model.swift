@@ -80,6 +80,15 @@ public struct RevocationRecord: Sendable, Equatable {
     public var reason: String
     public var revokedBy: String
     public var revokedAt: UInt64
+
+    public init(id: Int64, kind: String, target: String, reason: String, revokedBy: String, revokedAt: UInt64) {
+        self.id = id
+        self.kind = kind
+        self.target = target
+        self.reason = reason
+        self.revokedBy = revokedBy
+        self.revokedAt = revokedAt
+    }
 }
 
 /// What a revocation did.
@@ -89,6 +98,12 @@ public struct RevocationOutcome: Sendable, Equatable {
     public var isNew: Bool
     /// Certificates in the ledger that this revocation newly covers.
     public var certificatesAffected: Int
+
+    public init(record: RevocationRecord, isNew: Bool, certificatesAffected: Int) {
+        self.record = record
+        self.isNew = isNew
+        self.certificatesAffected = certificatesAffected
+    }
 }
 
 /// Everything a KRL must say, read from the ledger in one consistent snapshot.
@@ -97,6 +112,11 @@ public struct RevocationState: Sendable, Equatable {
     public var certificates: [CertificateRevocations]
     /// Plain keys (users' keys and compromised CA keys) revoked outright.
     public var keys: [PublicKey]
+
+    public init(certificates: [CertificateRevocations], keys: [PublicKey]) {
+        self.certificates = certificates
+        self.keys = keys
+    }
 }
 
 /// Which certificates to list.
@@ -132,6 +152,16 @@ public struct AuditEntry: Sendable, Equatable {
     public var details: String
     public var previousHash: [UInt8]
     public var hash: [UInt8]
+
+    public init(id: Int64, at: UInt64, actor: String, action: String, details: String, previousHash: [UInt8], hash: [UInt8]) {
+        self.id = id
+        self.at = at
+        self.actor = actor
+        self.action = action
+        self.details = details
+        self.previousHash = previousHash
+        self.hash = hash
+    }
 
     public static let genesisHash = [UInt8](repeating: 0, count: 32)
 

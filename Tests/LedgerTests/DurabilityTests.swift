@@ -4,6 +4,7 @@ import Testing
 import TestSupport
 import SSHFormat
 @testable import Ledger
+@testable import LedgerSQLite
 
 /// Acceptance item 8: the ledger runs in WAL mode with synchronous = FULL.
 @Suite("Ledger durability settings")

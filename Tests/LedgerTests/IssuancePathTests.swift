@@ -2,6 +2,7 @@ import Authority
 import Common
 import Foundation
 import Ledger
+import LedgerSQLite
 import SSHCrypto
 import SSHFormat
 import Testing

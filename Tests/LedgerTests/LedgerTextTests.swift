@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import TestSupport
 import Ledger
+import LedgerSQLite
 import SSHFormat
 
 /// The ledger keeps exactly what it is given, or refuses it: a NUL byte (which SQLite's text

@@ -4,6 +4,7 @@ import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
+public import Ledger
 public import SSHFormat
 #if canImport(FoundationEssentials)
 import FoundationEssentials
