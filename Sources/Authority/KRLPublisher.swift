@@ -114,8 +114,10 @@ struct KRLPublisher {
         }
         let recorded: (version: UInt64, chainHead: String)
         do {
-            let summary = "sections=\(state.certificates.count) keys=\(state.keys.count) signed=\(signer != nil)"
-            recorded = try ledger.recordKRLGeneration(by: by, now: now, details: summary)
+            let sections = state.certificates.count, keys = state.keys.count, signed = signer != nil
+            recorded = try ledger.recordKRLGeneration(by: by, now: now) { version in
+                .krlGenerated(version: version, sections: sections, keys: keys, signed: signed)
+            }
         } catch {
             throw SSHCAError.from(error)
         }

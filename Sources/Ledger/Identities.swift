@@ -70,7 +70,7 @@ public protocol IdentityStore: Sendable {
     func revokeToken(id: String, by: String, now: UInt64) throws
 
     /// Appends an entry to the audit chain (refused logins, policy refusals).
-    func recordEvent(actor: String, action: String, details: String, now: UInt64) throws
+    func recordEvent(_ event: AuditEvent, actor: String, now: UInt64) throws
     /// The revocation reason if this exact key is revoked, else nil.
     func keyRevocationReason(_ key: PublicKey) throws -> String?
 }

@@ -236,8 +236,9 @@ public protocol Ledger: IdentityStore {
     func revocationState(omitExpiredBefore: UInt64) throws -> RevocationState
 
     /// Allocates the next KRL version and records the KRL's generation in the audit log, in one
-    /// transaction; returns the version and the audit chain head after that entry.
-    func recordKRLGeneration(by: String, now: UInt64, details: String) throws -> (version: UInt64, chainHead: String)
+    /// transaction; returns the version and the audit chain head after that entry. `event`
+    /// builds the entry for the version taken.
+    func recordKRLGeneration(by: String, now: UInt64, event: @Sendable (UInt64) -> AuditEvent) throws -> (version: UInt64, chainHead: String)
 
     func auditEntries(limit: Int?) throws -> [AuditEntry]
     func verifyAudit() throws -> AuditVerification

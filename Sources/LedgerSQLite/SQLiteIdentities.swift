@@ -20,8 +20,7 @@ extension SQLiteLedger: IdentityStore {
                 identity.name, identity.role, identity.key.blob, identity.key.fingerprint, identity.disabled,
                 Int64(clamping: identity.createdAt), Int64(clamping: identity.updatedAt),
             ])
-            _ = try Self.appendAudit(db, at: identity.createdAt, actor: by, action: "user-add",
-                                     details: "name=\(identity.name) role=\(identity.role) key=\(identity.key.fingerprint)")
+            _ = try Self.appendAudit(db, at: identity.createdAt, actor: by, .userAdded(name: identity.name, role: identity.role, key: identity.key))
         }
     }
 
@@ -44,7 +43,7 @@ extension SQLiteLedger: IdentityStore {
             try db.execute(sql: "UPDATE identities SET disabled = ?, updated_at = ? WHERE name = ?",
                            arguments: [disabled, Int64(clamping: now), name])
             guard db.changesCount == 1 else { throw Self.unknownUser(name) }
-            _ = try Self.appendAudit(db, at: now, actor: by, action: disabled ? "user-disable" : "user-enable", details: "name=\(name)")
+            _ = try Self.appendAudit(db, at: now, actor: by, disabled ? .userDisabled(name: name) : .userEnabled(name: name))
         }
     }
 
@@ -56,8 +55,7 @@ extension SQLiteLedger: IdentityStore {
             guard old.key != key else { throw LedgerError(.badInput, "\(name) is already enrolled with \(key.fingerprint); give the new key's .pub file") }
             try db.execute(sql: "UPDATE identities SET key_blob = ?, key_fingerprint = ?, updated_at = ? WHERE name = ?",
                            arguments: [key.blob, key.fingerprint, Int64(clamping: now), name])
-            _ = try Self.appendAudit(db, at: now, actor: by, action: "user-rekey",
-                                     details: "name=\(name) old-key=\(old.key.fingerprint) key=\(key.fingerprint)")
+            _ = try Self.appendAudit(db, at: now, actor: by, .userRekeyed(name: name, oldKey: old.key, key: key))
         }
     }
 
@@ -74,8 +72,7 @@ extension SQLiteLedger: IdentityStore {
                 token.id, token.role, token.name, Data(token.secretHash), Int64(clamping: token.createdAt),
                 Int64(clamping: token.expiresAt), token.revoked,
             ])
-            _ = try Self.appendAudit(db, at: token.createdAt, actor: by, action: "token-create",
-                                     details: "id=\(token.id) name=\(token.name) role=\(token.role) expires=\(token.expiresAt)")
+            _ = try Self.appendAudit(db, at: token.createdAt, actor: by, .tokenCreated(id: token.id, name: token.name, role: token.role, expiresAt: token.expiresAt))
         }
     }
 
@@ -97,7 +94,7 @@ extension SQLiteLedger: IdentityStore {
         try write { db in
             try db.execute(sql: "UPDATE tokens SET revoked = 1 WHERE id = ?", arguments: [id])
             guard db.changesCount == 1 else { throw LedgerError(.notFound, "no token with id \(id) (see: sshca token list)") }
-            _ = try Self.appendAudit(db, at: now, actor: by, action: "token-revoke", details: "id=\(id)")
+            _ = try Self.appendAudit(db, at: now, actor: by, .tokenRevoked(id: id))
         }
     }
 
@@ -106,8 +103,8 @@ extension SQLiteLedger: IdentityStore {
         try write { db in try Self.setMeta(db, "next_serial", try Self.meta(db, "next_serial")) }
     }
 
-    public func recordEvent(actor: String, action: String, details: String, now: UInt64) throws {
-        try write { db in _ = try Self.appendAudit(db, at: now, actor: actor, action: action, details: details) }
+    public func recordEvent(_ event: AuditEvent, actor: String, now: UInt64) throws {
+        try write { db in _ = try Self.appendAudit(db, at: now, actor: actor, event) }
     }
 
     public func keyRevocationReason(_ key: PublicKey) throws -> String? {
@@ -135,8 +132,7 @@ extension SQLiteLedger: IdentityStore {
                     }
                     try Self.checkIssuable(db, body)
                     try Self.store(db, certificate, requestedBy: request.requestedBy, issuedAt: now)
-                    _ = try Self.appendAudit(db, at: now, actor: request.requestedBy.name, action: "issue",
-                                             details: "serial=\(serial) type=\(body.type) key-id=\(body.keyID) principals=\(body.principals.joined(separator: ",")) key=\(body.publicKey.fingerprint) via=\(request.requestedBy.channel)")
+                    _ = try Self.appendAudit(db, at: now, actor: request.requestedBy.name, .issued(serial: serial, body: body, via: request.requestedBy.channel))
                     outcome = .success(IssuedCertificate(certificate: certificate, requestedBy: request.requestedBy, issuedAt: now))
                 } catch let error as LedgerError {
                     outcome = .failure(error)

@@ -495,8 +495,7 @@ public final class SQLiteLedger: Ledger, LedgerMaintenance, @unchecked Sendable 
             // Principals and people are revoked by the serials they have now: again later can
             // mean new certificates.
             if kind != "principal", kind != "user", let existing = try Self.revocation(db, kind: kind, target: text) {
-                _ = try Self.appendAudit(db, at: now, actor: by, action: "revoke-again",
-                                         details: "\(kind)=\(text) already revoked by #\(existing.id); reason=\(trimmed)")
+                _ = try Self.appendAudit(db, at: now, actor: by, .revokedAgain(kind: kind, target: text, existing: existing.id, reason: trimmed))
                 return RevocationOutcome(record: existing, isNew: false, certificatesAffected: 0)
             }
             try db.execute(sql: "INSERT INTO revocations (kind, target, reason, revoked_by, revoked_at) VALUES (?, ?, ?, ?, ?)",
@@ -555,8 +554,7 @@ public final class SQLiteLedger: Ledger, LedgerMaintenance, @unchecked Sendable 
                 let disabled = db.changesCount
                 try db.execute(sql: "UPDATE tokens SET revoked = 1 WHERE name = ? AND revoked = 0", arguments: [name])
                 let tokens = db.changesCount
-                _ = try Self.appendAudit(db, at: now, actor: by, action: disabled > 0 ? "user-disable" : "user-revoke",
-                                         details: "name=\(name) revocation=#\(id) identity-disabled=\(disabled > 0) tokens-revoked=\(tokens)")
+                _ = try Self.appendAudit(db, at: now, actor: by, .personRevoked(name: name, revocation: id, identityDisabled: disabled > 0, tokensRevoked: tokens))
             case .keyID(let keyID):
                 try db.execute(sql: "INSERT INTO revoked_key_ids VALUES (?, ?)", arguments: [keyID, id])
                 affected = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM certificates WHERE key_id = ?", arguments: [keyID]) ?? 0
@@ -565,8 +563,7 @@ public final class SQLiteLedger: Ledger, LedgerMaintenance, @unchecked Sendable 
                 let column = target.kind == "key" ? "key_fingerprint" : "ca_fingerprint"
                 affected = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM certificates WHERE \(column) = ?", arguments: [key.fingerprint]) ?? 0
             }
-            _ = try Self.appendAudit(db, at: now, actor: by, action: "revoke",
-                                     details: "#\(id) \(kind)=\(text) certificates=\(affected) reason=\(trimmed)")
+            _ = try Self.appendAudit(db, at: now, actor: by, .revoked(id: id, kind: kind, target: text, certificates: affected, reason: trimmed))
             let record = RevocationRecord(id: id, kind: kind, target: text, reason: trimmed, revokedBy: by, revokedAt: now)
             return RevocationOutcome(record: record, isNew: true, certificatesAffected: affected)
         }
@@ -600,7 +597,7 @@ public final class SQLiteLedger: Ledger, LedgerMaintenance, @unchecked Sendable 
                 let key = try PublicKey(blob: blob)
                 try db.execute(sql: "INSERT OR IGNORE INTO revoked_keys VALUES (?, ?, ?)", arguments: [key.fingerprint, key.blob, id])
             }
-            _ = try Self.appendAudit(db, at: now, actor: by, action: "revoke", details: "#\(id) carried from KRL version \(krl.version); reason=\(reason)")
+            _ = try Self.appendAudit(db, at: now, actor: by, .carriedFromKRL(id: id, krlVersion: krl.version, reason: reason))
         }
     }
 
@@ -627,7 +624,7 @@ public final class SQLiteLedger: Ledger, LedgerMaintenance, @unchecked Sendable 
             for run in runs {
                 try statement.execute(arguments: [caKey.fingerprint, Int64(bitPattern: run.lowerBound), Int64(bitPattern: run.upperBound), id])
             }
-            _ = try Self.appendAudit(db, at: now, actor: by, action: "revoke", details: "#\(id) serial-bulk=\(serials.count) reason=\(reason)")
+            _ = try Self.appendAudit(db, at: now, actor: by, .serialBulk(id: id, count: serials.count, reason: reason))
         }
     }
 
@@ -677,11 +674,11 @@ public final class SQLiteLedger: Ledger, LedgerMaintenance, @unchecked Sendable 
         }
     }
 
-    public func recordKRLGeneration(by: String, now: UInt64, details: String) throws -> (version: UInt64, chainHead: String) {
+    public func recordKRLGeneration(by: String, now: UInt64, event: @Sendable (UInt64) -> AuditEvent) throws -> (version: UInt64, chainHead: String) {
         try write { db in
             let version = try Self.meta(db, "krl_version") + 1
             try Self.setMeta(db, "krl_version", version)
-            let entry = try Self.appendAudit(db, at: now, actor: by, action: "krl", details: "version=\(version) \(details)")
+            let entry = try Self.appendAudit(db, at: now, actor: by, event(version))
             return (version, entry.hashHex)
         }
     }
@@ -788,8 +785,8 @@ public final class SQLiteLedger: Ledger, LedgerMaintenance, @unchecked Sendable 
     // MARK: Audit
 
     @discardableResult
-    static func appendAudit(_ db: Database, at: UInt64, actor rawActor: String, action rawAction: String, details rawDetails: String) throws -> AuditEntry {
-        let actor = LedgerText.audit(rawActor), action = LedgerText.audit(rawAction), details = LedgerText.audit(rawDetails)
+    static func appendAudit(_ db: Database, at: UInt64, actor rawActor: String, _ event: AuditEvent) throws -> AuditEntry {
+        let actor = LedgerText.audit(rawActor), action = LedgerText.audit(event.action), details = LedgerText.audit(event.details)
         let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1"))
         let previous: [UInt8] = last.map { [UInt8]($0["hash"] as Data) } ?? AuditEntry.genesisHash
         let id: Int64 = (last?["id"] as Int64? ?? 0) + 1
@@ -922,8 +919,7 @@ public final class SQLiteLedger: Ledger, LedgerMaintenance, @unchecked Sendable 
             // A new generation: a process still holding the ledger as it was sees the change.
             let generation = UInt64.random(in: 1...UInt64(Int64.max))
             try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES ('generation', ?)", arguments: [Int64(bitPattern: generation)])
-            _ = try Self.appendAudit(db, at: now, actor: by, action: "restore",
-                                     details: "from=\(source) next_serial=\(serial) krl_version=\(version) generation=\(String(generation, radix: 16))")
+            _ = try Self.appendAudit(db, at: now, actor: by, .restored(from: source, nextSerial: serial, krlVersion: version, generation: generation))
             lineage.withLock { $0.generation = generation }
         }
     }

@@ -255,10 +255,9 @@ public final class CAService: Sendable {
                                 retryAfter: Int(limiter.window))
         }
         metrics.refused("authentication")
-        audit(actor: who, action: "auth-failed", details: "method=\(method) address=\(address) reason=\(audited ?? reason)", now: now)
+        audit(.authenticationFailed(method: method, address: address, reason: audited ?? reason), actor: who, now: now)
         if limiter.isLimited(keys, now: now) {
-            audit(actor: who, action: "rate-limited",
-                  details: "address=\(address) failures_per_minute=\(limiter.limit) reached; further failures are counted, not audited, for a minute", now: now)
+            audit(.rateLimited(address: address, failuresPerMinute: limiter.limit), actor: who, now: now)
         }
         return ServiceError(401, "unauthenticated", reason)
     }
@@ -296,7 +295,7 @@ public final class CAService: Sendable {
         case .success(let r): certificateRequest = r
         case .failure(let refusal):
             metrics.refused("policy")
-            audit(actor: applicant.name, action: "refused", details: "rule=\(refusal.rule) key=\(key.fingerprint) reason=\(refusal.reason)", now: now)
+            audit(.policyRefused(rule: refusal.rule, key: key, reason: refusal.reason), actor: applicant.name, now: now)
             throw ServiceError(403, "policy", refusal.reason, rule: refusal.rule)
         }
         let issuer = type == .host ? hostIssuer : userIssuer
@@ -321,23 +320,13 @@ public final class CAService: Sendable {
     /// Audits a refused request from someone who did authenticate (bad JSON, a bad key): who
     /// sent what is kept. Unauthenticated junk is only logged, so it cannot flood the ledger.
     public func recordRefusal(_ error: ServiceError, applicant: Applicant, path: String, now: UInt64 = Clock.now()) {
-        audit(actor: applicant.name, action: "refused", details: "path=\(path) code=\(error.code) reason=\(error.message)", now: now)
+        audit(.requestRefused(path: path, code: error.code, reason: error.message), actor: applicant.name, now: now)
     }
 
-    /// The most a refusal or failed sign-in writes to the audit log: enough to tell what was
-    /// refused and why, while a caller who sends 60 KB principals cannot grow the ledger (whose
-    /// audit rows are never pruned) by more than this per request.
-    static let auditedTextLimit = 400
-
-    /// Audits a refusal or failure, each text cut to a bounded length (the cut is said).
-    func audit(actor: String, action: String, details: String, now: UInt64) {
-        func bounded(_ text: String, _ limit: Int) -> String {
-            guard text.utf8.count > limit else { return text }
-            var cut = Substring(text.prefix(limit))
-            while cut.utf8.count > limit { cut.removeLast() }
-            return "\(cut)... (\(text.utf8.count - cut.utf8.count) more bytes not recorded)"
-        }
-        try? authority.ledger.recordEvent(actor: bounded(actor, 128), action: action, details: bounded(details, Self.auditedTextLimit), now: now)
+    /// Audits a refusal or failure; the actor is cut at 128 bytes and the details at
+    /// `AuditEvent.refusalTextLimit` (the cut is said).
+    func audit(_ event: AuditEvent, actor: String, now: UInt64) {
+        try? authority.ledger.recordEvent(event, actor: AuditEvent.bounded(actor, 128), now: now)
     }
 
     // MARK: Servers

@@ -176,7 +176,9 @@ struct LedgerConformanceTests {
             let ledger = try backend.open(dir)
             var versions: [UInt64] = [], heads: Set<String> = []
             for i in 0..<5 {
-                let generation = try ledger.recordKRLGeneration(by: "test", now: 1_800_000_000 + UInt64(i), details: "n=\(i)")
+                let generation = try ledger.recordKRLGeneration(by: "test", now: 1_800_000_000 + UInt64(i)) {
+                    .krlGenerated(version: $0, sections: i, keys: 0, signed: false)
+                }
                 versions.append(generation.version)
                 heads.insert(generation.chainHead)
             }
@@ -186,6 +188,8 @@ struct LedgerConformanceTests {
             guard case .intact(let entries, let head) = try ledger.verifyAudit() else { Issue.record("chain broken"); return }
             #expect(entries == 5)
             #expect(try ledger.auditEntries(limit: nil).last?.hashHex == head)
+            // Each entry is the event built for the version the ledger took.
+            #expect(try ledger.auditEntries(limit: nil).map(\.details) == versions.enumerated().map { i, v in "version=\(v) sections=\(i) keys=0 signed=false" })
         }
     }
 
@@ -195,7 +199,7 @@ struct LedgerConformanceTests {
             let ledger = try backend.open(dir), ca = try ConformanceCA()
             try ca.issue(ledger, [ca.request(try ca.subject(), keyID: "a")])
             _ = try ledger.revoke(.keyID("a"), reason: "gone", by: "sec", now: ca.now)
-            try ledger.recordEvent(actor: "svc", action: "refused", details: "rule=x", now: ca.now + 1)
+            try ledger.recordEvent(.requestRefused(path: "/v1/x", code: "policy", reason: "rule=x"), actor: "svc", now: ca.now + 1)
             let entries = try ledger.auditEntries(limit: nil)
             #expect(entries.map(\.id) == Array(1...Int64(entries.count)))
             #expect(entries.first?.previousHash == AuditEntry.genesisHash)
@@ -205,6 +209,7 @@ struct LedgerConformanceTests {
                                                                action: entry.action, details: entry.details))
             }
             #expect(entries.map(\.action).contains("issue") && entries.last?.action == "refused" && entries.last?.actor == "svc")
+            #expect(entries.last?.details == "path=/v1/x code=policy reason=rule=x")
             #expect(try ledger.auditEntries(limit: 1).count == 1)
             guard case .intact(let count, _) = try ledger.verifyAudit() else { Issue.record("chain broken"); return }
             #expect(count == entries.count)
@@ -296,7 +301,7 @@ struct LedgerConformanceTests {
             let ledger = try backend.open(dir), ca = try ConformanceCA()
             try ca.issue(ledger, (1...3).map { ca.request(try! ca.subject(), keyID: "k\($0)") })
             _ = try ledger.revoke(.serials(2...2), reason: "x", by: "sec", now: ca.now)
-            _ = try ledger.recordKRLGeneration(by: "t", now: ca.now, details: "")
+            _ = try ledger.recordKRLGeneration(by: "t", now: ca.now) { .krlGenerated(version: $0, sections: 1, keys: 0, signed: false) }
             let copy = dir.child("backup.sqlite")
             try ledger.backup(to: copy.path, files: [BackupFile(name: "sshca.toml", mode: 0o644, content: Array("x".utf8))])
             let restored = try backend.openBackup(copy.path)

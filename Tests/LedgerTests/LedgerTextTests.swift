@@ -14,18 +14,18 @@ struct LedgerTextTests {
     func auditTextWithControlCharacters() async throws {
         try await withTemporaryDirectory { dir in
             let ledger = try SQLiteLedger(path: dir.child("ledger.sqlite").path)
-            try ledger.recordEvent(actor: "mal\u{0}lory", action: "refused", details: "principal=x\u{0}y reason=\u{1b}[2J\nforged", now: 1_000)
-            try ledger.recordEvent(actor: "ok", action: "refused", details: "plain", now: 1_001)
+            try ledger.recordEvent(.authenticationFailed(method: "x\u{0}y", address: "\u{1b}[2J", reason: "\nforged"), actor: "mal\u{0}lory", now: 1_000)
+            try ledger.recordEvent(.tokenRevoked(id: "plain"), actor: "ok", now: 1_001)
             guard case .intact(let entries, _) = try ledger.verifyAudit() else {
                 Issue.record("the chain broke on input: \(try ledger.verifyAudit())"); return
             }
             #expect(entries == 2)
             let stored = try ledger.auditEntries(limit: nil)
-            #expect(stored.first?.actor == "mal\\x00lory" && stored.first?.details == "principal=x\\x00y reason=\\x1b[2J\\x0aforged",
+            #expect(stored.first?.actor == "mal\\x00lory" && stored.first?.details == "method=x\\x00y address=\\x1b[2J reason=\\x0aforged",
                     "\(stored.first.map { "\($0.actor) \($0.details)" } ?? "none")")
             // sqlite3 reads the same bytes back: nothing was cut at a NUL.
             let viaSQLite = try checked(try await runProcess("sqlite3", [dir.child("ledger.sqlite").path, "SELECT details FROM audit WHERE id = 1"]))
-            #expect(viaSQLite.stdoutText.trimmingCharacters(in: .newlines) == "principal=x\\x00y reason=\\x1b[2J\\x0aforged")
+            #expect(viaSQLite.stdoutText.trimmingCharacters(in: .newlines) == "method=x\\x00y address=\\x1b[2J reason=\\x0aforged")
         }
     }
 
