@@ -60,55 +60,55 @@ extension CertificateAuthority {
         try IssuanceRules.checkSubjectKey(key, type: .user, minimumRSABits: configuration.minimumRSABits)
     }
 
-    public func addUser(name: String, role: String, key: PublicKey, by: String, now: UInt64 = Clock.now()) throws(SSHCAError) -> IdentityRecord {
+    public func addUser(name: String, role: String, key: PublicKey, by: String, now: UInt64 = Clock.now()) async throws(SSHCAError) -> IdentityRecord {
         try NameRules.checkUserName(name)
         _ = try configuration.role(named: role)
         try Self.checkIdentityKey(key, configuration: configuration)
         let record = IdentityRecord(name: name, role: role, key: key, createdAt: now, updatedAt: now)
-        do { try ledger.addIdentity(record, by: by) } catch { throw SSHCAError.from(error) }
+        do { try await ledger.addIdentity(record, by: by) } catch { throw SSHCAError.from(error) }
         return record
     }
 
-    public func users() throws(SSHCAError) -> [IdentityRecord] {
-        do { return try ledger.identities() } catch { throw SSHCAError.from(error) }
+    public func users() async throws(SSHCAError) -> [IdentityRecord] {
+        do { return try await ledger.identities() } catch { throw SSHCAError.from(error) }
     }
 
-    public func setUserDisabled(_ name: String, disabled: Bool, by: String, now: UInt64 = Clock.now()) throws(SSHCAError) {
-        do { try ledger.setIdentityDisabled(name, disabled: disabled, by: by, now: now) } catch { throw SSHCAError.from(error) }
+    public func setUserDisabled(_ name: String, disabled: Bool, by: String, now: UInt64 = Clock.now()) async throws(SSHCAError) {
+        do { try await ledger.setIdentityDisabled(name, disabled: disabled, by: by, now: now) } catch { throw SSHCAError.from(error) }
     }
 
-    public func rekeyUser(_ name: String, key: PublicKey, by: String, now: UInt64 = Clock.now()) throws(SSHCAError) {
+    public func rekeyUser(_ name: String, key: PublicKey, by: String, now: UInt64 = Clock.now()) async throws(SSHCAError) {
         try Self.checkIdentityKey(key, configuration: configuration)
-        do { try ledger.rekeyIdentity(name, key: key, by: by, now: now) } catch { throw SSHCAError.from(error) }
+        do { try await ledger.rekeyIdentity(name, key: key, by: by, now: now) } catch { throw SSHCAError.from(error) }
     }
 
     /// Creates a token; the returned text is the only time the secret exists outside the holder.
-    public func createToken(role: String, name: String, lifetime: UInt64, by: String, now: UInt64 = Clock.now()) throws(SSHCAError) -> (record: TokenRecord, text: String) {
+    public func createToken(role: String, name: String, lifetime: UInt64, by: String, now: UInt64 = Clock.now()) async throws(SSHCAError) -> (record: TokenRecord, text: String) {
         _ = try configuration.role(named: role)
         try NameRules.checkUserName(name)
         guard lifetime > 0 else { throw SSHCAError(.badInput, "--ttl must be longer than zero") }
         let token = BearerToken.generate()
         let record = TokenRecord(id: token.id, role: role, name: name, secretHash: token.secretHash,
                                  createdAt: now, expiresAt: now.addingClamped(lifetime))
-        do { try ledger.addToken(record, by: by) } catch { throw SSHCAError.from(error) }
+        do { try await ledger.addToken(record, by: by) } catch { throw SSHCAError.from(error) }
         return (record, token.text)
     }
 
-    public func tokens() throws(SSHCAError) -> [TokenRecord] {
-        do { return try ledger.tokens() } catch { throw SSHCAError.from(error) }
+    public func tokens() async throws(SSHCAError) -> [TokenRecord] {
+        do { return try await ledger.tokens() } catch { throw SSHCAError.from(error) }
     }
 
-    public func revokeToken(id: String, by: String, now: UInt64 = Clock.now()) throws(SSHCAError) {
-        do { try ledger.revokeToken(id: id, by: by, now: now) } catch { throw SSHCAError.from(error) }
+    public func revokeToken(id: String, by: String, now: UInt64 = Clock.now()) async throws(SSHCAError) {
+        do { try await ledger.revokeToken(id: id, by: by, now: now) } catch { throw SSHCAError.from(error) }
     }
 
     /// The applicant behind a bearer token, or why it is refused.
-    public func applicant(forToken text: String, now: UInt64 = Clock.now()) throws(SSHCAError) -> Applicant {
+    public func applicant(forToken text: String, now: UInt64 = Clock.now()) async throws(SSHCAError) -> Applicant {
         guard let token = BearerToken(text: text) else {
             throw SSHCAError(.refused, "the bearer token is malformed (tokens look like sshca_<id>_<secret>)")
         }
         let record: TokenRecord?
-        do { record = try ledger.token(id: token.id) } catch { throw SSHCAError.from(error) }
+        do { record = try await ledger.token(id: token.id) } catch { throw SSHCAError.from(error) }
         guard let record, Self.constantTimeEqual(record.secretHash, token.secretHash) else {
             throw SSHCAError(.refused, "the bearer token is not valid")
         }
@@ -123,12 +123,12 @@ extension CertificateAuthority {
     /// order (an unknown name's revocation lookup uses a key no one holds), the same comparison
     /// and the same text built, so the time an answer takes does not tell who is enrolled.
     /// The reason is for the audit log; callers show every refusal the same way.
-    public func activeUser(_ name: String, signedBy key: PublicKey) throws(SSHCAError) -> (identity: IdentityRecord, applicant: Applicant) {
+    public func activeUser(_ name: String, signedBy key: PublicKey) async throws(SSHCAError) -> (identity: IdentityRecord, applicant: Applicant) {
         let record: IdentityRecord?
         let reason: String?
         do {
-            record = try ledger.identity(named: name)
-            reason = try ledger.keyRevocationReason(record?.key ?? Self.absentIdentityKey)
+            record = try await ledger.identity(named: name)
+            reason = try await ledger.keyRevocationReason(record?.key ?? Self.absentIdentityKey)
         } catch {
             throw SSHCAError.from(error)
         }

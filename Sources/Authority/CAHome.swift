@@ -131,7 +131,7 @@ public struct CAHome: Sendable {
 
     /// Creates a new CA. Refuses if any CA file is already there, and leaves no partial CA behind
     /// when something fails: keys are made in memory first, then written with O_EXCL.
-    public static func create(at path: String, _ creation: Creation) throws(SSHCAError) -> CAHome {
+    public static func create(at path: String, _ creation: Creation) async throws(SSHCAError) -> CAHome {
         let home = CAHome(path: path)
         let ours = [home.configurationPath, home.ledgerPath, home.krlPath] + CAKind.allCases.flatMap { [home.privateKeyPath($0), home.publicKeyPath($0)] }
         if let existing = ours.first(where: Files.exists) {
@@ -179,9 +179,9 @@ public struct CAHome: Sendable {
         // servers can point RevokedKeys at a valid file from day one.
         do throws(SSHCAError) {
             let authority = try CertificateAuthority(home: home)
-            try authority.registerCAKeys(try authority.caPublicKeys())
+            try await authority.registerCAKeys(try authority.caPublicKeys())
             let passphrase = creation.passphrase.map { bytes in PassphraseSource { bytes } } ?? .none
-            _ = try authority.publishKRL(by: "sshca init", passphrase: passphrase, now: Clock.now())
+            _ = try await authority.publishKRL(by: "sshca init", passphrase: passphrase, now: Clock.now())
         } catch {
             (written + [home.ledgerPath, home.ledgerPath + "-wal", home.ledgerPath + "-shm", home.krlPath, home.krlLockPath, home.homeLockPath]).forEach(Files.remove)
             throw error

@@ -58,7 +58,7 @@ public struct CertificateAuthority: Sendable {
     /// the serial comes from the ledger and the certificate is committed there before it is
     /// returned. If the commit fails, nothing is issued.
     public func issue(_ request: CertificateRequest, requestedBy: Requester, passphrase: PassphraseSource,
-                      now: UInt64 = Clock.now()) throws(SSHCAError) -> IssuedCertificate {
+                      now: UInt64 = Clock.now()) async throws(SSHCAError) -> IssuedCertificate {
         if request.serial != nil {
             throw SSHCAError(.badInput, "--serial is refused: serials come from the ledger (strictly increasing, never reused); leave it out")
         }
@@ -66,13 +66,13 @@ public struct CertificateAuthority: Sendable {
         let body = try Issuer.body(for: request, configuration: configuration, signatureKey: try home.publicKey(kind),
                                    caKeys: try caPublicKeys(), now: now)
         do {
-            try ledger.checkIssuable(body)
+            try await ledger.checkIssuable(body)
         } catch {
             throw SSHCAError.from(error)
         }
         let issuer = Issuer(signer: try home.signer(kind, passphrase: passphrase, configuration: configuration), configuration: configuration)
         let pending = PendingIssuance(body: body, issuer: issuer, requester: requestedBy, keyIDNamesSerial: request.keyIDNamesSerial)
-        return try Self.commit([pending], to: ledger, now: now)[0].get()
+        return try await Self.commit([pending], to: ledger, now: now)[0].get()
     }
 
     // MARK: Revocation
@@ -84,11 +84,11 @@ public struct CertificateAuthority: Sendable {
     /// apart from the revocation, so a caller can report a committed revocation whose KRL is
     /// still to be written.
     public func revoke(_ target: RevocationTarget, reason: String, by: String, passphrase: PassphraseSource,
-                       now: UInt64 = Clock.now()) throws(SSHCAError) -> (outcome: RevocationOutcome, krl: Result<(krl: PublishedKRL, published: Bool), SSHCAError>) {
-        let outcome = try recordRevocation(target, reason: reason, by: by, now: now)
+                       now: UInt64 = Clock.now()) async throws(SSHCAError) -> (outcome: RevocationOutcome, krl: Result<(krl: PublishedKRL, published: Bool), SSHCAError>) {
+        let outcome = try await recordRevocation(target, reason: reason, by: by, now: now)
         do {
-            if outcome.isNew { return (outcome, .success((try publishKRL(by: by, passphrase: passphrase, now: now), true))) }
-            let result = try publishKRLIfChanged(by: by, passphrase: passphrase, now: now)
+            if outcome.isNew { return (outcome, .success((try await publishKRL(by: by, passphrase: passphrase, now: now), true))) }
+            let result = try await publishKRLIfChanged(by: by, passphrase: passphrase, now: now)
             return (outcome, .success((result.krl, result.changed)))
         } catch {
             return (outcome, .failure(error))
@@ -97,21 +97,21 @@ public struct CertificateAuthority: Sendable {
 
     /// The servers that synced the KRL from the service, judged against the version of the
     /// home's published KRL (read from its header only).
-    public func hosts(now: UInt64 = Clock.now()) throws(SSHCAError) -> [ServiceAPI.Host] {
+    public func hosts(now: UInt64 = Clock.now()) async throws(SSHCAError) -> [ServiceAPI.Host] {
         let current = (try? Files.read(home.krlPath, maximumBytes: 1 << 30, what: "KRL")).flatMap(KRL.headerVersion) ?? 0
-        do { return try ledger.hosts().map { ServiceAPI.Host($0, currentKRL: current, now: now) } } catch { throw SSHCAError.from(error) }
+        do { return try await ledger.hosts().map { ServiceAPI.Host($0, currentKRL: current, now: now) } } catch { throw SSHCAError.from(error) }
     }
 
     /// Publishes a new KRL version only when the ledger revokes something the current KRL file
     /// does not (or the file is missing, damaged or wrongly signed): what was revoked already
     /// is in the current version.
-    public func publishKRLIfChanged(by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(SSHCAError) -> (krl: PublishedKRL, changed: Bool) {
-        try KRLPublisher(authority: self).publishIfChanged(to: home.krlPath, by: by, passphrase: passphrase, now: now)
+    public func publishKRLIfChanged(by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) async throws(SSHCAError) -> (krl: PublishedKRL, changed: Bool) {
+        try await KRLPublisher(authority: self).publishIfChanged(to: home.krlPath, by: by, passphrase: passphrase, now: now)
     }
 
     /// Commits the revocation to the ledger without publishing the KRL (`revoke` publishes after it).
     public func recordRevocation(_ target: RevocationTarget, reason: String, by: String,
-                                 now: UInt64 = Clock.now()) throws(SSHCAError) -> RevocationOutcome {
+                                 now: UInt64 = Clock.now()) async throws(SSHCAError) -> RevocationOutcome {
         try IssuanceRules.checkRevocation(target, reason: reason)
         let caKeys = try caPublicKeys()
         if case .key(let key) = target, let kind = caKeys.firstIndex(of: key).map({ $0 == 0 ? "user" : "host" }) {
@@ -120,9 +120,9 @@ public struct CertificateAuthority: Sendable {
             // the side effect of revoking "a key".
             throw SSHCAError(.badInput, "\(key.fingerprint) is this CA's \(kind) CA key, not a user's or host's key; revoking it ends every certificate it signed. If it was compromised, run on the CA home: sshca revoke --ca-key-compromised\(kind == "host" ? " --host" : "") --reason TEXT")
         }
-        try registerCAKeys(caKeys)
+        try await registerCAKeys(caKeys)
         do {
-            return try ledger.revoke(target, reason: reason, by: by, now: now)
+            return try await ledger.revoke(target, reason: reason, by: by, now: now)
         } catch {
             throw SSHCAError.from(error)
         }
@@ -130,8 +130,8 @@ public struct CertificateAuthority: Sendable {
 
     /// Tells the ledger this home's CA keys, so key-id revocations cover certificates either CA
     /// signs, including ones made before the ledger existed.
-    func registerCAKeys(_ keys: [PublicKey]) throws(SSHCAError) {
-        do { try ledger.registerCAKeys(keys) } catch { throw SSHCAError.from(error) }
+    func registerCAKeys(_ keys: [PublicKey]) async throws(SSHCAError) {
+        do { try await ledger.registerCAKeys(keys) } catch { throw SSHCAError.from(error) }
     }
 
     /// Every CA key this home holds, user first: none of them may be certified as a subject key,
@@ -144,27 +144,27 @@ public struct CertificateAuthority: Sendable {
 
     /// Builds the KRL from the ledger and replaces `revoked.krl` atomically. A lock file orders
     /// concurrent writers, and the version is allocated under it, so files appear in version order.
-    public func publishKRL(by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(SSHCAError) -> PublishedKRL {
-        try KRLPublisher(authority: self).publish(to: home.krlPath, by: by, passphrase: passphrase, now: now)
+    public func publishKRL(by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) async throws(SSHCAError) -> PublishedKRL {
+        try await KRLPublisher(authority: self).publish(to: home.krlPath, by: by, passphrase: passphrase, now: now)
     }
 
     /// Writes a copy of a freshly built KRL (a new version) to another path.
-    public func writeKRL(to path: String, by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(SSHCAError) -> PublishedKRL {
-        try KRLPublisher(authority: self).publish(to: home.krlPath, copies: [path], by: by, passphrase: passphrase, now: now)
+    public func writeKRL(to path: String, by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) async throws(SSHCAError) -> PublishedKRL {
+        try await KRLPublisher(authority: self).publish(to: home.krlPath, copies: [path], by: by, passphrase: passphrase, now: now)
     }
 
     // MARK: Queries
 
-    public func certificates(_ query: CertificateQuery, now: UInt64 = Clock.now()) throws(SSHCAError) -> [IssuedCertificate] {
-        do { return try ledger.certificates(matching: query, now: now) } catch { throw SSHCAError.from(error) }
+    public func certificates(_ query: CertificateQuery, now: UInt64 = Clock.now()) async throws(SSHCAError) -> [IssuedCertificate] {
+        do { return try await ledger.certificates(matching: query, now: now) } catch { throw SSHCAError.from(error) }
     }
 
     /// known_hosts lines: `@cert-authority PATTERNS <host CA key>`, and `@revoked * <key>` for
     /// every revoked key that the ledger knows as a host key.
-    public func knownHostsLines(hostPatterns: String) throws(SSHCAError) -> [String] {
+    public func knownHostsLines(hostPatterns: String) async throws(SSHCAError) -> [String] {
         var lines = [try Self.certAuthorityLine(hostPatterns: hostPatterns, hostCA: try home.publicKey(.host))]
         do {
-            for key in try ledger.revokedHostKeys() { lines.append("@revoked * \(key.openSSHLine())") }
+            for key in try await ledger.revokedHostKeys() { lines.append("@revoked * \(key.openSSHLine())") }
         } catch {
             throw SSHCAError.from(error)
         }
@@ -184,12 +184,12 @@ public struct CertificateAuthority: Sendable {
 
     /// Recomputes the chain, then checks it against the witnesses: each KRL names the chain head
     /// it was published at, and that entry must still be in the chain (a cut-off tail shows here).
-    public func verifyAudit(witnesses: [String]? = nil) throws(SSHCAError) -> AuditVerification {
+    public func verifyAudit(witnesses: [String]? = nil) async throws(SSHCAError) -> AuditVerification {
         let result: AuditVerification
         let entries: [AuditEntry]
         do {
-            result = try ledger.verifyAudit()
-            entries = try ledger.auditEntries(limit: nil)
+            result = try await ledger.verifyAudit()
+            entries = try await ledger.auditEntries(limit: nil)
         } catch {
             throw SSHCAError.from(error)
         }
@@ -206,13 +206,13 @@ public struct CertificateAuthority: Sendable {
         return result
     }
 
-    public func auditEntries(limit: Int?) throws(SSHCAError) -> [AuditEntry] {
-        do { return try ledger.auditEntries(limit: limit) } catch { throw SSHCAError.from(error) }
+    public func auditEntries(limit: Int?) async throws(SSHCAError) -> [AuditEntry] {
+        do { return try await ledger.auditEntries(limit: limit) } catch { throw SSHCAError.from(error) }
     }
 
-    public func certificate(serial: UInt64) throws(SSHCAError) -> IssuedCertificate {
+    public func certificate(serial: UInt64) async throws(SSHCAError) -> IssuedCertificate {
         let found: IssuedCertificate?
-        do { found = try ledger.certificate(serial: serial) } catch { throw SSHCAError.from(error) }
+        do { found = try await ledger.certificate(serial: serial) } catch { throw SSHCAError.from(error) }
         guard let found else {
             throw SSHCAError(.notFound, "no certificate with serial \(serial) in the ledger; list them with: sshca list")
         }

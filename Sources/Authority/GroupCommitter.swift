@@ -116,7 +116,10 @@ public final class GroupCommitter: @unchecked Sendable {
         let results: [Result<IssuedCertificate, SSHCAError>]
         var failure: String? = nil
         do {
-            results = try CertificateAuthority.commit(group.map(\.issuance), to: ledger, now: Clock.now())
+            // This thread is the service's own, not one of the task pool's: it waits here for
+            // the ledger, which is the point of it (one group at a time, one transaction each).
+            let issuances = group.map(\.issuance), ledger = self.ledger
+            results = try blocking { () throws(SSHCAError) in try await CertificateAuthority.commit(issuances, to: ledger, now: Clock.now()) }
         } catch {
             // The transaction did not commit: nothing of this group was issued.
             failure = error.reason

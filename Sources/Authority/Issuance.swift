@@ -26,7 +26,7 @@ extension CertificateAuthority {
     /// group commit many); inside it each gets the next serial, is signed, is checked against
     /// the revocations, and is recorded with its audit entry, or is refused alone. Throws only
     /// when the transaction failed, and then nothing of `pending` was issued.
-    public static func commit(_ pending: [PendingIssuance], to ledger: any Ledger, now: UInt64) throws(SSHCAError) -> [Result<IssuedCertificate, SSHCAError>] {
+    public static func commit(_ pending: [PendingIssuance], to ledger: any Ledger, now: UInt64) async throws(SSHCAError) -> [Result<IssuedCertificate, SSHCAError>] {
         // A signing failure inside the transaction keeps its own code and reason.
         let signingErrors = Mutex<[Int: SSHCAError]>([:])
         let requests = pending.enumerated().map { index, item in
@@ -41,7 +41,7 @@ extension CertificateAuthority {
         }
         let results: [Result<IssuedCertificate, LedgerError>]
         do {
-            results = try ledger.issueGroup(requests, now: now)
+            results = try await ledger.issueGroup(requests, now: now)
         } catch {
             throw SSHCAError.from(error)
         }

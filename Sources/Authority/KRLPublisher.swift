@@ -29,25 +29,25 @@ struct KRLPublisher {
 
     /// `copies` are written under the same lock: a copy written after the lock is released could
     /// land after a newer KRL and put an older one back (when a copy is the home's own KRL).
-    func publish(to path: String, copies: [String] = [], by: String, passphrase: PassphraseSource, now: UInt64) throws(SSHCAError) -> PublishedKRL {
+    func publish(to path: String, copies: [String] = [], by: String, passphrase: PassphraseSource, now: UInt64) async throws(SSHCAError) -> PublishedKRL {
         let lock = try FileLock(path: authority.home.krlLockPath)
         defer { lock.release() }
-        return try buildAndWrite(to: [path] + copies, by: by, passphrase: passphrase, now: now)
+        return try await buildAndWrite(to: [path] + copies, by: by, passphrase: passphrase, now: now)
     }
 
     /// Publishes only when the KRL would revoke something other than the one at `path` does (a
     /// revocation of what is already revoked changes nothing, and so takes no new version). The
     /// comparison and the publish happen under one lock.
-    func publishIfChanged(to path: String, by: String, passphrase: PassphraseSource, now: UInt64) throws(SSHCAError) -> (krl: PublishedKRL, changed: Bool) {
+    func publishIfChanged(to path: String, by: String, passphrase: PassphraseSource, now: UInt64) async throws(SSHCAError) -> (krl: PublishedKRL, changed: Bool) {
         let lock = try FileLock(path: authority.home.krlLockPath)
         defer { lock.release() }
-        if let current = try? current(at: path, now: now) { return (current, false) }
-        return (try buildAndWrite(to: [path], by: by, passphrase: passphrase, now: now), true)
+        if let current = try? await current(at: path, now: now) { return (current, false) }
+        return (try await buildAndWrite(to: [path], by: by, passphrase: passphrase, now: now), true)
     }
 
     /// Under the KRL lock: a new version, written to each file.
-    private func buildAndWrite(to files: [String], by: String, passphrase: PassphraseSource, now: UInt64) throws(SSHCAError) -> PublishedKRL {
-        let published = try build(by: by, passphrase: passphrase, now: now)
+    private func buildAndWrite(to files: [String], by: String, passphrase: PassphraseSource, now: UInt64) async throws(SSHCAError) -> PublishedKRL {
+        let published = try await build(by: by, passphrase: passphrase, now: now)
         for file in files {
             // The signature first: a reader that sees the new KRL finds its signature there (a
             // reader between the two renames gets a pair that does not verify, and tries again).
@@ -74,10 +74,10 @@ struct KRLPublisher {
 
     /// The KRL at `path` as published, when it revokes exactly what the ledger does now and is
     /// signed as the configuration asks; nil otherwise.
-    private func current(at path: String, now: UInt64) throws -> PublishedKRL? {
+    private func current(at path: String, now: UInt64) async throws -> PublishedKRL? {
         let bytes = try Files.read(path, maximumBytes: 1 << 30, what: "KRL")
         let krl = try KRL.parse(bytes).krl
-        let state = try authority.ledger.revocationState(omitExpiredBefore: now.subtractingClamped(authority.configuration.krlExpiredMargin))
+        let state = try await authority.ledger.revocationState(omitExpiredBefore: now.subtractingClamped(authority.configuration.krlExpiredMargin))
         guard krl.certificates.count == state.certificates.count,
               zip(krl.certificates, state.certificates).allSatisfy({ $0.caKey == $1.caKey && $0.serials == $1.serials && Set($0.keyIDs) == Set($1.keyIDs) }),
               Set(krl.explicitKeys) == Set(state.keys.map(\.blob)), krl.sha1Fingerprints.isEmpty, krl.sha256Fingerprints.isEmpty else { return nil }
@@ -92,11 +92,11 @@ struct KRLPublisher {
         return PublishedKRL(version: krl.version, bytes: bytes, krl: krl, signedBy: signedBy, signature: signedBy == nil ? nil : signature, chainHead: head)
     }
 
-    func build(by: String, passphrase: PassphraseSource, now: UInt64) throws(SSHCAError) -> PublishedKRL {
+    func build(by: String, passphrase: PassphraseSource, now: UInt64) async throws(SSHCAError) -> PublishedKRL {
         let ledger = authority.ledger
         let state: RevocationState
         do {
-            state = try ledger.revocationState(omitExpiredBefore: now.subtractingClamped(authority.configuration.krlExpiredMargin))
+            state = try await ledger.revocationState(omitExpiredBefore: now.subtractingClamped(authority.configuration.krlExpiredMargin))
         } catch {
             throw SSHCAError.from(error)
         }
@@ -115,7 +115,7 @@ struct KRLPublisher {
         let recorded: (version: UInt64, chainHead: String)
         do {
             let sections = state.certificates.count, keys = state.keys.count, signed = signer != nil
-            recorded = try ledger.recordKRLGeneration(by: by, now: now) { version in
+            recorded = try await ledger.recordKRLGeneration(by: by, now: now) { version in
                 .krlGenerated(version: version, sections: sections, keys: keys, signed: signed)
             }
         } catch {

@@ -80,7 +80,7 @@ extension CertificateAuthority {
     /// Replaces the ledger with a backup. The lost ledger may have issued serials and published
     /// KRL versions past the backup's, so both counters jump (SQLiteLedger.restoreJump); then a
     /// new KRL is published. Stop anything else using this CA home first.
-    public static func restore(home: CAHome, from backupPath: String, by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) throws(SSHCAError) -> (nextSerial: UInt64, krl: PublishedKRL, filesPutBack: [String]) {
+    public static func restore(home: CAHome, from backupPath: String, by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) async throws(SSHCAError) -> (nextSerial: UInt64, krl: PublishedKRL, filesPutBack: [String]) {
         guard Files.exists(backupPath) else { throw SSHCAError(.io, "backup file \(backupPath) does not exist") }
         let held: [BackupFile]
         do {
@@ -145,8 +145,8 @@ extension CertificateAuthority {
         homeLock.release()
         let authority = try CertificateAuthority(home: home)
         let counters: (nextSerial: UInt64, krlVersion: UInt64)
-        do { counters = try authority.ledger.counters() } catch { throw SSHCAError.from(error) }
-        let krl = try authority.publishKRL(by: by, passphrase: passphrase, now: now)
+        do { counters = try await authority.ledger.counters() } catch { throw SSHCAError.from(error) }
+        let krl = try await authority.publishKRL(by: by, passphrase: passphrase, now: now)
         return (counters.nextSerial, krl, filesPutBack)
     }
 

@@ -316,24 +316,3 @@ public final class ServiceClient: Sendable {
         return out
     }
 }
-
-/// Runs async client work from the synchronous CLI.
-public func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(SSHCAError) -> T) throws(SSHCAError) -> T {
-    let box = ResultBox<T>()
-    let done = DispatchSemaphore(value: 0)
-    Task {
-        do throws(SSHCAError) {
-            box.result = .success(try await body())
-        } catch {
-            box.result = .failure(error)
-        }
-        done.signal()
-    }
-    done.wait()
-    return try box.result!.get()
-}
-
-final class ResultBox<T>: @unchecked Sendable {
-    // Written once by the task before the semaphore is signalled, read after the wait.
-    var result: Result<T, SSHCAError>?
-}

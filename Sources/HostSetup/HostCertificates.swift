@@ -29,12 +29,12 @@ public enum HostCertificates {
     public static let dropInName = "00-sshca-hostcerts.conf"
 
     /// Signs one host key for these principals (the CA home here, or the service).
-    public typealias Certifier = @Sendable (PublicKey, [String]) throws(SSHCAError) -> Certificate
+    public typealias Certifier = @Sendable (PublicKey, [String]) async throws(SSHCAError) -> Certificate
 
     /// Certifies the host keys and installs the certificates. With `renewBefore`, a key whose
     /// current certificate (signed by `hostCA`, same principals) has longer than that left is kept.
     public static func issue(_ request: Request, certify: Certifier, renewBefore: UInt64?, hostCA: PublicKey?,
-                             reload: Bool, now: UInt64 = Clock.now()) throws(SSHCAError) -> (issued: [Issued], kept: [String], reload: String) {
+                             reload: Bool, now: UInt64 = Clock.now()) async throws(SSHCAError) -> (issued: [Issued], kept: [String], reload: String) {
         let check = SSHDCheck(sshdPath: request.sshdPath)
         try check.validate(configPath: request.sshdConfigPath)
         let keyPaths = request.hostKeys.isEmpty
@@ -58,7 +58,7 @@ public enum HostCertificates {
                 kept.append(certificatePath)
                 continue
             }
-            certificates.append((keyPath, certificatePath, try certify(subject.key, principals), subject.comment))
+            certificates.append((keyPath, certificatePath, try await certify(subject.key, principals), subject.comment))
         }
         if certificates.isEmpty {
             return ([], kept, "not reloaded (nothing changed)")

@@ -66,14 +66,12 @@ public enum RemoteCA {
 
     /// Signs host keys through the service with a host token (`host cert --ca-url`). Every
     /// certificate must be signed by the service's host CA key (pinned when a fingerprint is given).
-    public static func hostCertifier(_ client: ServiceClient, credential: Credential, validity: String?) throws(SSHCAError) -> (certify: HostCertificates.Certifier, hostCA: PublicKey) {
-        let hostCA = try blocking { () throws(SSHCAError) in try await client.caPublicKey(.host) }
-        let certify: HostCertificates.Certifier = { (key: PublicKey, principals: [String]) throws(SSHCAError) -> Certificate in
-            let issued = try blocking { () throws(SSHCAError) in
-                try await client.requestCertificate(
-                    ServiceAPI.CertificateRequest(publicKey: key.openSSHLine(), type: "host", principals: principals, validity: validity),
-                    credential: credential)
-            }
+    public static func hostCertifier(_ client: ServiceClient, credential: Credential, validity: String?) async throws(SSHCAError) -> (certify: HostCertificates.Certifier, hostCA: PublicKey) {
+        let hostCA = try await client.caPublicKey(.host)
+        let certify: HostCertificates.Certifier = { (key: PublicKey, principals: [String]) async throws(SSHCAError) -> Certificate in
+            let issued = try await client.requestCertificate(
+                ServiceAPI.CertificateRequest(publicKey: key.openSSHLine(), type: "host", principals: principals, validity: validity),
+                credential: credential)
             let certificate: Certificate
             do { certificate = try Certificate(parsingText: issued.certificate) } catch {
                 throw SSHCAError(.io, "the service sent a host certificate that does not parse: \(error)")

@@ -57,21 +57,21 @@ public struct GroupIssuance: Sendable {
 /// The people and tokens the service knows; kept in the ledger so that they share its backups,
 /// its audit chain and its transactions.
 public protocol IdentityStore: Sendable {
-    func addIdentity(_ identity: IdentityRecord, by: String) throws
-    func identity(named name: String) throws -> IdentityRecord?
-    func identities() throws -> [IdentityRecord]
-    func setIdentityDisabled(_ name: String, disabled: Bool, by: String, now: UInt64) throws
+    func addIdentity(_ identity: IdentityRecord, by: String) async throws
+    func identity(named name: String) async throws -> IdentityRecord?
+    func identities() async throws -> [IdentityRecord]
+    func setIdentityDisabled(_ name: String, disabled: Bool, by: String, now: UInt64) async throws
     /// Replaces the identity key; the old key stops working at once.
-    func rekeyIdentity(_ name: String, key: PublicKey, by: String, now: UInt64) throws
+    func rekeyIdentity(_ name: String, key: PublicKey, by: String, now: UInt64) async throws
 
-    func addToken(_ token: TokenRecord, by: String) throws
-    func token(id: String) throws -> TokenRecord?
-    func tokens() throws -> [TokenRecord]
-    func revokeToken(id: String, by: String, now: UInt64) throws
+    func addToken(_ token: TokenRecord, by: String) async throws
+    func token(id: String) async throws -> TokenRecord?
+    func tokens() async throws -> [TokenRecord]
+    func revokeToken(id: String, by: String, now: UInt64) async throws
 
     /// Appends an entry to the audit chain (refused logins, policy refusals).
-    func recordEvent(_ event: AuditEvent, actor: String, now: UInt64) throws
+    func recordEvent(_ event: AuditEvent, actor: String, now: UInt64) async throws
     /// The revocation reason if this exact key is revoked, else nil.
-    func keyRevocationReason(_ key: PublicKey) throws -> String?
+    func keyRevocationReason(_ key: PublicKey) async throws -> String?
 }
 

@@ -212,58 +212,59 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 
-/// Where certificates, serials, revocations and the audit chain are kept. The SQLite ledger is
-/// the one implementation today; the protocol keeps `Authority` free of SQL so another store
-/// (PostgreSQL) can join later.
+/// Where certificates, serials, revocations and the audit chain are kept, for any database:
+/// asynchronous (a network database answers later; an embedded one may answer at once, as a
+/// synchronous method satisfies an async requirement), with no paths, files or SQL types in it.
+/// `LedgerSQLite` implements it today.
 public protocol Ledger: IdentityStore {
     /// Issues certificates in one durable transaction, the only way a certificate enters the
     /// ledger: for each request in order, the next serial, `make` builds and signs the
     /// certificate for it, `checkIssuable` runs inside the transaction, and the certificate and
     /// its audit entry are stored; a request that fails fails alone and takes no serial.
     /// Nothing is returned (so nothing can be handed out) unless the commit succeeded.
-    func issueGroup(_ requests: [GroupIssuance], now: UInt64) throws -> [Result<IssuedCertificate, LedgerError>]
+    func issueGroup(_ requests: [GroupIssuance], now: UInt64) async throws -> [Result<IssuedCertificate, LedgerError>]
 
     /// Throws `.refused` if new certificates for this key id or key, or from this CA key, must not be issued.
-    func checkIssuable(_ body: CertificateBody) throws
+    func checkIssuable(_ body: CertificateBody) async throws
 
-    func revoke(_ target: RevocationTarget, reason: String, by: String, now: UInt64) throws -> RevocationOutcome
+    func revoke(_ target: RevocationTarget, reason: String, by: String, now: UInt64) async throws -> RevocationOutcome
 
-    func certificate(serial: UInt64) throws -> IssuedCertificate?
-    func certificates(matching query: CertificateQuery, now: UInt64) throws -> [IssuedCertificate]
+    func certificate(serial: UInt64) async throws -> IssuedCertificate?
+    func certificates(matching query: CertificateQuery, now: UInt64) async throws -> [IssuedCertificate]
 
     /// The revocations a KRL written now must carry; serials of certificates that expired before
     /// `omitExpiredBefore` are left out.
-    func revocationState(omitExpiredBefore: UInt64) throws -> RevocationState
+    func revocationState(omitExpiredBefore: UInt64) async throws -> RevocationState
 
     /// Allocates the next KRL version and records the KRL's generation in the audit log, in one
     /// transaction; returns the version and the audit chain head after that entry. `event`
     /// builds the entry for the version taken.
-    func recordKRLGeneration(by: String, now: UInt64, event: @Sendable (UInt64) -> AuditEvent) throws -> (version: UInt64, chainHead: String)
+    func recordKRLGeneration(by: String, now: UInt64, event: @Sendable (UInt64) -> AuditEvent) async throws -> (version: UInt64, chainHead: String)
 
-    func auditEntries(limit: Int?) throws -> [AuditEntry]
-    func verifyAudit() throws -> AuditVerification
+    func auditEntries(limit: Int?) async throws -> [AuditEntry]
+    func verifyAudit() async throws -> AuditVerification
 
     /// Makes the ledger know CA keys, so key-id revocations cover what they sign from the start.
-    func registerCAKeys(_ keys: [PublicKey]) throws
+    func registerCAKeys(_ keys: [PublicKey]) async throws
 
     /// Carries a published KRL's revocations into the ledger (after a restore).
-    func importRevocations(from krl: KRL, reason: String, by: String, now: UInt64) throws
+    func importRevocations(from krl: KRL, reason: String, by: String, now: UInt64) async throws
 
     /// Revoked keys that were certified as host keys (for @revoked lines in known_hosts).
-    func revokedHostKeys() throws -> [PublicKey]
+    func revokedHostKeys() async throws -> [PublicKey]
 
     /// The next serial and the last KRL version.
-    func counters() throws -> (nextSerial: UInt64, krlVersion: UInt64)
+    func counters() async throws -> (nextSerial: UInt64, krlVersion: UInt64)
 
     /// Notes a server's KRL sync. A name a host token vouched for is not overwritten by a mere
     /// claim; a new claimed name is kept only while fewer than `maximumHosts` are known; a
     /// server that syncs again within a minute with nothing new costs no write. Returns whether
     /// the record was written.
     @discardableResult
-    func recordHostSync(_ record: HostRecord, maximumHosts: Int) throws -> Bool
+    func recordHostSync(_ record: HostRecord, maximumHosts: Int) async throws -> Bool
 
     /// Every server that ever synced, by name.
-    func hosts() throws -> [HostRecord]
+    func hosts() async throws -> [HostRecord]
 
 
     /// Open login challenges, shared by every node on this ledger.

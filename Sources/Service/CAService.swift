@@ -60,7 +60,7 @@ public final class CAService: Sendable {
 
     /// Unlocks both CA keys now, so a wrong passphrase stops the service at start and not at the
     /// first request.
-    public init(authority: CertificateAuthority, passphrase: PassphraseSource) throws(SSHCAError) {
+    public init(authority: CertificateAuthority, passphrase: PassphraseSource) async throws(SSHCAError) {
         self.authority = authority
         let configuration = authority.configuration
         // The passphrase is asked once; KRL signing later reuses it.
@@ -88,7 +88,7 @@ public final class CAService: Sendable {
         // leave the published KRL without it until the next revocation. Publishing at start
         // closes that gap: the KRL served always carries every committed revocation.
         do {
-            _ = try authority.publishKRL(by: "sshca serve (start)", passphrase: once)
+            _ = try await authority.publishKRL(by: "sshca serve (start)", passphrase: once)
         } catch {
             // A full disk at start must not keep the service down: the retry loop publishes it
             // when it can, and /healthz says failing until then.
@@ -96,7 +96,7 @@ public final class CAService: Sendable {
         }
         Task.detached { [weak self] in
             while let service = self, !service.stopped.withLock({ $0 }) {
-                service.retryKRLIfBehind()
+                await service.retryKRLIfBehind()
                 service.committer.probeAfterFailure()
                 try? await Task.sleep(for: .seconds(2))
             }
@@ -104,10 +104,10 @@ public final class CAService: Sendable {
     }
 
     /// Publishes the KRL again while a committed revocation is missing from it.
-    func retryKRLIfBehind() {
+    func retryKRLIfBehind() async {
         guard krlBacklog.withLock({ $0 }) != nil else { return }
         do {
-            _ = try authority.publishKRL(by: "sshca serve (retry)", passphrase: passphrase)
+            _ = try await authority.publishKRL(by: "sshca serve (retry)", passphrase: passphrase)
             krlBacklog.withLock { $0 = nil }
         } catch {
             krlBacklog.withLock { $0?.reason = error.reason }
@@ -139,7 +139,7 @@ public final class CAService: Sendable {
     /// failure is counted per address and per identity; past `failures_per_minute` in a minute
     /// failures get 429 instead of 401 and are no longer audited one by one, so a flood of bad
     /// sign-ins cannot fill the ledger.
-    public func authenticate(authorization: String?, address: String, request: SignedRequest, now: UInt64 = Clock.now()) throws(ServiceError) -> Applicant {
+    public func authenticate(authorization: String?, address: String, request: SignedRequest, now: UInt64 = Clock.now()) async throws(ServiceError) -> Applicant {
         guard let authorization, !authorization.isEmpty else {
             throw ServiceError(401, "unauthenticated", "this needs credentials: Authorization: Bearer TOKEN, or a signed challenge (sshca login does this)")
         }
@@ -148,16 +148,16 @@ public final class CAService: Sendable {
             let tokenID = BearerToken(text: text)?.id ?? "malformed"
             let keys = ["address:\(address)", "token:\(tokenID)"]
             do {
-                return try authority.applicant(forToken: text, now: now)
+                return try await authority.applicant(forToken: text, now: now)
             } catch where error.code == .ledger {
                 throw ServiceError(503, "unavailable", "the ledger cannot be read right now: \(error.reason)", retryAfter: 5)
             } catch {
-                throw authenticationFailed(keys, method: "token", who: "token \(tokenID)", address: address, reason: error.reason, now: now)
+                throw await authenticationFailed(keys, method: "token", who: "token \(tokenID)", address: address, reason: error.reason, now: now)
             }
         }
         if let credential = ServiceAPI.SignatureCredential(headerValue: authorization) {
             guard (try? NameRules.checkUserName(credential.identity)) != nil else {
-                throw authenticationFailed(["address:\(address)"], method: "sshsig", who: "malformed-identity", address: address,
+                throw await authenticationFailed(["address:\(address)"], method: "sshsig", who: "malformed-identity", address: address,
                                            reason: "the identity in the Authorization header is not a user name", now: now)
             }
             let keys = ["address:\(address)", "user:\(credential.identity)"]
@@ -174,11 +174,11 @@ public final class CAService: Sendable {
                                    retryAfter: Int(limiter.window))
             }
             do throws(SSHCAError) {
-                return try verify(credential, request: request, now: now)
+                return try await verify(credential, request: request, now: now)
             } catch where error.code == .ledger {
                 throw ServiceError(503, "unavailable", "the ledger cannot be read right now: \(error.reason)", retryAfter: 5)
             } catch {
-                throw authenticationFailed(keys, method: "sshsig", who: credential.identity, address: address, reason: error.reason,
+                throw await authenticationFailed(keys, method: "sshsig", who: credential.identity, address: address, reason: error.reason,
                                            audited: error.detail ?? error.reason, now: now)
             }
         }
@@ -210,7 +210,7 @@ public final class CAService: Sendable {
     /// enrolled, disabled or revoked.
     struct SignInFailure: Error { var detail: String }
 
-    private func verify(_ credential: ServiceAPI.SignatureCredential, request: SignedRequest, now: UInt64) throws(SSHCAError) -> Applicant {
+    private func verify(_ credential: ServiceAPI.SignatureCredential, request: SignedRequest, now: UInt64) async throws(SSHCAError) -> Applicant {
         switch challenges.redeem(credential.nonce, identity: credential.identity, now: now) {
         case .valid: break
         case .unknown: throw SSHCAError(.refused, "the challenge is unknown or was already used; ask for a new one")
@@ -236,7 +236,7 @@ public final class CAService: Sendable {
         }
         let generic = "\(credential.identity) cannot sign in with the key \(signature.publicKey.fingerprint); if this is your enrolled key, ask a CA administrator (sshca user list)"
         do {
-            return try authority.activeUser(credential.identity, signedBy: signature.publicKey).applicant
+            return try await authority.activeUser(credential.identity, signedBy: signature.publicKey).applicant
         } catch where error.code == .ledger {
             throw error
         } catch {
@@ -245,7 +245,7 @@ public final class CAService: Sendable {
     }
 
     private func authenticationFailed(_ keys: [String], method: String, who: String, address: String, reason: String,
-                                      audited: String? = nil, now: UInt64) -> ServiceError {
+                                      audited: String? = nil, now: UInt64) async -> ServiceError {
         let limited = limiter.isLimited(keys, now: now)
         limiter.recordFailure(keys, now: now)
         metrics.authFailure(method)
@@ -255,9 +255,9 @@ public final class CAService: Sendable {
                                 retryAfter: Int(limiter.window))
         }
         metrics.refused("authentication")
-        audit(.authenticationFailed(method: method, address: address, reason: audited ?? reason), actor: who, now: now)
+        await audit(.authenticationFailed(method: method, address: address, reason: audited ?? reason), actor: who, now: now)
         if limiter.isLimited(keys, now: now) {
-            audit(.rateLimited(address: address, failuresPerMinute: limiter.limit), actor: who, now: now)
+            await audit(.rateLimited(address: address, failuresPerMinute: limiter.limit), actor: who, now: now)
         }
         return ServiceError(401, "unauthenticated", reason)
     }
@@ -295,7 +295,7 @@ public final class CAService: Sendable {
         case .success(let r): certificateRequest = r
         case .failure(let refusal):
             metrics.refused("policy")
-            audit(.policyRefused(rule: refusal.rule, key: key, reason: refusal.reason), actor: applicant.name, now: now)
+            await audit(.policyRefused(rule: refusal.rule, key: key, reason: refusal.reason), actor: applicant.name, now: now)
             throw ServiceError(403, "policy", refusal.reason, rule: refusal.rule)
         }
         let issuer = type == .host ? hostIssuer : userIssuer
@@ -319,14 +319,14 @@ public final class CAService: Sendable {
 
     /// Audits a refused request from someone who did authenticate (bad JSON, a bad key): who
     /// sent what is kept. Unauthenticated junk is only logged, so it cannot flood the ledger.
-    public func recordRefusal(_ error: ServiceError, applicant: Applicant, path: String, now: UInt64 = Clock.now()) {
-        audit(.requestRefused(path: path, code: error.code, reason: error.message), actor: applicant.name, now: now)
+    public func recordRefusal(_ error: ServiceError, applicant: Applicant, path: String, now: UInt64 = Clock.now()) async {
+        await audit(.requestRefused(path: path, code: error.code, reason: error.message), actor: applicant.name, now: now)
     }
 
     /// Audits a refusal or failure; the actor is cut at 128 bytes and the details at
     /// `AuditEvent.refusalTextLimit` (the cut is said).
-    func audit(_ event: AuditEvent, actor: String, now: UInt64) {
-        try? authority.ledger.recordEvent(event, actor: AuditEvent.bounded(actor, 128), now: now)
+    func audit(_ event: AuditEvent, actor: String, now: UInt64) async {
+        try? await authority.ledger.recordEvent(event, actor: AuditEvent.bounded(actor, 128), now: now)
     }
 
     // MARK: Servers
@@ -338,7 +338,7 @@ public final class CAService: Sendable {
     /// Notes a server's KRL fetch (`sshca hosts`). Best effort: a server always gets its KRL,
     /// whatever happens here. A host token names the server; otherwise its X-SSHCA-Host claim does.
     public func noteHostSync(claimedName: String?, authorization: String?, caFingerprint: String?, installedVersion: String?,
-                             address: String, krl: [UInt8], now: UInt64 = Clock.now()) {
+                             address: String, krl: [UInt8], now: UInt64 = Clock.now()) async {
         // The version the server says it has installed (krl-sync sends it); else the one served.
         guard let served = KRL.headerVersion(krl) else { return }
         let version = installedVersion.flatMap { UInt64($0) } ?? served
@@ -347,7 +347,7 @@ public final class CAService: Sendable {
         // Only a token of a role that may get host certificates names a server, and checking it
         // here counts no failure and writes no audit entry: this is best effort, not a sign-in.
         if let authorization, authorization.hasPrefix("Bearer "),
-           let applicant = try? authority.applicant(forToken: String(authorization.dropFirst(7)), now: now),
+           let applicant = try? await authority.applicant(forToken: String(authorization.dropFirst(7)), now: now),
            applicant.role.hostCertificates {
             name = applicant.name
             identifiedBy = "token:\(applicant.name)"
@@ -356,7 +356,7 @@ public final class CAService: Sendable {
         }
         guard let name else { return }
         let pin = caFingerprint.flatMap { $0.hasPrefix("SHA256:") && $0.count <= 100 && $0.allSatisfy({ $0.isASCII && !$0.isWhitespace }) ? $0 : nil }
-        _ = try? authority.ledger.recordHostSync(HostRecord(name: name, identifiedBy: identifiedBy, address: address, lastSync: now,
+        _ = try? await authority.ledger.recordHostSync(HostRecord(name: name, identifiedBy: identifiedBy, address: address, lastSync: now,
                                                             krlVersion: version, caFingerprint: pin), maximumHosts: Self.maximumClaimedHosts)
     }
 
@@ -366,9 +366,9 @@ public final class CAService: Sendable {
 
     /// Every server that synced, with whether it is behind: an older KRL than the current one,
     /// or no sync for longer than `staleAfter`.
-    public func hosts(now: UInt64 = Clock.now()) throws(ServiceError) -> [ServiceAPI.Host] {
+    public func hosts(now: UInt64 = Clock.now()) async throws(ServiceError) -> [ServiceAPI.Host] {
         do {
-            return try authority.hosts(now: now)
+            return try await authority.hosts(now: now)
         } catch {
             throw ServiceError(503, "unavailable", "the ledger cannot be read: \(error.reason)")
         }
@@ -383,7 +383,7 @@ public final class CAService: Sendable {
         }
     }
 
-    public func revoke(_ request: ServiceAPI.RevocationRequest, applicant: Applicant, now: UInt64 = Clock.now()) throws(ServiceError) -> ServiceAPI.Revocation {
+    public func revoke(_ request: ServiceAPI.RevocationRequest, applicant: Applicant, now: UInt64 = Clock.now()) async throws(ServiceError) -> ServiceAPI.Revocation {
         try requireSecurity(applicant)
         var targets: [RevocationTarget] = []
         if let serial = request.serial { targets.append(.serials(serial...serial)) }
@@ -404,7 +404,7 @@ public final class CAService: Sendable {
         }
         let revoked: (outcome: RevocationOutcome, krl: Result<(krl: PublishedKRL, published: Bool), SSHCAError>)
         do {
-            revoked = try authority.revoke(target, reason: request.reason, by: "\(applicant.name) (api)", passphrase: passphrase, now: now)
+            revoked = try await authority.revoke(target, reason: request.reason, by: "\(applicant.name) (api)", passphrase: passphrase, now: now)
         } catch {
             if error.code == .ledger { committer.noteWriteFailure(error.reason) }
             throw ServiceError.from(error)
@@ -423,13 +423,13 @@ public final class CAService: Sendable {
         }
     }
 
-    public func certificates(_ query: CertificateQuery, applicant: Applicant, now: UInt64 = Clock.now()) throws(ServiceError) -> ServiceAPI.CertificateList {
+    public func certificates(_ query: CertificateQuery, applicant: Applicant, now: UInt64 = Clock.now()) async throws(ServiceError) -> ServiceAPI.CertificateList {
         try requireSecurity(applicant)
         do {
             // One more than asked tells whether another page follows.
             var probe = query
             if let limit = query.limit { probe.limit = limit + 1 }
-            var found = try authority.certificates(probe, now: now)
+            var found = try await authority.certificates(probe, now: now)
             var next: UInt64? = nil
             if let limit = query.limit, found.count > limit {
                 found.removeLast(found.count - limit)
@@ -441,9 +441,9 @@ public final class CAService: Sendable {
         }
     }
 
-    public func certificate(serial: UInt64, applicant: Applicant, now: UInt64 = Clock.now()) throws(ServiceError) -> CertificateSummary {
+    public func certificate(serial: UInt64, applicant: Applicant, now: UInt64 = Clock.now()) async throws(ServiceError) -> CertificateSummary {
         try requireSecurity(applicant)
-        do { return CertificateSummary(try authority.certificate(serial: serial), now: now) } catch { throw ServiceError.from(error) }
+        do { return CertificateSummary(try await authority.certificate(serial: serial), now: now) } catch { throw ServiceError.from(error) }
     }
 
     // MARK: Public files
@@ -532,10 +532,10 @@ public final class CAService: Sendable {
         return read.map { ($0.name, $0.value) }
     }
 
-    public func health() -> (ok: Bool, body: ServiceAPI.Health) {
+    public func health() async -> (ok: Bool, body: ServiceAPI.Health) {
         var ledger = "ok", krl = "ok"
         var counters: (nextSerial: UInt64, krlVersion: UInt64)? = nil
-        do { counters = try authority.ledger.counters() } catch { ledger = "\(error)" }
+        do { counters = try await authority.ledger.counters() } catch { ledger = "\(error)" }
         if ledger == "ok", let failure = committer.writeFailure ?? authority.maintenance.readOnlyReason {
             ledger = "reads work, writes fail: \(failure)"
         }

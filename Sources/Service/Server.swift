@@ -185,7 +185,7 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
     let limit = service.settings.maximumRequestBytes
 
     router.get("/healthz") { _, _ -> Response in
-        let (ok, body) = service.health()
+        let (ok, body) = await service.health()
         return JSON.response(body, status: ok ? .ok : .serviceUnavailable)
     }
     router.get("/metrics") { _, _ -> Response in
@@ -208,7 +208,7 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         let (bytes, etag) = try service.krl()
         // Servers say who they are (a host token, or a name) and which CA key they pin.
         if request.headers[hostNameHeader] != nil || request.headers[.authorization] != nil {
-            service.noteHostSync(claimedName: request.headers[hostNameHeader], authorization: request.headers[.authorization],
+            await service.noteHostSync(claimedName: request.headers[hostNameHeader], authorization: request.headers[.authorization],
                                  caFingerprint: request.headers[caKeyHeader], installedVersion: request.headers[installedKRLHeader],
                                  address: context.address, krl: bytes)
         }
@@ -239,7 +239,7 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
         // The body first: a signed challenge names it (ServiceAPI.SignInMessage).
         var request = request
         let collected = await JSON.collect(&request, limit: limit)
-        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address,
+        let applicant = try await service.authenticate(authorization: request.headers[.authorization], address: context.address,
                                                  request: CAService.SignedRequest(method: "POST", path: "/v1/certificates", body: (try? collected.get()) ?? []))
         context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
         let issued: IssuedCertificate
@@ -250,7 +250,7 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
             // Policy refusals are audited with their rule by the service itself; failures of the
             // CA (a locked or full ledger) are not the requester's doing, and writing them to
             // that ledger would only wait on the same fault.
-            service.recordRefusal(error, applicant: applicant, path: "/v1/certificates")
+            await service.recordRefusal(error, applicant: applicant, path: "/v1/certificates")
             throw error
         }
         context.notes.outcome = "issued serial=\(issued.serial)"
@@ -261,41 +261,41 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
             caFingerprint: b.signatureKey.fingerprint), status: .created)
     }
     router.get("/v1/hosts") { request, context -> Response in
-        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address,
+        let applicant = try await service.authenticate(authorization: request.headers[.authorization], address: context.address,
                                                  request: CAService.SignedRequest(method: "GET", path: request.uri.path, body: []))
         context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
         try service.requireSecurity(applicant)
-        return JSON.response(try service.hosts())
+        return JSON.response(try await service.hosts())
     }
     router.get("/v1/certificates") { request, context -> Response in
-        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address,
+        let applicant = try await service.authenticate(authorization: request.headers[.authorization], address: context.address,
                                                  request: CAService.SignedRequest(method: "GET", path: request.uri.path, body: []))
         context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
         let query = try CertificateListing.query(request.uri)
-        return JSON.response(try service.certificates(query, applicant: applicant))
+        return JSON.response(try await service.certificates(query, applicant: applicant))
     }
     router.get("/v1/certificates/:serial") { request, context -> Response in
-        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address,
+        let applicant = try await service.authenticate(authorization: request.headers[.authorization], address: context.address,
                                                  request: CAService.SignedRequest(method: "GET", path: request.uri.path, body: []))
         context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
         guard let serial = context.parameters.get("serial").flatMap({ UInt64($0) }) else {
             throw ServiceError(400, "bad-request", "the serial must be a number")
         }
-        return JSON.response(try service.certificate(serial: serial, applicant: applicant))
+        return JSON.response(try await service.certificate(serial: serial, applicant: applicant))
     }
     router.post("/v1/revocations") { request, context -> Response in
         var request = request
         let collected = await JSON.collect(&request, limit: limit)
-        let applicant = try service.authenticate(authorization: request.headers[.authorization], address: context.address,
+        let applicant = try await service.authenticate(authorization: request.headers[.authorization], address: context.address,
                                                  request: CAService.SignedRequest(method: "POST", path: "/v1/revocations", body: (try? collected.get()) ?? []))
         context.notes.identity = "\(applicant.kind.rawValue):\(applicant.name)"
         let revocation: ServiceAPI.Revocation
         try service.requireSecurity(applicant)
         do {
             let body = try JSON.decode(ServiceAPI.RevocationRequest.self, from: try collected.get())
-            revocation = try service.revoke(body, applicant: applicant)
+            revocation = try await service.revoke(body, applicant: applicant)
         } catch let error as ServiceError where error.status < 500 {
-            service.recordRefusal(error, applicant: applicant, path: "/v1/revocations")
+            await service.recordRefusal(error, applicant: applicant, path: "/v1/revocations")
             throw error
         }
         context.notes.outcome = "\(revocation.isNew ? "revoked" : "already revoked") \(revocation.kind) \(revocation.target)"

@@ -75,7 +75,7 @@ case "krl-fill":
     // and the same serials as an ssh-keygen -k spec file (one "serial: N" line each).
     guard arguments.count == 4 else { fail("usage: sshca-bench krl-fill dense|third|sparse HOME SPEC") }
     let serials = try serialPattern(arguments[1])
-    let home = try CAHome.create(at: arguments[2], CAHome.Creation())
+    let home = try await CAHome.create(at: arguments[2], CAHome.Creation())
     try home.openLedger().revokeSerialsBulk(serials, caKey: try home.publicKey(.user), reason: "benchmark", by: "bench", now: UInt64(time(nil)))
     let spec = serials.map { "serial: \($0)\n" }.joined()
     try Files.writeAtomically(arguments[3], Array(spec.utf8), mode: 0o644)
@@ -83,7 +83,7 @@ case "ledger-fill":
     // ledger-fill HOME COUNT: a new CA home with COUNT certificates issued (real signatures),
     // principals user0..user9999 and one principal "root" on every 1000th.
     guard arguments.count == 3, let count = Int(arguments[2]) else { fail("usage: sshca-bench ledger-fill HOME COUNT") }
-    let home = try CAHome.create(at: arguments[1], CAHome.Creation())
+    let home = try await CAHome.create(at: arguments[1], CAHome.Creation())
     let authority = try CertificateAuthority(home: home)
     let ledger = try home.openLedger()
     let issuer = Issuer(signer: try home.signer(.user, passphrase: .none, configuration: authority.configuration), configuration: authority.configuration)
@@ -120,7 +120,7 @@ case "issue-rate":
     var count = 0
     let start = monotonicSeconds()
     while monotonicSeconds() - start < seconds {
-        _ = try authority.issue(request, requestedBy: requester, passphrase: .none)
+        _ = try await authority.issue(request, requestedBy: requester, passphrase: .none)
         count += 1
     }
     print(Int((Double(count) / (monotonicSeconds() - start)).rounded()))

@@ -108,7 +108,7 @@ struct HostKRLSync: ParsableCommand {
     }
 }
 
-struct KnownHosts: ParsableCommand {
+struct KnownHosts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "known-hosts",
         abstract: "Print the known_hosts lines that make clients trust the host CA.",
@@ -139,20 +139,20 @@ struct KnownHosts: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With --ca-url: PEM roots for https.", valueName: "file"))
     var caBundle: String?
 
-    func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrors {
             if caUrl != nil {
                 var options = try ServiceOptions.parse([])
                 options.caUrl = caUrl
                 options.caFingerprint = caFingerprint
                 options.caBundle = caBundle
                 let client = try options.client()
-                let key = try blocking { () throws(SSHCAError) in try await client.hostCAPublicKey() }
+                let key = try await client.hostCAPublicKey()
                 print(try CertificateAuthority.certAuthorityLine(hostPatterns: hosts, hostCA: key))
                 return
             }
             let authority = try CertificateAuthority(home: home.caHome)
-            for line in try authority.knownHostsLines(hostPatterns: hosts) { print(line) }
+            for line in try await authority.knownHostsLines(hostPatterns: hosts) { print(line) }
         }
     }
 }
@@ -358,7 +358,7 @@ struct HostUndo: ParsableCommand {
     }
 }
 
-struct HostCert: ParsableCommand {
+struct HostCert: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cert",
         abstract: "Sign this server's host keys with the host CA and make sshd present the certificates.",
@@ -404,8 +404,8 @@ struct HostCert: ParsableCommand {
     @Flag(name: .long, help: "Do not reload sshd afterwards.")
     var noReload = false
 
-    func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrors {
             var request = HostCertificates.Request()
             request.hostKeys = hostkey
             request.principals = principals.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? []
@@ -418,7 +418,7 @@ struct HostCert: ParsableCommand {
             if remote.caUrl != nil {
                 let client = try remote.client(kind: .host)
                 renewal = try DurationText.seconds(renewBefore)
-                (certify, hostCA) = try RemoteCA.hostCertifier(client, credential: try remote.credential(), validity: validity)
+                (certify, hostCA) = try await RemoteCA.hostCertifier(client, credential: try remote.credential(), validity: validity)
             } else {
                 // The CA home on this machine: the same issuance as `sshca sign --host`.
                 let authority = try CertificateAuthority(home: home.caHome)
@@ -426,13 +426,13 @@ struct HostCert: ParsableCommand {
                     try ValidityWindow.parse(v, now: Clock.now(), backdate: authority.configuration.backdate)
                 }
                 let source = passphrase.source
-                certify = { (key: PublicKey, principals: [String]) throws(SSHCAError) -> Certificate in
+                certify = { (key: PublicKey, principals: [String]) async throws(SSHCAError) -> Certificate in
                     var certificateRequest = CertificateRequest(publicKey: key, type: .host, keyID: "host:\(principals[0]):\(key.typeName)", principals: principals)
                     certificateRequest.validity = window
-                    return try authority.issue(certificateRequest, requestedBy: Requester(name: Operator.name(nil), channel: "host-cert"), passphrase: source).certificate
+                    return try await authority.issue(certificateRequest, requestedBy: Requester(name: Operator.name(nil), channel: "host-cert"), passphrase: source).certificate
                 }
             }
-            let result = try HostCertificates.issue(request, certify: certify, renewBefore: renewal, hostCA: hostCA, reload: !noReload)
+            let result = try await HostCertificates.issue(request, certify: certify, renewBefore: renewal, hostCA: hostCA, reload: !noReload)
             for issued in result.issued { print("certified \(issued.keyPath) -> \(issued.certificatePath) (serial \(issued.serial))") }
             for path in result.kept { print("kept \(path) (more than \(renewBefore) left)") }
             print("sshd: \(result.reload)")

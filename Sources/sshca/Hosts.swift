@@ -5,7 +5,7 @@ import Client
 import Foundation
 
 /// `sshca hosts`: the servers that fetch the KRL, when they last did and which version they have.
-struct Hosts: ParsableCommand {
+struct Hosts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the servers that sync the KRL from the service, and flag those behind.",
         discussion: helpText("""
@@ -33,16 +33,16 @@ struct Hosts: ParsableCommand {
     @Flag(name: .long, help: "Print JSON (the same objects as GET /v1/hosts).")
     var json = false
 
-    func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrors {
             var hosts: [ServiceAPI.Host]
             if remote.caUrl != nil {
                 let client = try remote.client()
                 let credential = try remote.credential()
-                hosts = try blocking { () throws(SSHCAError) in try await client.hosts(credential: credential) }
+                hosts = try await client.hosts(credential: credential)
             } else {
                 let authority = try CertificateAuthority(home: home.caHome)
-                hosts = try authority.hosts()
+                hosts = try await authority.hosts()
             }
             if behind { hosts = hosts.filter { !$0.behind.isEmpty } }
             if json {

@@ -3,7 +3,7 @@ import ArgumentParser
 import Authority
 
 
-struct Init: ParsableCommand {
+struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a new CA: a user CA key, a host CA key and a commented sshca.toml.",
         discussion: helpText("""
@@ -51,12 +51,12 @@ struct Init: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         if printConfig {
             print(CAHome.initialConfiguration().renderedFile(), terminator: "")
             return
         }
-        try reportingErrors {
+        try await reportingErrors {
             var creation = CAHome.Creation(keyType: CAKeyType(rawValue: keyType)!)
             if let userCaInAgent { creation.userKeyInAgent = try KeyFiles.readPublicKey(userCaInAgent).key }
             if let hostCaInAgent { creation.hostKeyInAgent = try KeyFiles.readPublicKey(hostCaInAgent).key }
@@ -74,7 +74,7 @@ struct Init: ParsableCommand {
                     creation.passphrase = first
                 }
             }
-            let created = try CAHome.create(at: target.path, creation)
+            let created = try await CAHome.create(at: target.path, creation)
             let userKey = try created.publicKey(.user)
             let hostKey = try created.publicKey(.host)
             print("""

@@ -11,7 +11,7 @@ struct KRLCommand: ParsableCommand {
     )
 }
 
-struct KRLWrite: ParsableCommand {
+struct KRLWrite: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "write",
         abstract: "Build a new KRL from the ledger and write it (atomically) to --output.",
@@ -27,11 +27,11 @@ struct KRLWrite: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Who is writing it (default: the login name).", valueName: "name"))
     var by: String?
 
-    func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrors {
             let authority = try CertificateAuthority(home: home.caHome)
             try KeyFiles.checkWritable(output)
-            let published = try authority.writeKRL(to: output, by: Operator.name(by), passphrase: passphrase.source)
+            let published = try await authority.writeKRL(to: output, by: Operator.name(by), passphrase: passphrase.source)
             for warning in published.warnings { printNote("warning: " + warning) }
             print("Wrote \(output): KRL version \(published.version), \(published.bytes.count) bytes\(published.signedBy.map { "; its signature by \($0.fingerprint) in \(DetachedKRLSignature.path(for: output))" } ?? "")")
         }
@@ -133,7 +133,7 @@ struct Backup: ParsableCommand {
     }
 }
 
-struct Restore: ParsableCommand {
+struct Restore: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replace the ledger with a backup; serials and KRL versions jump past anything the lost ledger could have used.",
         discussion: helpText("""
@@ -156,9 +156,9 @@ struct Restore: ParsableCommand {
     @Argument(help: ArgumentHelp("The backup file.", valueName: "file"))
     var file: String
 
-    func run() throws {
-        try reportingErrors {
-            let result = try CertificateAuthority.restore(home: home.caHome, from: file, by: Operator.name(by), passphrase: passphrase.source)
+    func run() async throws {
+        try await reportingErrors {
+            let result = try await CertificateAuthority.restore(home: home.caHome, from: file, by: Operator.name(by), passphrase: passphrase.source)
             if !result.filesPutBack.isEmpty { print("Put back into \(home.caHome.path): \(result.filesPutBack.joined(separator: ", ")).") }
             print("Restored the ledger from \(file); next serial \(result.nextSerial), KRL version \(result.krl.version) published.")
         }

@@ -15,7 +15,7 @@ func printJSON<T: Encodable>(_ value: T) throws {
     FileHandleLite.standardOutput.write(String(decoding: try encoder.encode(value), as: UTF8.self) + "\n")
 }
 
-struct List: ParsableCommand {
+struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List issued certificates from the ledger.",
         discussion: helpText("""
@@ -60,8 +60,8 @@ struct List: ParsableCommand {
 
     @OptionGroup(title: "Through the CA service (security staff)") var remote: RemoteOptions
 
-    func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrors {
             let status: CertificateQuery.Status = active ? .active : expired ? .expired : revoked ? .revoked : .any
             let summaries: [CertificateSummary]
             if remote.caUrl != nil {
@@ -72,11 +72,11 @@ struct List: ParsableCommand {
                 if let keyId { query.append(("keyId", keyId)) }
                 if status != .any { query.append(("status", status.rawValue)) }
                 let q = query
-                summaries = try blocking { () throws(SSHCAError) in try await client.certificates(query: q, limit: limit, after: after, credential: credential) }
+                summaries = try await client.certificates(query: q, limit: limit, after: after, credential: credential)
             } else {
                 let authority = try CertificateAuthority(home: home.caHome)
                 let now = Clock.now()
-                let found = try authority.certificates(CertificateQuery(principal: principal, keyID: keyId, status: status, limit: limit, after: after), now: now)
+                let found = try await authority.certificates(CertificateQuery(principal: principal, keyID: keyId, status: status, limit: limit, after: after), now: now)
                 summaries = found.map { CertificateSummary($0, now: now) }
             }
             if json {
@@ -91,7 +91,7 @@ struct List: ParsableCommand {
     }
 }
 
-struct Show: ParsableCommand {
+struct Show: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show one certificate from the ledger, with its revocation if any.")
 
     @OptionGroup var home: HomeOptions
@@ -104,8 +104,8 @@ struct Show: ParsableCommand {
 
     @OptionGroup(title: "Through the CA service (security staff)") var remote: RemoteOptions
 
-    func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrors {
             guard let number = UInt64(serial) else {
                 throw SSHCAError(.badInput, "\"\(serial)\" is not a serial number")
             }
@@ -113,10 +113,10 @@ struct Show: ParsableCommand {
             if remote.caUrl != nil {
                 let client = try remote.client()
                 let credential = try remote.credential()
-                summary = try blocking { () throws(SSHCAError) in try await client.certificate(serial: number, credential: credential) }
+                summary = try await client.certificate(serial: number, credential: credential)
             } else {
                 let authority = try CertificateAuthority(home: home.caHome)
-                summary = CertificateSummary(try authority.certificate(serial: number), now: Clock.now())
+                summary = CertificateSummary(try await authority.certificate(serial: number), now: Clock.now())
             }
             if json { try printJSON(summary) } else { FileHandleLite.standardOutput.write(summary.detail) }
         }
@@ -130,7 +130,7 @@ struct Audit: ParsableCommand {
     )
 }
 
-struct AuditVerify: ParsableCommand {
+struct AuditVerify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Recompute the audit chain; name the first entry that was altered or removed.",
@@ -142,12 +142,12 @@ struct AuditVerify: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A KRL (for example a server's copy) whose audit head must be in the chain; default: the home's revoked.krl. Repeatable.", valueName: "krl-file"))
     var witness: [String] = []
 
-    func run() throws {
+    func run() async throws {
         var broken = false
-        try reportingErrors {
+        try await reportingErrors {
             let authority = try CertificateAuthority(home: home.caHome)
             let result: AuditVerification
-            result = try authority.verifyAudit(witnesses: witness.isEmpty ? nil : witness)
+            result = try await authority.verifyAudit(witnesses: witness.isEmpty ? nil : witness)
             switch result {
             case .intact(let entries, let head):
                 print("audit chain intact: \(entries) entries, head \(head)")
@@ -160,7 +160,7 @@ struct AuditVerify: ParsableCommand {
     }
 }
 
-struct AuditList: ParsableCommand {
+struct AuditList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "Show audit entries (the newest --limit, default all).")
 
     @OptionGroup var home: HomeOptions
@@ -186,11 +186,11 @@ struct AuditList: ParsableCommand {
         var id: Int64, at: UInt64, actor: String, action: String, details: String, hash: String
     }
 
-    func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrors {
             let authority = try CertificateAuthority(home: home.caHome)
             let entries: [AuditEntry]
-            entries = try authority.auditEntries(limit: limit)
+            entries = try await authority.auditEntries(limit: limit)
             if json {
                 try printJSON(entries.map { Entry(id: $0.id, at: $0.at, actor: $0.actor, action: $0.action, details: $0.details, hash: $0.hashHex) })
             } else {

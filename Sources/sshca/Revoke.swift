@@ -5,7 +5,7 @@ import Client
 import Ledger
 import SSHFormat
 
-struct Revoke: ParsableCommand {
+struct Revoke: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Revoke certificates or keys, and publish the new KRL.",
         discussion: helpText("""
@@ -86,8 +86,8 @@ struct Revoke: ParsableCommand {
         if host && !caKeyCompromised { throw ValidationError("--host goes with --ca-key-compromised") }
     }
 
-    func runRemote() throws {
-        try reportingErrors {
+    func runRemote() async throws {
+        try await reportingErrors {
             let client = try remote.client()
             let credential = try remote.credential(user: signer)
             var request = ServiceAPI.RevocationRequest(reason: reason)
@@ -100,7 +100,7 @@ struct Revoke: ParsableCommand {
             request.principal = principal
             request.user = user
             let body = request
-            let r = try blocking { () throws(SSHCAError) in try await client.revoke(body, credential: credential) }
+            let r = try await client.revoke(body, credential: credential)
             if r.isNew {
                 print("Revoked \(r.kind) \(r.target) (#\(r.id)) through \(client.endpoint.url): \(r.certificatesAffected) certificate(s) affected.")
                 if r.kind == "user" { print(Self.personNote(r.target)) }
@@ -111,12 +111,12 @@ struct Revoke: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         if remote.caUrl != nil {
-            try runRemote()
+            try await runRemote()
             return
         }
-        try reportingErrors {
+        try await reportingErrors {
             let authority = try CertificateAuthority(home: home.caHome)
             let target: RevocationTarget
             if let serial {
@@ -132,7 +132,7 @@ struct Revoke: ParsableCommand {
             } else {
                 target = .caKey(try authority.home.publicKey(host ? .host : .user))
             }
-            let revoked = try authority.revoke(target, reason: reason, by: Operator.name(by), passphrase: passphrase.source)
+            let revoked = try await authority.revoke(target, reason: reason, by: Operator.name(by), passphrase: passphrase.source)
             let krl = try revoked.krl.get()
             let result = (outcome: revoked.outcome, krl: krl.krl, published: krl.published)
             let record = result.outcome.record

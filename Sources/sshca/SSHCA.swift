@@ -8,12 +8,12 @@ import Glibc
 
 @main
 struct SSHCA: ParsableCommand {
-    static func main() {
+    static func main() async {
         CryptoLibrary.skipCleanupAtExit()
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "sign", let sign = SignFastPath.parse(Array(arguments.dropFirst())) {
             do {
-                try sign.run()
+                try await sign.run()
                 exit(withError: nil)
             } catch {
                 exit(withError: error)
@@ -21,7 +21,11 @@ struct SSHCA: ParsableCommand {
         }
         do {
             var command = try parseAsRoot(arguments)
-            try command.run()
+            if var waiting = command as? AsyncParsableCommand {
+                try await waiting.run()
+            } else {
+                try command.run()
+            }
         } catch {
             // ArgumentParser's own messages start "Error:"; sshca's errors all read "error: ...".
             let code = exitCode(for: error)

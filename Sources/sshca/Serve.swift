@@ -8,7 +8,7 @@ import Service
 import Glibc
 #endif
 
-struct Serve: ParsableCommand {
+struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the CA service: engineers log in, hosts renew, security staff revoke, servers fetch the KRL.",
         discussion: helpText("""
@@ -42,8 +42,8 @@ struct Serve: ParsableCommand {
     @Flag(name: .long, help: "Create a CA in the home first if there is none (keys unencrypted unless --passphrase-file).")
     var `init` = false
 
-    func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrors {
             let caHome = home.caHome
             if self.`init` && !caHome.isInitialized {
                 var creation = CAHome.Creation()
@@ -51,7 +51,7 @@ struct Serve: ParsableCommand {
                 if let file = passphrase.passphraseFile ?? Environment.value("SSHCA_PASSPHRASE_FILE") {
                     creation.passphrase = try PassphraseSource.readPassphraseFile(file)
                 }
-                _ = try CAHome.create(at: caHome.path, creation)
+                _ = try await CAHome.create(at: caHome.path, creation)
                 printNote("Created a new CA in \(caHome.path) (\(creation.passphrase == nil ? "keys unencrypted: protect this directory" : "keys encrypted with the passphrase")).")
             }
             var configuration: Configuration? = nil
@@ -67,13 +67,13 @@ struct Serve: ParsableCommand {
                 printNote("warning: [krl] sign = false in \(config ?? Configuration.fileName): servers that fetch the KRL by URL (host setup --ca-url, host krl-sync --from URL --ca-key) refuse unsigned KRLs; set sign = true")
             }
             let roles = authority.configuration.roles
-            for user in try authority.users() where !user.disabled && roles[user.role] == nil {
+            for user in try await authority.users() where !user.disabled && roles[user.role] == nil {
                 printNote("warning: user \(user.name) has role \"\(user.role)\", which \(config ?? Configuration.fileName) does not define; they cannot sign in")
             }
-            for token in try authority.tokens() where !token.revoked && roles[token.role] == nil {
+            for token in try await authority.tokens() where !token.revoked && roles[token.role] == nil {
                 printNote("warning: token \(token.id) (\(token.name)) has role \"\(token.role)\", which \(config ?? Configuration.fileName) does not define; it is refused")
             }
-            let service = try CAService(authority: authority, passphrase: passphrase.source)
+            let service = try await CAService(authority: authority, passphrase: passphrase.source)
             LoggingSystem.bootstrap { label in
                 var handler = LineLogHandler(label: label)
                 handler.logLevel = .info
@@ -82,16 +82,14 @@ struct Serve: ParsableCommand {
             let logger = Logger(label: "sshca")
             let userCA = try authority.home.publicKey(.user).fingerprint
             let hostCA = try authority.home.publicKey(.host).fingerprint
-            try blocking { () throws(SSHCAError) in
-                do {
-                    try await runService(service, listen: address, logger: logger) { url in
-                        FileHandleLite.standardOutput.write("sshca serve: listening on \(url) (CA home \(caHome.path), user CA \(userCA), host CA \(hostCA))\n")
-                    }
-                } catch let error as SSHCAError {
-                    throw error
-                } catch {
-                    throw SSHCAError(.io, "the service stopped: \(error)")
+            do {
+                try await runService(service, listen: address, logger: logger) { url in
+                    FileHandleLite.standardOutput.write("sshca serve: listening on \(url) (CA home \(caHome.path), user CA \(userCA), host CA \(hostCA))\n")
                 }
+            } catch let error as SSHCAError {
+                throw error
+            } catch {
+                throw SSHCAError(.io, "the service stopped: \(error)")
             }
         }
     }

@@ -4,7 +4,7 @@ import Authority
 import SSHFormat
 import Ledger
 
-struct Sign: ParsableCommand {
+struct Sign: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sign a public key into an OpenSSH certificate.",
         discussion: helpText("""
@@ -80,8 +80,8 @@ struct Sign: ParsableCommand {
             output: output, publicKeyFile: publicKeyFile)
     }
 
-    func run() throws {
-        try arguments.run()
+    func run() async throws {
+        try await arguments.run()
     }
 }
 
@@ -102,8 +102,8 @@ struct SignArguments: Equatable {
     var output: String?
     var publicKeyFile: String
 
-    func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrors {
             let authority = try CertificateAuthority(home: CAHome.resolve(home))
             let passphrase = PassphraseOptions.source(file: passphraseFile)
             let input = try readInput(publicKeyFile, maximumBytes: PublicKeyText.maximumLength, what: "public key")
@@ -115,7 +115,7 @@ struct SignArguments: Equatable {
             let destination = output ?? (publicKeyFile == "-" ? "-" : KeyFiles.certificatePath(forKey: publicKeyFile))
             if destination != "-" { try KeyFiles.checkWritable(destination) }
             let now = unixNow()
-            let issued = try authority.issue(request, requestedBy: Requester(name: Operator.name(nil), channel: "cli"),
+            let issued = try await authority.issue(request, requestedBy: Requester(name: Operator.name(nil), channel: "cli"),
                                              passphrase: passphrase, now: now)
             let certificate = issued.certificate
             let body = certificate.body

@@ -131,6 +131,19 @@ func reportingErrors(failureCode: Int32 = ExitStatus.failure, _ body: () throws 
     }
 }
 
+/// `reportingErrors` for the commands that wait on the ledger or the network.
+func reportingErrors(failureCode: Int32 = ExitStatus.failure, _ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as SSHCAError {
+        printError(error.reason)
+        throw ExitCode(error.isInputError ? ExitStatus.dataError : failureCode)
+    } catch let error as SSHFormatError {
+        printError(error.description)
+        throw ExitCode(ExitStatus.dataError)
+    }
+}
+
 func unixNow() -> UInt64 {
     UInt64(max(0, time(nil)))
 }

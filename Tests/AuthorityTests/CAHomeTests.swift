@@ -40,10 +40,10 @@ struct CAHomeTests {
         ("sshca.toml", 0o644), ("user_ca.key", 0o600), ("user_ca.pub", 0o644), ("host_ca.key", 0o600), ("host_ca.pub", 0o644),
     ]
 
-    @Test func createMakesTheFilesWithTheirModes() throws {
+    @Test func createMakesTheFilesWithTheirModes() async throws {
         let dir = try TempDir()
         let path = dir.file("nested/ca")
-        let home = try CAHome.create(at: path, .init(keyType: .ed25519))
+        let home = try await CAHome.create(at: path, .init(keyType: .ed25519))
         #expect(home.path == path)
         #expect(mode(path) == 0o700)
         for (name, expected) in Self.fiveFiles {
@@ -73,19 +73,19 @@ struct CAHomeTests {
         #expect(user.verify(try signer.sign([1, 2, 3]), over: [1, 2, 3]) == .valid)
     }
 
-    @Test func ecdsaHome() throws {
+    @Test func ecdsaHome() async throws {
         let dir = try TempDir()
-        let home = try CAHome.create(at: dir.file("ca"), .init(keyType: .ecdsaP384))
+        let home = try await CAHome.create(at: dir.file("ca"), .init(keyType: .ecdsaP384))
         #expect(try home.publicKey(.user).typeName == "ecdsa-sha2-nistp384")
         #expect(try home.privateKey(.host, passphrase: .none).publicKey == home.publicKey(.host))
     }
 
-    @Test func createRefusesAnExistingCAAndLeavesItAlone() throws {
+    @Test func createRefusesAnExistingCAAndLeavesItAlone() async throws {
         let dir = try TempDir()
         let path = dir.file("ca")
-        _ = try CAHome.create(at: path, .init())
+        _ = try await CAHome.create(at: path, .init())
         let before = try contents(of: path)
-        let error = authorityError { _ = try CAHome.create(at: path, .init()) }
+        let error = await authorityError { _ = try await CAHome.create(at: path, .init()) }
         #expect(error?.code == .home)
         #expect(error?.reason.contains("refusing to overwrite") == true)
         #expect(try contents(of: path) == before)
@@ -95,28 +95,28 @@ struct CAHomeTests {
     }
 
     @Test("create refuses when any one CA file is already there", arguments: ["sshca.toml", "user_ca.key", "user_ca.pub", "host_ca.key", "host_ca.pub"])
-    func createRefusesAnyLeftover(name: String) throws {
+    func createRefusesAnyLeftover(name: String) async throws {
         let dir = try TempDir()
         try FileManager.default.createDirectory(atPath: dir.file("ca"), withIntermediateDirectories: true)
         try dir.write("ca/" + name, "leftover\n", mode: 0o600)
-        let error = authorityError { _ = try CAHome.create(at: dir.file("ca"), .init()) }
+        let error = await authorityError { _ = try await CAHome.create(at: dir.file("ca"), .init()) }
         #expect(error?.code == .home)
         #expect(error?.reason.contains(name) == true)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("ca")) == [name])
         #expect(try dir.readText("ca/" + name) == "leftover\n")
     }
 
-    @Test func shortPassphraseIsRefusedBeforeAnythingIsWritten() throws {
+    @Test func shortPassphraseIsRefusedBeforeAnythingIsWritten() async throws {
         let dir = try TempDir()
-        let error = authorityError { _ = try CAHome.create(at: dir.file("ca"), .init(passphrase: Array("short".utf8))) }
+        let error = await authorityError { _ = try await CAHome.create(at: dir.file("ca"), .init(passphrase: Array("short".utf8))) }
         #expect(error?.code == .badInput)
         #expect(!FileManager.default.fileExists(atPath: dir.file("ca/sshca.toml")))
     }
 
     @Test("a private key readable by others is refused", arguments: [mode_t(0o644), 0o640, 0o604, 0o660])
-    func unsafePrivateKeyMode(unsafe: mode_t) throws {
+    func unsafePrivateKeyMode(unsafe: mode_t) async throws {
         let dir = try TempDir()
-        let home = try CAHome.create(at: dir.file("ca"), .init())
+        let home = try await CAHome.create(at: dir.file("ca"), .init())
         chmod(home.privateKeyPath(.user), unsafe)
         let error = authorityError { _ = try home.privateKey(.user, passphrase: .none) }
         #expect(error?.code == .unsafeFile)
@@ -130,10 +130,10 @@ struct CAHomeTests {
         #expect(try home.privateKey(.host, passphrase: .none).publicKey == home.publicKey(.host))
     }
 
-    @Test func encryptedHomeNeedsThePassphrase() throws {
+    @Test func encryptedHomeNeedsThePassphrase() async throws {
         let dir = try TempDir()
         let passphrase = "correct horse battery staple"
-        let home = try CAHome.create(at: dir.file("ca"), .init(passphrase: Array(passphrase.utf8)))
+        let home = try await CAHome.create(at: dir.file("ca"), .init(passphrase: Array(passphrase.utf8)))
         let pem = try dir.readText("ca/user_ca.key")
         #expect(pem.hasPrefix("-----BEGIN ENCRYPTED PRIVATE KEY-----"))
         #expect(PrivateKey.isEncrypted(pem: pem))
@@ -161,9 +161,9 @@ struct CAHomeTests {
         #expect(authorityError { _ = try PassphraseSource.readPassphraseFile(dir.file("missing")) }?.code == .io)
     }
 
-    @Test func mismatchedKeyPairIsDetected() throws {
+    @Test func mismatchedKeyPairIsDetected() async throws {
         let dir = try TempDir()
-        let home = try CAHome.create(at: dir.file("ca"), .init())
+        let home = try await CAHome.create(at: dir.file("ca"), .init())
         // Swap the user CA's public key for the host CA's.
         let hostLine = try dir.readText("ca/host_ca.pub")
         try dir.write("ca/user_ca.pub", hostLine, mode: 0o644)
@@ -173,9 +173,9 @@ struct CAHomeTests {
         #expect(authorityError { _ = try home.exportPrivateKey(.user, passphrase: .none) }?.code == .home)
     }
 
-    @Test func damagedOrMissingFiles() throws {
+    @Test func damagedOrMissingFiles() async throws {
         let dir = try TempDir()
-        let home = try CAHome.create(at: dir.file("ca"), .init())
+        let home = try await CAHome.create(at: dir.file("ca"), .init())
         try dir.write("ca/user_ca.pub", "ssh-ed25519 AAAA\n", mode: 0o644)
         let damaged = authorityError { _ = try home.publicKey(.user) }
         #expect(damaged?.code == .home)
@@ -196,9 +196,9 @@ struct CAHomeTests {
         #expect(config?.reason.hasPrefix(home.configurationPath + ":2:") == true)
     }
 
-    @Test func exportedPrivateKeyIsAcceptedBySSHKeygen() throws {
+    @Test func exportedPrivateKeyIsAcceptedBySSHKeygen() async throws {
         let dir = try TempDir()
-        let home = try CAHome.create(at: dir.file("ca"), .init(passphrase: Array("export passphrase".utf8)))
+        let home = try await CAHome.create(at: dir.file("ca"), .init(passphrase: Array("export passphrase".utf8)))
         for kind in CAKind.allCases {
             let text = try home.exportPrivateKey(kind, passphrase: PassphraseCounter("export passphrase").source)
             #expect(text.hasPrefix("-----BEGIN OPENSSH PRIVATE KEY-----"))
@@ -208,10 +208,10 @@ struct CAHomeTests {
         }
     }
 
-    @Test func agentHeldKeys() throws {
+    @Test func agentHeldKeys() async throws {
         let dir = try TempDir()
         let agentKey = try PrivateKey.generate(.ed25519).publicKey
-        let home = try CAHome.create(at: dir.file("ca"), .init(userKeyInAgent: agentKey))
+        let home = try await CAHome.create(at: dir.file("ca"), .init(userKeyInAgent: agentKey))
         #expect(!FileManager.default.fileExists(atPath: home.privateKeyPath(.user)))
         #expect(FileManager.default.fileExists(atPath: home.privateKeyPath(.host)))
         #expect(try home.publicKey(.user) == agentKey)
@@ -226,7 +226,7 @@ struct CAHomeTests {
         let sk = try PublicKeyText(parsing: sshKeygenKey(in: dir, name: "sk", type: "ed25519-sk")).key
         let rsa1024 = try PublicKeyText(parsing: sshKeygenKey(in: dir, name: "rsa1024", type: "rsa", bits: 1024)).key
         for (key, name) in [(sk, "sk"), (rsa1024, "rsa")] {
-            let error = authorityError { _ = try CAHome.create(at: dir.file("ca-\(name)"), .init(hostKeyInAgent: key)) }
+            let error = await authorityError { _ = try await CAHome.create(at: dir.file("ca-\(name)"), .init(hostKeyInAgent: key)) }
             #expect(error?.code == .badInput, "\(name)")
             #expect(!FileManager.default.fileExists(atPath: dir.file("ca-\(name)/sshca.toml")))
         }

@@ -16,3 +16,17 @@ func authorityError(_ body: () throws -> Void, sourceLocation: SourceLocation = 
         return nil
     }
 }
+
+/// `authorityError` for work that waits on the ledger.
+func authorityError(_ body: () async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) async -> SSHCAError? {
+    do {
+        try await body()
+        Issue.record("expected an error", sourceLocation: sourceLocation)
+        return nil
+    } catch let error as SSHCAError {
+        return error
+    } catch {
+        Issue.record("expected an SSHCAError, got \(error)", sourceLocation: sourceLocation)
+        return nil
+    }
+}

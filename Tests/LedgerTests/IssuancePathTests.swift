@@ -21,20 +21,20 @@ struct IssuancePathTests {
     }
 
     @Test("each request of a group succeeds or fails alone; a signing failure keeps its own code and reason and takes no serial")
-    func groupWithASigningFailure() throws {
-        try withScratchDirectory { dir in
+    func groupWithASigningFailure() async throws {
+        try await withScratchDirectory { dir in
             let ledger = try SQLiteLedger(path: dir.child("ledger.sqlite").path)
             let key = try PrivateKey.generate(.ed25519)
             let configuration = Configuration()
             let good = Issuer(signer: OpenSSLSigner(key: key), configuration: configuration)
             let gone = Issuer(signer: GoneSigner(publicKey: key.publicKey), configuration: configuration)
             let now: UInt64 = 1_800_000_000
-            func pending(_ issuer: Issuer, _ keyID: String) throws -> PendingIssuance {
+            func pending(_ issuer: Issuer, _ keyID: String) async throws -> PendingIssuance {
                 let request = CertificateRequest(publicKey: try PrivateKey.generate(.ed25519).publicKey, keyID: keyID, principals: ["alice"])
                 let body = try Issuer.body(for: request, configuration: configuration, signatureKey: key.publicKey, now: now)
                 return PendingIssuance(body: body, issuer: issuer, requester: Requester(name: "tester", channel: "test"))
             }
-            let results = try CertificateAuthority.commit([pending(good, "a"), pending(gone, "b"), pending(good, "c")], to: ledger, now: now)
+            let results = try await CertificateAuthority.commit([pending(good, "a"), pending(gone, "b"), pending(good, "c")], to: ledger, now: now)
             #expect(results.count == 3)
             #expect((try? results[0].get())?.serial == 1)
             #expect((try? results[2].get())?.serial == 2, "the failed request took a serial")

@@ -33,10 +33,10 @@ func opened(_ result: Result<Void, ChallengeRefusal>) -> Bool {
 }
 
 /// The suite's tests are synchronous; each gets its own directory, removed afterwards.
-func withScratchDirectory(_ body: (URL) throws -> Void) throws {
+func withScratchDirectory(_ body: (URL) async throws -> Void) async throws {
     let directory = try makeTemporaryDirectory(prefix: "ledger-conformance")
     defer { try? FileManager.default.removeItem(at: directory) }
-    try body(directory)
+    try await body(directory)
 }
 
 /// A CA key and the certificates it signs for the suite.
@@ -67,23 +67,23 @@ struct ConformanceCA: Sendable {
 
     /// Issues one certificate each; every one must succeed.
     @discardableResult
-    func issue(_ ledger: any Ledger, _ requests: [GroupIssuance]) throws -> [IssuedCertificate] {
-        try ledger.issueGroup(requests, now: now).map { try $0.get() }
+    func issue(_ ledger: any Ledger, _ requests: [GroupIssuance]) async throws -> [IssuedCertificate] {
+        try await ledger.issueGroup(requests, now: now).map { try $0.get() }
     }
 }
 
 @Suite("Ledger conformance (every backend)")
 struct LedgerConformanceTests {
     @Test("serials are 1, 2, 3 in order without gaps; a refused request takes none; the ledger returns the bytes it was given", arguments: LedgerBackend.all)
-    func serials(_ backend: LedgerBackend) throws {
-        try withScratchDirectory { dir in
+    func serials(_ backend: LedgerBackend) async throws {
+        try await withScratchDirectory { dir in
             let ledger = try backend.open(dir), ca = try ConformanceCA()
-            #expect(try ledger.counters().nextSerial == 1)
+            await #expect(try ledger.counters().nextSerial == 1)
             let k = try ca.subject()
-            let first = try ca.issue(ledger, [ca.request(k, keyID: "a"), ca.request(k, keyID: "b"), ca.request(k, keyID: "c")])
+            let first = try await ca.issue(ledger, [ca.request(k, keyID: "a"), ca.request(k, keyID: "b"), ca.request(k, keyID: "c")])
             #expect(first.map(\.serial) == [1, 2, 3])
             for issued in first {
-                let stored = try #require(try ledger.certificate(serial: issued.serial))
+                let stored = try await #require(try ledger.certificate(serial: issued.serial))
                 #expect(stored.certificate.bytes == issued.certificate.bytes)
                 #expect(stored.requestedBy == Requester(name: "tester", channel: "test") && stored.issuedAt == ca.now)
             }
@@ -96,87 +96,89 @@ struct LedgerConformanceTests {
             }
             struct SignerGone: Error {}
             let failing = GroupIssuance(requestedBy: Requester(name: "tester", channel: "test")) { _ in throw SignerGone() }
-            let results = try ledger.issueGroup([wrongSerial, ca.request(k, keyID: "d"), failing, ca.request(k, keyID: "e")], now: ca.now)
+            let results = try await ledger.issueGroup([wrongSerial, ca.request(k, keyID: "d"), failing, ca.request(k, keyID: "e")], now: ca.now)
             #expect(results.count == 4)
             if case .failure(let error) = results[0] { #expect(error.code == .badInput, "\(error)") } else { Issue.record("a certificate with the wrong serial was stored") }
             if case .failure = results[2] {} else { Issue.record("a request whose signing failed succeeded") }
             #expect((try? results[1].get())?.serial == 4 && (try? results[3].get())?.serial == 5)
-            #expect(try ledger.counters().nextSerial == 6)
-            #expect(try ledger.certificate(serial: 14) == nil && ledger.certificate(serial: 6) == nil)
-            #expect(try ledger.certificates(matching: CertificateQuery(), now: ca.now).map(\.serial) == [1, 2, 3, 4, 5])
+            await #expect(try ledger.counters().nextSerial == 6)
+            let (fourteen, six) = (try await ledger.certificate(serial: 14), try await ledger.certificate(serial: 6))
+            #expect(fourteen == nil && six == nil)
+            await #expect(try ledger.certificates(matching: CertificateQuery(), now: ca.now).map(\.serial) == [1, 2, 3, 4, 5])
         }
     }
 
     @Test("every revocation kind: what it covers, what it refuses from then on, and that repeating it changes nothing", arguments: LedgerBackend.all)
-    func revocationKinds(_ backend: LedgerBackend) throws {
-        try withScratchDirectory { dir in
+    func revocationKinds(_ backend: LedgerBackend) async throws {
+        try await withScratchDirectory { dir in
             let ledger = try backend.open(dir), ca = try ConformanceCA()
-            try ledger.registerCAKeys([ca.caKey])
+            try await ledger.registerCAKeys([ca.caKey])
             let alice = try ca.subject(), bob = try ca.subject(), carol = try ca.subject()
-            try ca.issue(ledger, [
+            try await ca.issue(ledger, [
                 ca.request(alice, keyID: "alice:laptop", principals: ["alice"]),   // 1
                 ca.request(bob, keyID: "bob", principals: ["bob", "deploy"]),      // 2
                 ca.request(carol, keyID: "carol", principals: ["carol"]),          // 3
                 ca.request(carol, keyID: "robot", principals: ["deploy"]),         // 4
                 ca.request(bob, keyID: "bob-2", principals: ["bob"]),              // 5
             ])
-            func revoke(_ target: RevocationTarget) throws -> RevocationOutcome {
-                try ledger.revoke(target, reason: "test", by: "sec", now: ca.now)
+            func revoke(_ target: RevocationTarget) async throws -> RevocationOutcome {
+                try await ledger.revoke(target, reason: "test", by: "sec", now: ca.now)
             }
-            func refusal(_ key: PublicKey, _ keyID: String) throws -> LedgerError? {
-                if case .failure(let error) = try ledger.issueGroup([ca.request(key, keyID: keyID)], now: ca.now)[0] { return error }
+            func refusal(_ key: PublicKey, _ keyID: String) async throws -> LedgerError? {
+                if case .failure(let error) = try await ledger.issueGroup([ca.request(key, keyID: keyID)], now: ca.now)[0] { return error }
                 return nil
             }
             // Serials: only issued ones; none issued in the range is not-found; 0 is refused.
-            #expect(throws: LedgerError.self) { try revoke(.serials(0...1)) }
-            do { _ = try revoke(.serials(40...49)); Issue.record("a range with no issued certificate was recorded") } catch let e as LedgerError { #expect(e.code == .notFound) }
-            let range = try revoke(.serials(2...3))
+            await #expect(throws: LedgerError.self) { try await revoke(.serials(0...1)) }
+            do { _ = try await revoke(.serials(40...49)); Issue.record("a range with no issued certificate was recorded") } catch let e as LedgerError { #expect(e.code == .notFound) }
+            let range = try await revoke(.serials(2...3))
             #expect(range.isNew && range.certificatesAffected == 2)
             // Key id: its certificates now, and none again.
-            let keyID = try revoke(.keyID("robot"))
+            let keyID = try await revoke(.keyID("robot"))
             #expect(keyID.isNew)
-            #expect(try refusal(alice, "robot")?.code == .refused)
+            await #expect(try refusal(alice, "robot")?.code == .refused)
             // A key: its certificates, and no new one for it.
-            _ = try revoke(.key(bob))
-            #expect(try refusal(bob, "bob-3")?.code == .refused)
-            #expect(throws: LedgerError.self) { try ledger.checkIssuable(try ca.issuer.issue(CertificateRequest(publicKey: bob, keyID: "x", principals: ["x"], serial: 99), now: ca.now).body) }
-            #expect(try ledger.keyRevocationReason(bob) == "test" && ledger.keyRevocationReason(alice) == nil)
+            _ = try await revoke(.key(bob))
+            await #expect(try refusal(bob, "bob-3")?.code == .refused)
+            await #expect(throws: LedgerError.self) { try await ledger.checkIssuable(try ca.issuer.issue(CertificateRequest(publicKey: bob, keyID: "x", principals: ["x"], serial: 99), now: ca.now).body) }
+            let (bobReason, aliceReason) = (try await ledger.keyRevocationReason(bob), try await ledger.keyRevocationReason(alice))
+            #expect(bobReason == "test" && aliceReason == nil)
             // A principal: the unexpired certificates naming it at this moment.
-            let principal = try revoke(.principal("alice"))
+            let principal = try await revoke(.principal("alice"))
             #expect(principal.certificatesAffected == 1)
             // A person: every unexpired certificate whose key id is NAME or NAME:...
-            let person = try revoke(.person("carol"))
+            let person = try await revoke(.person("carol"))
             #expect(person.isNew)
             // Repeats change nothing and say so. A principal or a person names the certificates
             // of that moment, so revoking it again is a new record that covers only what came since
             // (here nothing).
             for target in [RevocationTarget.serials(2...3), .keyID("robot"), .key(bob)] {
-                let again = try revoke(target)
+                let again = try await revoke(target)
                 #expect(!again.isNew && again.certificatesAffected == 0, "\(target)")
             }
-            #expect(try revoke(.principal("alice")).certificatesAffected == 0)
-            let everything = try ledger.certificates(matching: CertificateQuery(status: .revoked), now: ca.now).map(\.serial)
+            await #expect(try revoke(.principal("alice")).certificatesAffected == 0)
+            let everything = try await ledger.certificates(matching: CertificateQuery(status: .revoked), now: ca.now).map(\.serial)
             #expect(everything == [1, 2, 3, 4, 5], "revoked: \(everything)")
             // The state a KRL is written from carries each kind.
-            let state = try ledger.revocationState(omitExpiredBefore: 0)
+            let state = try await ledger.revocationState(omitExpiredBefore: 0)
             let section = try #require(state.certificates.first { $0.caKey == ca.caKey })
             #expect(section.keyIDs.contains("robot"))
             for serial: UInt64 in [1, 2, 3] { #expect(section.serials.contains(serial), "serial \(serial)") }
             #expect(state.keys.contains(bob))
             // A CA key: the CA signs nothing more, whatever the key and key id.
-            _ = try revoke(.caKey(ca.caKey))
-            #expect(try refusal(try ca.subject(), "fresh")?.code == .refused)
-            #expect(try ledger.revocationState(omitExpiredBefore: 0).keys.contains(ca.caKey))
+            _ = try await revoke(.caKey(ca.caKey))
+            await #expect(try refusal(try ca.subject(), "fresh")?.code == .refused)
+            await #expect(try ledger.revocationState(omitExpiredBefore: 0).keys.contains(ca.caKey))
         }
     }
 
     @Test("KRL versions strictly increase and each generation extends the audit chain", arguments: LedgerBackend.all)
-    func krlVersions(_ backend: LedgerBackend) throws {
-        try withScratchDirectory { dir in
+    func krlVersions(_ backend: LedgerBackend) async throws {
+        try await withScratchDirectory { dir in
             let ledger = try backend.open(dir)
             var versions: [UInt64] = [], heads: Set<String> = []
             for i in 0..<5 {
-                let generation = try ledger.recordKRLGeneration(by: "test", now: 1_800_000_000 + UInt64(i)) {
+                let generation = try await ledger.recordKRLGeneration(by: "test", now: 1_800_000_000 + UInt64(i)) {
                     .krlGenerated(version: $0, sections: i, keys: 0, signed: false)
                 }
                 versions.append(generation.version)
@@ -184,23 +186,23 @@ struct LedgerConformanceTests {
             }
             #expect(zip(versions, versions.dropFirst()).allSatisfy { $0 < $1 }, "\(versions)")
             #expect(heads.count == 5)
-            #expect(try ledger.counters().krlVersion == versions.last)
-            guard case .intact(let entries, let head) = try ledger.verifyAudit() else { Issue.record("chain broken"); return }
+            await #expect(try ledger.counters().krlVersion == versions.last)
+            guard case .intact(let entries, let head) = try await ledger.verifyAudit() else { Issue.record("chain broken"); return }
             #expect(entries == 5)
-            #expect(try ledger.auditEntries(limit: nil).last?.hashHex == head)
+            await #expect(try ledger.auditEntries(limit: nil).last?.hashHex == head)
             // Each entry is the event built for the version the ledger took.
-            #expect(try ledger.auditEntries(limit: nil).map(\.details) == versions.enumerated().map { i, v in "version=\(v) sections=\(i) keys=0 signed=false" })
+            await #expect(try ledger.auditEntries(limit: nil).map(\.details) == versions.enumerated().map { i, v in "version=\(v) sections=\(i) keys=0 signed=false" })
         }
     }
 
     @Test("the audit chain: every write appends an entry linked to the one before, in order, and verifies", arguments: LedgerBackend.all)
-    func auditChain(_ backend: LedgerBackend) throws {
-        try withScratchDirectory { dir in
+    func auditChain(_ backend: LedgerBackend) async throws {
+        try await withScratchDirectory { dir in
             let ledger = try backend.open(dir), ca = try ConformanceCA()
-            try ca.issue(ledger, [ca.request(try ca.subject(), keyID: "a")])
-            _ = try ledger.revoke(.keyID("a"), reason: "gone", by: "sec", now: ca.now)
-            try ledger.recordEvent(.requestRefused(path: "/v1/x", code: "policy", reason: "rule=x"), actor: "svc", now: ca.now + 1)
-            let entries = try ledger.auditEntries(limit: nil)
+            try await ca.issue(ledger, [ca.request(try ca.subject(), keyID: "a")])
+            _ = try await ledger.revoke(.keyID("a"), reason: "gone", by: "sec", now: ca.now)
+            try await ledger.recordEvent(.requestRefused(path: "/v1/x", code: "policy", reason: "rule=x"), actor: "svc", now: ca.now + 1)
+            let entries = try await ledger.auditEntries(limit: nil)
             #expect(entries.map(\.id) == Array(1...Int64(entries.count)))
             #expect(entries.first?.previousHash == AuditEntry.genesisHash)
             for (previous, entry) in zip(entries, entries.dropFirst()) {
@@ -210,45 +212,45 @@ struct LedgerConformanceTests {
             }
             #expect(entries.map(\.action).contains("issue") && entries.last?.action == "refused" && entries.last?.actor == "svc")
             #expect(entries.last?.details == "path=/v1/x code=policy reason=rule=x")
-            #expect(try ledger.auditEntries(limit: 1).count == 1)
-            guard case .intact(let count, _) = try ledger.verifyAudit() else { Issue.record("chain broken"); return }
+            await #expect(try ledger.auditEntries(limit: 1).count == 1)
+            guard case .intact(let count, _) = try await ledger.verifyAudit() else { Issue.record("chain broken"); return }
             #expect(count == entries.count)
         }
     }
 
     @Test("identities and tokens: enrol once, disable and enable, rekey, revoke a token", arguments: LedgerBackend.all)
-    func identitiesAndTokens(_ backend: LedgerBackend) throws {
-        try withScratchDirectory { dir in
+    func identitiesAndTokens(_ backend: LedgerBackend) async throws {
+        try await withScratchDirectory { dir in
             let ledger = try backend.open(dir), ca = try ConformanceCA()
             let key = try ca.subject(), other = try ca.subject()
-            try ledger.addIdentity(IdentityRecord(name: "alice", role: "engineer", key: key, createdAt: ca.now, updatedAt: ca.now), by: "admin")
-            #expect(throws: LedgerError.self) {
-                try ledger.addIdentity(IdentityRecord(name: "alice", role: "engineer", key: other, createdAt: ca.now, updatedAt: ca.now), by: "admin")
+            try await ledger.addIdentity(IdentityRecord(name: "alice", role: "engineer", key: key, createdAt: ca.now, updatedAt: ca.now), by: "admin")
+            await #expect(throws: LedgerError.self) {
+                try await ledger.addIdentity(IdentityRecord(name: "alice", role: "engineer", key: other, createdAt: ca.now, updatedAt: ca.now), by: "admin")
             }
-            #expect(try ledger.identity(named: "alice")?.key == key)
-            #expect(try ledger.identity(named: "nobody") == nil)
-            try ledger.setIdentityDisabled("alice", disabled: true, by: "admin", now: ca.now)
-            #expect(try ledger.identity(named: "alice")?.disabled == true)
-            try ledger.setIdentityDisabled("alice", disabled: false, by: "admin", now: ca.now)
-            try ledger.rekeyIdentity("alice", key: other, by: "admin", now: ca.now + 5)
-            let rekeyed = try #require(try ledger.identity(named: "alice"))
+            await #expect(try ledger.identity(named: "alice")?.key == key)
+            await #expect(try ledger.identity(named: "nobody") == nil)
+            try await ledger.setIdentityDisabled("alice", disabled: true, by: "admin", now: ca.now)
+            await #expect(try ledger.identity(named: "alice")?.disabled == true)
+            try await ledger.setIdentityDisabled("alice", disabled: false, by: "admin", now: ca.now)
+            try await ledger.rekeyIdentity("alice", key: other, by: "admin", now: ca.now + 5)
+            let rekeyed = try await #require(try ledger.identity(named: "alice"))
             #expect(rekeyed.key == other && !rekeyed.disabled && rekeyed.updatedAt == ca.now + 5)
-            #expect(try ledger.identities().map(\.name) == ["alice"])
+            await #expect(try ledger.identities().map(\.name) == ["alice"])
 
             let token = TokenRecord(id: "tok1", role: "deploy", name: "ci", secretHash: Array(repeating: 7, count: 32), createdAt: ca.now, expiresAt: ca.now + 3600)
-            try ledger.addToken(token, by: "admin")
-            #expect(try ledger.token(id: "tok1") == token)
-            try ledger.revokeToken(id: "tok1", by: "admin", now: ca.now)
-            #expect(try ledger.token(id: "tok1")?.revoked == true)
-            #expect(try ledger.tokens().map(\.id) == ["tok1"])
-            #expect(try ledger.token(id: "nope") == nil)
-            guard case .intact = try ledger.verifyAudit() else { Issue.record("chain broken"); return }
+            try await ledger.addToken(token, by: "admin")
+            await #expect(try ledger.token(id: "tok1") == token)
+            try await ledger.revokeToken(id: "tok1", by: "admin", now: ca.now)
+            await #expect(try ledger.token(id: "tok1")?.revoked == true)
+            await #expect(try ledger.tokens().map(\.id) == ["tok1"])
+            await #expect(try ledger.token(id: "nope") == nil)
+            guard case .intact = try await ledger.verifyAudit() else { Issue.record("chain broken"); return }
         }
     }
 
     @Test("listings: by principal, key id and status, lowest serial first, in pages that cover everything once", arguments: LedgerBackend.all)
-    func listings(_ backend: LedgerBackend) throws {
-        try withScratchDirectory { dir in
+    func listings(_ backend: LedgerBackend) async throws {
+        try await withScratchDirectory { dir in
             let ledger = try backend.open(dir), ca = try ConformanceCA()
             let k = try ca.subject()
             var requests: [GroupIssuance] = []
@@ -256,20 +258,20 @@ struct LedgerConformanceTests {
                 requests.append(ca.request(k, keyID: "id-\(i % 3)", principals: i % 5 == 0 ? ["root", "u\(i)"] : ["u\(i)"],
                                            validity: i % 4 == 0 ? 30 : 3600))
             }
-            try ca.issue(ledger, requests)
-            _ = try ledger.revoke(.serials(7...7), reason: "x", by: "sec", now: ca.now)
+            try await ca.issue(ledger, requests)
+            _ = try await ledger.revoke(.serials(7...7), reason: "x", by: "sec", now: ca.now)
             let later = ca.now + 120  // past the 30 s certificates
-            func serials(_ q: CertificateQuery) throws -> [UInt64] { try ledger.certificates(matching: q, now: later).map(\.serial) }
-            #expect(try serials(CertificateQuery(principal: "root")) == [5, 10, 15, 20, 25])
-            #expect(try serials(CertificateQuery(keyID: "id-1")) == Array(stride(from: 1, through: 25, by: 3)).map(UInt64.init))
-            #expect(try serials(CertificateQuery(status: .revoked)) == [7])
-            #expect(try serials(CertificateQuery(status: .expired)) == [4, 8, 12, 16, 20, 24])
-            let active = try serials(CertificateQuery(status: .active))
+            func serials(_ q: CertificateQuery) async throws -> [UInt64] { try await ledger.certificates(matching: q, now: later).map(\.serial) }
+            await #expect(try serials(CertificateQuery(principal: "root")) == [5, 10, 15, 20, 25])
+            await #expect(try serials(CertificateQuery(keyID: "id-1")) == Array(stride(from: 1, through: 25, by: 3)).map(UInt64.init))
+            await #expect(try serials(CertificateQuery(status: .revoked)) == [7])
+            await #expect(try serials(CertificateQuery(status: .expired)) == [4, 8, 12, 16, 20, 24])
+            let active = try await serials(CertificateQuery(status: .active))
             #expect(active == (1...25).map(UInt64.init).filter { $0 != 7 && $0 % 4 != 0 })
-            #expect(try serials(CertificateQuery(principal: "root", status: .active)) == [5, 10, 15, 25])
+            await #expect(try serials(CertificateQuery(principal: "root", status: .active)) == [5, 10, 15, 25])
             var paged: [UInt64] = [], after: UInt64? = nil
             while true {
-                let page = try serials(CertificateQuery(limit: 4, after: after))
+                let page = try await serials(CertificateQuery(limit: 4, after: after))
                 #expect(page.count <= 4)
                 if page.isEmpty { break }
                 paged += page
@@ -280,43 +282,43 @@ struct LedgerConformanceTests {
     }
 
     @Test("server syncs: a vouched name is not taken over by a claim, claims are capped, and a repeat within a minute writes nothing", arguments: LedgerBackend.all)
-    func hostSyncs(_ backend: LedgerBackend) throws {
-        try withScratchDirectory { dir in
+    func hostSyncs(_ backend: LedgerBackend) async throws {
+        try await withScratchDirectory { dir in
             let ledger = try backend.open(dir)
             let t: UInt64 = 1_800_000_000
-            #expect(try ledger.recordHostSync(HostRecord(name: "web-1", identifiedBy: "token:abc", address: "10.0.0.1", lastSync: t, krlVersion: 3, caFingerprint: "SHA256:x"), maximumHosts: 2))
-            #expect(try !ledger.recordHostSync(HostRecord(name: "web-1", identifiedBy: "claimed", address: "10.9.9.9", lastSync: t + 100, krlVersion: 1, caFingerprint: nil), maximumHosts: 2))
-            #expect(try ledger.hosts().first?.address == "10.0.0.1")
-            #expect(try ledger.recordHostSync(HostRecord(name: "web-2", identifiedBy: "claimed", address: "10.0.0.2", lastSync: t, krlVersion: 3, caFingerprint: nil), maximumHosts: 2))
-            #expect(try !ledger.recordHostSync(HostRecord(name: "web-3", identifiedBy: "claimed", address: "10.0.0.3", lastSync: t, krlVersion: 3, caFingerprint: nil), maximumHosts: 2))
-            #expect(try !ledger.recordHostSync(HostRecord(name: "web-2", identifiedBy: "claimed", address: "10.0.0.2", lastSync: t + 10, krlVersion: 3, caFingerprint: nil), maximumHosts: 2))
-            #expect(try ledger.recordHostSync(HostRecord(name: "web-2", identifiedBy: "claimed", address: "10.0.0.2", lastSync: t + 10, krlVersion: 4, caFingerprint: nil), maximumHosts: 2))
-            #expect(try ledger.hosts().map(\.name) == ["web-1", "web-2"])
+            await #expect(try ledger.recordHostSync(HostRecord(name: "web-1", identifiedBy: "token:abc", address: "10.0.0.1", lastSync: t, krlVersion: 3, caFingerprint: "SHA256:x"), maximumHosts: 2))
+            await #expect(try !ledger.recordHostSync(HostRecord(name: "web-1", identifiedBy: "claimed", address: "10.9.9.9", lastSync: t + 100, krlVersion: 1, caFingerprint: nil), maximumHosts: 2))
+            await #expect(try ledger.hosts().first?.address == "10.0.0.1")
+            await #expect(try ledger.recordHostSync(HostRecord(name: "web-2", identifiedBy: "claimed", address: "10.0.0.2", lastSync: t, krlVersion: 3, caFingerprint: nil), maximumHosts: 2))
+            await #expect(try !ledger.recordHostSync(HostRecord(name: "web-3", identifiedBy: "claimed", address: "10.0.0.3", lastSync: t, krlVersion: 3, caFingerprint: nil), maximumHosts: 2))
+            await #expect(try !ledger.recordHostSync(HostRecord(name: "web-2", identifiedBy: "claimed", address: "10.0.0.2", lastSync: t + 10, krlVersion: 3, caFingerprint: nil), maximumHosts: 2))
+            await #expect(try ledger.recordHostSync(HostRecord(name: "web-2", identifiedBy: "claimed", address: "10.0.0.2", lastSync: t + 10, krlVersion: 4, caFingerprint: nil), maximumHosts: 2))
+            await #expect(try ledger.hosts().map(\.name) == ["web-1", "web-2"])
         }
     }
 
     @Test("a backup taken while in use opens as a ledger with the same certificates, revocations, counters and intact chain", arguments: LedgerBackend.all)
-    func backup(_ backend: LedgerBackend) throws {
-        try withScratchDirectory { dir in
+    func backup(_ backend: LedgerBackend) async throws {
+        try await withScratchDirectory { dir in
             let ledger = try backend.open(dir), ca = try ConformanceCA()
-            try ca.issue(ledger, (1...3).map { ca.request(try! ca.subject(), keyID: "k\($0)") })
-            _ = try ledger.revoke(.serials(2...2), reason: "x", by: "sec", now: ca.now)
-            _ = try ledger.recordKRLGeneration(by: "t", now: ca.now) { .krlGenerated(version: $0, sections: 1, keys: 0, signed: false) }
+            try await ca.issue(ledger, (1...3).map { ca.request(try! ca.subject(), keyID: "k\($0)") })
+            _ = try await ledger.revoke(.serials(2...2), reason: "x", by: "sec", now: ca.now)
+            _ = try await ledger.recordKRLGeneration(by: "t", now: ca.now) { .krlGenerated(version: $0, sections: 1, keys: 0, signed: false) }
             let copy = dir.child("backup.sqlite")
             try ledger.backup(to: copy.path, files: [BackupFile(name: "sshca.toml", mode: 0o644, content: Array("x".utf8))])
             let restored = try backend.openBackup(copy.path)
-            #expect(try restored.certificates(matching: CertificateQuery(), now: ca.now) == ledger.certificates(matching: CertificateQuery(), now: ca.now))
-            #expect(try restored.counters() == ledger.counters())
-            #expect(try restored.revocationState(omitExpiredBefore: 0) == ledger.revocationState(omitExpiredBefore: 0))
-            guard case .intact(let n, let head) = try restored.verifyAudit(), case .intact(n, head) = try ledger.verifyAudit() else {
+            await #expect(try restored.certificates(matching: CertificateQuery(), now: ca.now) == ledger.certificates(matching: CertificateQuery(), now: ca.now))
+            await #expect(try restored.counters() == ledger.counters())
+            await #expect(try restored.revocationState(omitExpiredBefore: 0) == ledger.revocationState(omitExpiredBefore: 0))
+            guard case .intact(let n, let head) = try await restored.verifyAudit(), case .intact(n, head) = try await ledger.verifyAudit() else {
                 Issue.record("the backup's chain differs or is broken"); return
             }
         }
     }
 
     @Test("login challenges: single use, only for their identity, gone at expiry, at most the per-client limit open", arguments: LedgerBackend.all)
-    func challenges(_ backend: LedgerBackend) throws {
-        try withScratchDirectory { dir in
+    func challenges(_ backend: LedgerBackend) async throws {
+        try await withScratchDirectory { dir in
             let store = try backend.open(dir).loginChallenges
             #expect(opened(store.open("n1", identity: "alice", client: "192.0.2.1", expires: 1120, now: 1000)))
             #expect(opened(store.open("n2", identity: "alice", client: "192.0.2.1", expires: 1120, now: 1000)))
@@ -341,8 +343,8 @@ struct LedgerConformanceTests {
     }
 
     @Test("failure counts: a key is limited at the limit within the window, each key on its own, and free again when the window passes", arguments: LedgerBackend.all)
-    func failureCounts(_ backend: LedgerBackend) throws {
-        try withScratchDirectory { dir in
+    func failureCounts(_ backend: LedgerBackend) async throws {
+        try await withScratchDirectory { dir in
             let counts = try backend.open(dir).failureCounts
             for t: UInt64 in 1000..<1003 {
                 #expect(!counts.isLimited(["user:alice"], limit: 3, window: 60, now: t))

@@ -121,8 +121,8 @@ struct ServiceBadInputTests {
             let identity = try await SSHKeygen.generate(.ed25519, at: dir.child("frank"), comment: "frank")
             let authority = try CertificateAuthority(home: CAHome(path: dir.child("ca").path), ledgerAccess: .concurrentReaders)
             let key = try KeyFiles.readPublicKey(identity.publicKey.path).key
-            _ = try authority.addUser(name: "frank", role: "engineer", key: key, by: "test")
-            let service = try CAService(authority: authority, passphrase: .none)
+            _ = try await authority.addUser(name: "frank", role: "engineer", key: key, by: "test")
+            let service = try await CAService(authority: authority, passphrase: .none)
             defer { service.shutdown() }
             let now = Clock.now()
             let challenge = try service.challenge(.init(identity: "frank"), now: now)
@@ -132,7 +132,7 @@ struct ServiceBadInputTests {
             // twice, even after a failure.
             for expected in ["the challenge expired", "unknown or was already used"] {
                 do {
-                    _ = try service.authenticate(authorization: header, address: "127.0.0.1", request: .init(method: "GET", path: "/v1/certificates", body: []), now: now + 121)
+                    _ = try await service.authenticate(authorization: header, address: "127.0.0.1", request: .init(method: "GET", path: "/v1/certificates", body: []), now: now + 121)
                     Issue.record("an expired challenge signed in")
                 } catch let error as ServiceError {
                     #expect(error.status == 401 && error.message.contains(expected), "\(error.status) \(error.message)")
@@ -140,7 +140,7 @@ struct ServiceBadInputTests {
             }
             let fresh = try service.challenge(.init(identity: "frank"), now: now)
             let freshSignature = try await sshsig(try signInText(service, identity: "frank", nonce: fresh.nonce), key: identity.privateKey, in: dir)
-            let applicant = try service.authenticate(
+            let applicant = try await service.authenticate(
                 authorization: ServiceAPI.SignatureCredential(identity: "frank", nonce: fresh.nonce, signature: freshSignature).headerValue,
                 address: "127.0.0.1", request: .init(method: "GET", path: "/v1/certificates", body: []), now: now + 119)
             #expect(applicant.name == "frank" && applicant.role.name == "engineer")

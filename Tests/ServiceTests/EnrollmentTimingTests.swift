@@ -22,8 +22,8 @@ struct EnrollmentTimingTests {
         try writeText(text, to: config)
         let authority = try CertificateAuthority(home: CAHome(path: home.path), ledgerAccess: .concurrentReaders)
         let enrolled = try PrivateKey.generate(.ed25519)
-        _ = try authority.addUser(name: "erin", role: "engineer", key: enrolled.publicKey, by: "test")
-        return (try CAService(authority: authority, passphrase: .none), enrolled)
+        _ = try await authority.addUser(name: "erin", role: "engineer", key: enrolled.publicKey, by: "test")
+        return (try await CAService(authority: authority, passphrase: .none), enrolled)
     }
 
     /// The request every sign-in here is for.
@@ -47,9 +47,10 @@ struct EnrollmentTimingTests {
             let stranger = try PrivateKey.generate(.ed25519).publicKey
             // Measured on a thread of its own: a tight loop on the test pool starves other tests.
             let (known, unknown) = try await onOwnThread { () -> ([Double], [Double]) in
+                // Each lookup waits on this thread (the same hop for both names).
                 func elapsed(_ name: String) -> Double {
                     let start = ContinuousClock.now
-                    _ = try? authority.activeUser(name, signedBy: stranger)
+                    _ = try? blocking { () throws(SSHCAError) in _ = try await authority.activeUser(name, signedBy: stranger) }
                     let d = ContinuousClock.now - start
                     return Double(d.components.attoseconds) / 1e18 + Double(d.components.seconds)
                 }
@@ -84,11 +85,19 @@ struct EnrollmentTimingTests {
                 func elapsed(_ identity: String) throws -> Double {
                     let header = try Self.header(service, identity: identity, key: stranger)
                     let start = ContinuousClock.now
-                    do throws(ServiceError) {
-                        _ = try service.authenticate(authorization: header, address: "192.0.2.9", request: Self.request)
-                        unexpected.append("\(identity) signed in with a stranger's key")
-                    } catch {
+                    // Waits on this thread (the same hop for both names).
+                    let refusal = try blocking { () throws(SSHCAError) -> ServiceError? in
+                        do throws(ServiceError) {
+                            _ = try await service.authenticate(authorization: header, address: "192.0.2.9", request: Self.request)
+                            return nil
+                        } catch {
+                            return error
+                        }
+                    }
+                    if let error = refusal {
                         if error.status != 401 { unexpected.append("\(identity): \(error.status) \(error.message)") }
+                    } else {
+                        unexpected.append("\(identity) signed in with a stranger's key")
                     }
                     let d = ContinuousClock.now - start
                     return Double(d.components.attoseconds) / 1e18 + Double(d.components.seconds)
@@ -117,12 +126,12 @@ struct EnrollmentTimingTests {
             defer { service.shutdown() }
             let stranger = try PrivateKey.generate(.ed25519)
             for _ in 0..<5 {
-                let error = #expect(throws: ServiceError.self) { try service.authenticate(authorization: try Self.header(service, identity: "erin", key: stranger), address: "192.0.2.9", request: Self.request) }
+                let error = await #expect(throws: ServiceError.self) { try await service.authenticate(authorization: try Self.header(service, identity: "erin", key: stranger), address: "192.0.2.9", request: Self.request) }
                 #expect(error?.status == 401 && error?.message.contains("cannot sign in with the key") == true, "\(String(describing: error))")
             }
             let correct = try Self.header(service, identity: "erin", key: enrolled)
             do throws(ServiceError) {
-                _ = try service.authenticate(authorization: correct, address: "192.0.2.10", request: Self.request)
+                _ = try await service.authenticate(authorization: correct, address: "192.0.2.10", request: Self.request)
                 Issue.record("a sign-in past the name's limit was checked and let through")
             } catch {
                 #expect(error.status == 429 && error.code == "rate-limited", "\(error)")

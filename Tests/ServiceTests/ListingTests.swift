@@ -20,7 +20,7 @@ struct ListingTests {
             let key = try await SSHKeygen.generate(.ed25519, at: dir.child("k"), comment: "k")
             let publicKey = try KeyFiles.readPublicKey(key.publicKey.path).key
             for i in 1...2100 {
-                _ = try authority.issue(CertificateRequest(publicKey: publicKey, keyID: "bulk-\(i)", principals: ["bulk"]),
+                _ = try await authority.issue(CertificateRequest(publicKey: publicKey, keyID: "bulk-\(i)", principals: ["bulk"]),
                                         requestedBy: Requester(name: "test", channel: "test"), passphrase: .none)
             }
             func serials(_ result: ProcessResult) throws -> [Int] {
