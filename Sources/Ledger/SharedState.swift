@@ -18,24 +18,25 @@ public enum ChallengeRefusal: Error, Equatable, Sendable {
 /// Open login challenges: single use, short-lived, bounded per client and in total. State that
 /// every node of one CA must share (a challenge handed out by one node is answered at another),
 /// so it sits behind the ledger: a single-node backend may keep it in memory, a shared database
-/// keeps it there.
+/// keeps it there. Asynchronous and throwing like the ledger (a database may be away); the
+/// in-memory store answers at once and never fails.
 public protocol LoginChallenges: Sendable {
     /// Records `nonce` for `identity`, counted against `client` until answered or `expires`.
-    func open(_ nonce: String, identity: String, client: String, expires: UInt64, now: UInt64) -> Result<Void, ChallengeRefusal>
+    func open(_ nonce: String, identity: String, client: String, expires: UInt64, now: UInt64) async throws -> Result<Void, ChallengeRefusal>
     /// Consumes the nonce whatever the outcome: a nonce is never answered twice.
-    func redeem(_ nonce: String, identity: String, now: UInt64) -> ChallengeVerdict
+    func redeem(_ nonce: String, identity: String, now: UInt64) async throws -> ChallengeVerdict
     /// How many open challenges a client holds.
-    func openCount(client: String, now: UInt64) -> Int
+    func openCount(client: String, now: UInt64) async throws -> Int
     /// Open challenges in all.
-    var count: Int { get }
+    var count: Int { get async throws }
 }
 
 /// Failed sign-ins per key (an identity, a client address) in a sliding window, shared by every
 /// node like the challenges, so a guesser cannot spread attempts over the nodes.
 public protocol FailureCounts: Sendable {
     /// Whether any key has `limit` failures within `window` seconds before `now`.
-    func isLimited(_ keys: [String], limit: Int, window: UInt64, now: UInt64) -> Bool
-    func recordFailure(_ keys: [String], limit: Int, window: UInt64, now: UInt64)
+    func isLimited(_ keys: [String], limit: Int, window: UInt64, now: UInt64) async throws -> Bool
+    func recordFailure(_ keys: [String], limit: Int, window: UInt64, now: UInt64) async throws
 }
 
 /// Nonces in issue order: a first-in, first-out queue without moving the whole array on each pop.

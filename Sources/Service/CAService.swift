@@ -24,6 +24,11 @@ public struct ServiceError: Error, Sendable, Equatable {
         self.retryAfter = retryAfter
     }
 
+    /// The ledger (or the state shared through it) cannot be used right now: 503, try again.
+    static func unavailable(_ error: SSHCAError) -> ServiceError {
+        ServiceError(503, "unavailable", "the ledger cannot be read right now: \(error.reason)", retryAfter: 5)
+    }
+
     static func from(_ error: SSHCAError) -> ServiceError {
         switch error.code {
         case .badInput, .badConfig: return ServiceError(400, "bad-request", error.reason)
@@ -121,9 +126,11 @@ public final class CAService: Sendable {
 
     // MARK: Authentication
 
-    public func challenge(_ request: ServiceAPI.ChallengeRequest, address: String = "unknown", now: UInt64 = Clock.now()) throws(ServiceError) -> ServiceAPI.Challenge {
+    public func challenge(_ request: ServiceAPI.ChallengeRequest, address: String = "unknown", now: UInt64 = Clock.now()) async throws(ServiceError) -> ServiceAPI.Challenge {
         do { try NameRules.checkUserName(request.identity) } catch { throw ServiceError(400, "bad-request", error.reason) }
-        switch challenges.issue(for: request.identity, address: address, now: now) {
+        let issued: Result<(nonce: String, expires: UInt64), ChallengeStore.Refusal>
+        do { issued = try await challenges.issue(for: request.identity, address: address, now: now) } catch { throw ServiceError.unavailable(error) }
+        switch issued {
         case .success(let (nonce, expires)):
             return ServiceAPI.Challenge(identity: request.identity, nonce: nonce, namespace: ServiceAPI.namespace, expiresAt: expires)
         case .failure(.addressBusy):
@@ -150,7 +157,7 @@ public final class CAService: Sendable {
             do {
                 return try await authority.applicant(forToken: text, now: now)
             } catch where error.code == .ledger {
-                throw ServiceError(503, "unavailable", "the ledger cannot be read right now: \(error.reason)", retryAfter: 5)
+                throw ServiceError.unavailable(error)
             } catch {
                 throw await authenticationFailed(keys, method: "token", who: "token \(tokenID)", address: address, reason: error.reason, now: now)
             }
@@ -165,9 +172,12 @@ public final class CAService: Sendable {
             // name is looked up, whoever asks, so trying names learns nothing, fast or slow.
             // (An address's limit is applied after the signature, as for tokens: a correct
             // sign-in from behind a busy proxy still passes.) The nonce is used up either way.
-            if limiter.isLimited(["user:\(credential.identity)"], now: now) {
-                _ = challenges.redeem(credential.nonce, identity: credential.identity, now: now)
-                limiter.recordFailure(keys, now: now)
+            let nameLimited: Bool
+            do { nameLimited = try await limiter.isLimited(["user:\(credential.identity)"], now: now) } catch { throw ServiceError.unavailable(error) }
+            if nameLimited {
+                // Refused either way; a store that fails here fails the next check with 503.
+                _ = try? await challenges.redeem(credential.nonce, identity: credential.identity, now: now)
+                try? await limiter.recordFailure(keys, now: now)
                 metrics.authFailure("sshsig")
                 metrics.refused("rate-limited")
                 throw ServiceError(429, "rate-limited", "too many failed sign-ins for \(credential.identity) or from \(address) in the last minute; wait a minute",
@@ -176,7 +186,7 @@ public final class CAService: Sendable {
             do throws(SSHCAError) {
                 return try await verify(credential, request: request, now: now)
             } catch where error.code == .ledger {
-                throw ServiceError(503, "unavailable", "the ledger cannot be read right now: \(error.reason)", retryAfter: 5)
+                throw ServiceError.unavailable(error)
             } catch {
                 throw await authenticationFailed(keys, method: "sshsig", who: credential.identity, address: address, reason: error.reason,
                                            audited: error.detail ?? error.reason, now: now)
@@ -211,7 +221,7 @@ public final class CAService: Sendable {
     struct SignInFailure: Error { var detail: String }
 
     private func verify(_ credential: ServiceAPI.SignatureCredential, request: SignedRequest, now: UInt64) async throws(SSHCAError) -> Applicant {
-        switch challenges.redeem(credential.nonce, identity: credential.identity, now: now) {
+        switch try await challenges.redeem(credential.nonce, identity: credential.identity, now: now) {
         case .valid: break
         case .unknown: throw SSHCAError(.refused, "the challenge is unknown or was already used; ask for a new one")
         case .expired: throw SSHCAError(.refused, "the challenge expired; ask for a new one")
@@ -246,8 +256,13 @@ public final class CAService: Sendable {
 
     private func authenticationFailed(_ keys: [String], method: String, who: String, address: String, reason: String,
                                       audited: String? = nil, now: UInt64) async -> ServiceError {
-        let limited = limiter.isLimited(keys, now: now)
-        limiter.recordFailure(keys, now: now)
+        let limited: Bool
+        do throws(SSHCAError) {
+            limited = try await limiter.isLimited(keys, now: now)
+            try await limiter.recordFailure(keys, now: now)
+        } catch {
+            return ServiceError.unavailable(error)
+        }
         metrics.authFailure(method)
         if limited {
             metrics.refused("rate-limited")
@@ -256,7 +271,7 @@ public final class CAService: Sendable {
         }
         metrics.refused("authentication")
         await audit(.authenticationFailed(method: method, address: address, reason: audited ?? reason), actor: who, now: now)
-        if limiter.isLimited(keys, now: now) {
+        if (try? await limiter.isLimited(keys, now: now)) == true {
             await audit(.rateLimited(address: address, failuresPerMinute: limiter.limit), actor: who, now: now)
         }
         return ServiceError(401, "unauthenticated", reason)

@@ -37,14 +37,22 @@ final class ChallengeStore: Sendable {
         return stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }.joined(separator: ":") + "::/64"
     }
 
-    func openCount(client: String, now: UInt64) -> Int { store.openCount(client: client, now: now) }
+    func openCount(client: String, now: UInt64) async throws(SSHCAError) -> Int {
+        do { return try await store.openCount(client: client, now: now) } catch { throw Self.unavailable(error) }
+    }
 
-    var count: Int { store.count }
+    var count: Int {
+        get async throws(SSHCAError) {
+            do { return try await store.count } catch { throw Self.unavailable(error) }
+        }
+    }
 
-    func issue(for identity: String, address: String, now: UInt64) -> Result<(nonce: String, expires: UInt64), Refusal> {
+    func issue(for identity: String, address: String, now: UInt64) async throws(SSHCAError) -> Result<(nonce: String, expires: UInt64), Refusal> {
         let nonce = SecureRandom.bytes(24).hexString
         let expires = now + lifetime
-        switch store.open(nonce, identity: identity, client: Self.client(of: address), expires: expires, now: now) {
+        let opened: Result<Void, ChallengeRefusal>
+        do { opened = try await store.open(nonce, identity: identity, client: Self.client(of: address), expires: expires, now: now) } catch { throw Self.unavailable(error) }
+        switch opened {
         case .success: return .success((nonce, expires))
         case .failure(.clientBusy): return .failure(.addressBusy)
         }
@@ -52,8 +60,14 @@ final class ChallengeStore: Sendable {
 
     /// Consumes the nonce whatever the outcome: a nonce is never answered twice, and an answered
     /// one no longer counts against its client.
-    func redeem(_ nonce: String, identity: String, now: UInt64) -> Verdict {
-        store.redeem(nonce, identity: identity, now: now)
+    func redeem(_ nonce: String, identity: String, now: UInt64) async throws(SSHCAError) -> Verdict {
+        do { return try await store.redeem(nonce, identity: identity, now: now) } catch { throw Self.unavailable(error) }
+    }
+
+    /// The shared store failed: the service answers 503 (a `.ledger` error), never lets a
+    /// challenge or a count it could not keep pass.
+    static func unavailable(_ error: any Error) -> SSHCAError {
+        SSHCAError(.ledger, "the login challenges cannot be kept right now: \(error)")
     }
 }
 
@@ -70,11 +84,17 @@ final class FailureLimiter: Sendable {
         self.counts = counts
     }
 
-    func isLimited(_ keys: [String], now: UInt64) -> Bool {
-        counts.isLimited(keys, limit: limit, window: window, now: now)
+    /// A count that cannot be read is a `.ledger` error (the service answers 503): a shared
+    /// store that is away never switches the limit off.
+    func isLimited(_ keys: [String], now: UInt64) async throws(SSHCAError) -> Bool {
+        do { return try await counts.isLimited(keys, limit: limit, window: window, now: now) } catch { throw Self.unavailable(error) }
     }
 
-    func recordFailure(_ keys: [String], now: UInt64) {
-        counts.recordFailure(keys, limit: limit, window: window, now: now)
+    func recordFailure(_ keys: [String], now: UInt64) async throws(SSHCAError) {
+        do { try await counts.recordFailure(keys, limit: limit, window: window, now: now) } catch { throw Self.unavailable(error) }
+    }
+
+    static func unavailable(_ error: any Error) -> SSHCAError {
+        SSHCAError(.ledger, "the sign-in failure counts cannot be kept right now: \(error)")
     }
 }

@@ -231,7 +231,7 @@ public func buildRouter(_ service: CAService, logger: Logger) -> Router<CAContex
     router.post("/v1/challenge") { request, context -> Response in
         var request = request
         let body = try await JSON.decode(ServiceAPI.ChallengeRequest.self, from: &request, limit: limit)
-        let challenge = try service.challenge(body, address: context.address)
+        let challenge = try await service.challenge(body, address: context.address)
         context.notes.identity = challenge.identity  // a checked user name by now
         return JSON.response(challenge)
     }

@@ -320,25 +320,25 @@ struct LedgerConformanceTests {
     func challenges(_ backend: LedgerBackend) async throws {
         try await withScratchDirectory { dir in
             let store = try backend.open(dir).loginChallenges
-            #expect(opened(store.open("n1", identity: "alice", client: "192.0.2.1", expires: 1120, now: 1000)))
-            #expect(opened(store.open("n2", identity: "alice", client: "192.0.2.1", expires: 1120, now: 1000)))
-            #expect(opened(store.open("n3", identity: "bob", client: "192.0.2.9", expires: 1120, now: 1000)))
-            #expect(store.openCount(client: "192.0.2.1", now: 1001) == 2)
-            #expect(store.redeem("n1", identity: "alice", now: 1001) == .valid)
-            #expect(store.redeem("n1", identity: "alice", now: 1002) == .unknown)
-            #expect(store.redeem("n2", identity: "mallory", now: 1002) == .otherIdentity)
-            #expect(store.redeem("n2", identity: "alice", now: 1003) == .unknown, "a nonce answered for the wrong name stayed usable")
-            #expect(store.redeem("n3", identity: "bob", now: 1120) == .expired)
-            #expect(store.redeem("never", identity: "bob", now: 1000) == .unknown)
-            #expect(store.openCount(client: "192.0.2.1", now: 1003) == 0)
+            #expect(opened(try await store.open("n1", identity: "alice", client: "192.0.2.1", expires: 1120, now: 1000)))
+            #expect(opened(try await store.open("n2", identity: "alice", client: "192.0.2.1", expires: 1120, now: 1000)))
+            #expect(opened(try await store.open("n3", identity: "bob", client: "192.0.2.9", expires: 1120, now: 1000)))
+            #expect(try await store.openCount(client: "192.0.2.1", now: 1001) == 2)
+            #expect(try await store.redeem("n1", identity: "alice", now: 1001) == .valid)
+            #expect(try await store.redeem("n1", identity: "alice", now: 1002) == .unknown)
+            #expect(try await store.redeem("n2", identity: "mallory", now: 1002) == .otherIdentity)
+            #expect(try await store.redeem("n2", identity: "alice", now: 1003) == .unknown, "a nonce answered for the wrong name stayed usable")
+            #expect(try await store.redeem("n3", identity: "bob", now: 1120) == .expired)
+            #expect(try await store.redeem("never", identity: "bob", now: 1000) == .unknown)
+            #expect(try await store.openCount(client: "192.0.2.1", now: 1003) == 0)
             for i in 0..<ChallengeRules.perClientLimit {
-                #expect(opened(store.open("m\(i)", identity: "x", client: "198.51.100.1", expires: 2000, now: 1500)))
+                #expect(opened(try await store.open("m\(i)", identity: "x", client: "198.51.100.1", expires: 2000, now: 1500)))
             }
-            #expect(!opened(store.open("over", identity: "x", client: "198.51.100.1", expires: 2000, now: 1500)))
-            #expect(opened(store.open("other", identity: "x", client: "198.51.100.2", expires: 2000, now: 1500)))
+            #expect(!opened(try await store.open("over", identity: "x", client: "198.51.100.1", expires: 2000, now: 1500)))
+            #expect(opened(try await store.open("other", identity: "x", client: "198.51.100.2", expires: 2000, now: 1500)))
             // Expired ones stop counting against the client.
-            #expect(opened(store.open("later", identity: "x", client: "198.51.100.1", expires: 2200, now: 2000)))
-            #expect(store.openCount(client: "198.51.100.1", now: 2000) == 1)
+            #expect(opened(try await store.open("later", identity: "x", client: "198.51.100.1", expires: 2200, now: 2000)))
+            #expect(try await store.openCount(client: "198.51.100.1", now: 2000) == 1)
         }
     }
 
@@ -347,15 +347,15 @@ struct LedgerConformanceTests {
         try await withScratchDirectory { dir in
             let counts = try backend.open(dir).failureCounts
             for t: UInt64 in 1000..<1003 {
-                #expect(!counts.isLimited(["user:alice"], limit: 3, window: 60, now: t))
-                counts.recordFailure(["user:alice", "addr:192.0.2.1"], limit: 3, window: 60, now: t)
+                #expect(try await !counts.isLimited(["user:alice"], limit: 3, window: 60, now: t))
+                try await counts.recordFailure(["user:alice", "addr:192.0.2.1"], limit: 3, window: 60, now: t)
             }
-            #expect(counts.isLimited(["user:alice"], limit: 3, window: 60, now: 1003))
-            #expect(counts.isLimited(["user:bob", "addr:192.0.2.1"], limit: 3, window: 60, now: 1003))
-            #expect(!counts.isLimited(["user:bob", "addr:192.0.2.2"], limit: 3, window: 60, now: 1003))
+            #expect(try await counts.isLimited(["user:alice"], limit: 3, window: 60, now: 1003))
+            #expect(try await counts.isLimited(["user:bob", "addr:192.0.2.1"], limit: 3, window: 60, now: 1003))
+            #expect(try await !counts.isLimited(["user:bob", "addr:192.0.2.2"], limit: 3, window: 60, now: 1003))
             // The first failure (at 1000) leaves the window at 1060.
-            #expect(counts.isLimited(["user:alice"], limit: 3, window: 60, now: 1059))
-            #expect(!counts.isLimited(["user:alice"], limit: 3, window: 60, now: 1060), "failures older than the window still counted")
+            #expect(try await counts.isLimited(["user:alice"], limit: 3, window: 60, now: 1059))
+            #expect(try await !counts.isLimited(["user:alice"], limit: 3, window: 60, now: 1060), "failures older than the window still counted")
         }
     }
 }

@@ -125,7 +125,7 @@ struct ServiceBadInputTests {
             let service = try await CAService(authority: authority, passphrase: .none)
             defer { service.shutdown() }
             let now = Clock.now()
-            let challenge = try service.challenge(.init(identity: "frank"), now: now)
+            let challenge = try await service.challenge(.init(identity: "frank"), now: now)
             let signature = try await sshsig(try signInText(service, identity: "frank", nonce: challenge.nonce), key: identity.privateKey, in: dir)
             let header = ServiceAPI.SignatureCredential(identity: "frank", nonce: challenge.nonce, signature: signature).headerValue
             // Refused as expired (not for any other reason), then consumed: a nonce never answers
@@ -138,7 +138,7 @@ struct ServiceBadInputTests {
                     #expect(error.status == 401 && error.message.contains(expected), "\(error.status) \(error.message)")
                 }
             }
-            let fresh = try service.challenge(.init(identity: "frank"), now: now)
+            let fresh = try await service.challenge(.init(identity: "frank"), now: now)
             let freshSignature = try await sshsig(try signInText(service, identity: "frank", nonce: fresh.nonce), key: identity.privateKey, in: dir)
             let applicant = try await service.authenticate(
                 authorization: ServiceAPI.SignatureCredential(identity: "frank", nonce: fresh.nonce, signature: freshSignature).headerValue,
