@@ -9,7 +9,7 @@ import Synchronization
 /// A refusal or failure on its way to the client: an HTTP status, a stable code, a sentence a
 /// person can act on and, for policy refusals, the rule that refused.
 public struct ServiceError: Error, Sendable, Equatable {
-    public var status: Int
+    public var statusCode: Int
     public var code: String
     public var message: String
     public var rule: String?
@@ -17,7 +17,7 @@ public struct ServiceError: Error, Sendable, Equatable {
     public var retryAfter: Int?
 
     public init(_ status: Int, _ code: String, _ message: String, rule: String? = nil, retryAfter: Int? = nil) {
-        self.status = status
+        self.statusCode = status
         self.code = code
         self.message = message
         self.rule = rule
