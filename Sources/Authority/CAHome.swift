@@ -81,6 +81,15 @@ public struct CAHome: Sendable {
 
     public var isInitialized: Bool { Files.exists(configurationPath) }
 
+    /// Opens the home's ledger for `use`, as the protocols the rest of the CA holds: the one
+    /// place that picks the backend (SQLite, the embedded default).
+    public func openLedger(for use: LedgerUse, lockTimeout: UInt64 = 10,
+                           readOnlyFallback: Bool = false) throws(SSHCAError) -> (ledger: any Ledger, maintenance: any LedgerMaintenance) {
+        let opened = try openLedger(access: use == .service ? .concurrentReaders : .singleConnection, lockTimeout: lockTimeout,
+                                    readOnlyFallback: readOnlyFallback)
+        return (opened, opened)
+    }
+
     /// Opens the ledger; a CA made before the ledger existed gets an empty one.
     /// `readOnlyFallback`: see `SQLiteLedger.init` (the service).
     /// `lockTimeout`: seconds to wait for another process's write (`[ledger] lock_timeout`).

@@ -2,7 +2,6 @@ import Common
 import SSHFormat
 import SSHCrypto
 public import Ledger
-public import LedgerSQLite
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -21,23 +20,30 @@ public struct CertificateAuthority: Sendable {
     /// This process uses the home: a restore cannot replace the ledger under it.
     let homeLock: FileLock?
 
-    /// `ledgerAccess`: `.concurrentReaders` for the long-running service.
+    /// Opens the home's ledger for `use` (`.service` for the long-running service).
     /// `readOnlyLedgerFallback`: a ledger that cannot be written is opened read-only (the service
     /// keeps serving what is committed and says why it cannot issue).
     /// `configuration`: read from another file than the home's sshca.toml (`serve --config`).
-    public init(home: CAHome, configuration: Configuration? = nil, ledgerAccess: SQLiteLedger.Access = .singleConnection,
+    public init(home: CAHome, configuration: Configuration? = nil, use: LedgerUse = .command,
                 readOnlyLedgerFallback: Bool = false) throws(SSHCAError) {
+        let homeLock = try Self.lockShared(home)
+        let resolved: Configuration
+        if let configuration { resolved = configuration } else { resolved = try home.configuration() }
+        let opened = try home.openLedger(for: use, lockTimeout: resolved.ledgerLockTimeout, readOnlyFallback: readOnlyLedgerFallback)
+        self.init(home: home, configuration: resolved, ledger: opened.ledger, maintenance: opened.maintenance, homeLock: homeLock)
+    }
+
+    /// A CA on a ledger opened elsewhere (any backend).
+    public init(home: CAHome, configuration: Configuration, ledger: any Ledger, maintenance: any LedgerMaintenance) throws(SSHCAError) {
+        self.init(home: home, configuration: configuration, ledger: ledger, maintenance: maintenance, homeLock: try Self.lockShared(home))
+    }
+
+    private init(home: CAHome, configuration: Configuration, ledger: any Ledger, maintenance: any LedgerMaintenance, homeLock: FileLock?) {
         self.home = home
-        homeLock = try Self.lockShared(home)
-        if let configuration {
-            self.configuration = configuration
-        } else {
-            self.configuration = try home.configuration()
-        }
-        let opened = try home.openLedger(access: ledgerAccess, lockTimeout: self.configuration.ledgerLockTimeout,
-                                         readOnlyFallback: readOnlyLedgerFallback)
-        self.ledger = opened
-        self.maintenance = opened
+        self.configuration = configuration
+        self.ledger = ledger
+        self.maintenance = maintenance
+        self.homeLock = homeLock
     }
 
     /// The shared hold on the home every ledger user takes. A home that cannot take a lock file

@@ -267,10 +267,24 @@ public protocol Ledger: IdentityStore {
     func hosts() async throws -> [HostRecord]
 
 
+    /// The ledger's generation id: made with the ledger, the same in every copy of it, and new
+    /// after every restore, so a process or node still holding the ledger as it was can tell
+    /// that it was replaced. nil only while a ledger made before generation ids has none.
+    var generation: UInt64? { get async throws }
+
     /// Open login challenges, shared by every node on this ledger.
     var loginChallenges: any LoginChallenges { get }
     /// Failed sign-ins per identity and address, shared by every node on this ledger.
     var failureCounts: any FailureCounts { get }
+}
+
+/// How a process uses its ledger, so that the backend opens it to suit (SQLite: one connection
+/// for a command, a writer beside a pool of readers for the service).
+public enum LedgerUse: Sendable {
+    /// A command that runs and exits (`sshca sign`, `sshca revoke`, ...).
+    case command
+    /// The long-running service: many requests at once.
+    case service
 }
 
 /// What running one backend takes besides the ledger's own behaviour: backups, a write probe,

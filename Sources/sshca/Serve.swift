@@ -58,7 +58,7 @@ struct Serve: AsyncParsableCommand {
             if let config {
                 configuration = try Configuration(parsing: try Files.readText(config, what: "configuration file"), fileName: config)
             }
-            let authority = try CertificateAuthority(home: caHome, configuration: configuration, ledgerAccess: .concurrentReaders,
+            let authority = try CertificateAuthority(home: caHome, configuration: configuration, use: .service,
                                                     readOnlyLedgerFallback: true)
             let address = try ListenAddress(parsing: listen ?? authority.configuration.service.listen)
             // A role renamed or removed in sshca.toml leaves its members unable to sign in; say so

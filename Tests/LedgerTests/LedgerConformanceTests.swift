@@ -309,6 +309,9 @@ struct LedgerConformanceTests {
             let restored = try backend.openBackup(copy.path)
             await #expect(try restored.certificates(matching: CertificateQuery(), now: ca.now) == ledger.certificates(matching: CertificateQuery(), now: ca.now))
             await #expect(try restored.counters() == ledger.counters())
+            let generation = try await ledger.generation
+            #expect(generation != nil, "a new ledger has no generation id")
+            await #expect(try restored.generation == generation, "a copy is the same generation until a restore makes a new one")
             await #expect(try restored.revocationState(omitExpiredBefore: 0) == ledger.revocationState(omitExpiredBefore: 0))
             guard case .intact(let n, let head) = try await restored.verifyAudit(), case .intact(n, head) = try await ledger.verifyAudit() else {
                 Issue.record("the backup's chain differs or is broken"); return

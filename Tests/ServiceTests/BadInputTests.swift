@@ -119,7 +119,7 @@ struct ServiceBadInputTests {
             let created = try await SSHCA.run(["init", "--home", dir.child("ca").path, "--no-passphrase"])
             try #require(created.succeeded)
             let identity = try await SSHKeygen.generate(.ed25519, at: dir.child("frank"), comment: "frank")
-            let authority = try CertificateAuthority(home: CAHome(path: dir.child("ca").path), ledgerAccess: .concurrentReaders)
+            let authority = try CertificateAuthority(home: CAHome(path: dir.child("ca").path), use: .service)
             let key = try KeyFiles.readPublicKey(identity.publicKey.path).key
             _ = try await authority.addUser(name: "frank", role: "engineer", key: key, by: "test")
             let service = try await CAService(authority: authority, passphrase: .none)

@@ -20,7 +20,7 @@ struct EnrollmentTimingTests {
         let config = home.child("sshca.toml")
         let text = try readText(config).replacingOccurrences(of: "failures_per_minute = 10", with: "failures_per_minute = \(failuresPerMinute)")
         try writeText(text, to: config)
-        let authority = try CertificateAuthority(home: CAHome(path: home.path), ledgerAccess: .concurrentReaders)
+        let authority = try CertificateAuthority(home: CAHome(path: home.path), use: .service)
         let enrolled = try PrivateKey.generate(.ed25519)
         _ = try await authority.addUser(name: "erin", role: "engineer", key: enrolled.publicKey, by: "test")
         return (try await CAService(authority: authority, passphrase: .none), enrolled)
