@@ -120,27 +120,26 @@ enum FileHandleLite {
 
 /// Runs a command body, turning the CA's errors into a message on stderr and an exit code.
 func reportingErrors(failureCode: Int32 = ExitStatus.failure, _ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let error as SSHCAError {
-        printError(error.reason)
-        throw ExitCode(error.isInputError ? ExitStatus.dataError : failureCode)
-    } catch let error as SSHFormatError {
-        printError(error.description)
-        throw ExitCode(ExitStatus.dataError)
-    }
+    do { try body() } catch { throw reported(error, failureCode: failureCode) }
 }
 
 /// `reportingErrors` for the commands that wait on the ledger or the network.
 func reportingErrors(failureCode: Int32 = ExitStatus.failure, _ body: () async throws -> Void) async throws {
-    do {
-        try await body()
-    } catch let error as SSHCAError {
+    do { try await body() } catch { throw reported(error, failureCode: failureCode) }
+}
+
+/// What a command throws for an error of its body: the CA's and the format's errors are printed
+/// and become an exit code (65 for bad input); anything else (ArgumentParser's) passes through.
+private func reported(_ error: any Error, failureCode: Int32) -> any Error {
+    switch error {
+    case let error as SSHCAError:
         printError(error.reason)
-        throw ExitCode(error.isInputError ? ExitStatus.dataError : failureCode)
-    } catch let error as SSHFormatError {
+        return ExitCode(error.isInputError ? ExitStatus.dataError : failureCode)
+    case let error as SSHFormatError:
         printError(error.description)
-        throw ExitCode(ExitStatus.dataError)
+        return ExitCode(ExitStatus.dataError)
+    default:
+        return error
     }
 }
 

@@ -5,27 +5,24 @@ import Testing
 /// Runs `body`, which must throw an SSHCAError, and returns it (recording an issue otherwise),
 /// so tests can check the error's code and reason.
 func authorityError(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> SSHCAError? {
-    do {
-        try body()
-        Issue.record("expected an error", sourceLocation: sourceLocation)
-        return nil
-    } catch let error as SSHCAError {
-        return error
-    } catch {
-        Issue.record("expected an SSHCAError, got \(error)", sourceLocation: sourceLocation)
-        return nil
-    }
+    expectedAuthorityError(Result { try body() }, sourceLocation: sourceLocation)
 }
 
 /// `authorityError` for work that waits on the ledger.
 func authorityError(_ body: () async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) async -> SSHCAError? {
-    do {
-        try await body()
+    let outcome: Result<Void, any Error>
+    do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
+    return expectedAuthorityError(outcome, sourceLocation: sourceLocation)
+}
+
+private func expectedAuthorityError(_ outcome: Result<Void, any Error>, sourceLocation: SourceLocation) -> SSHCAError? {
+    switch outcome {
+    case .success:
         Issue.record("expected an error", sourceLocation: sourceLocation)
         return nil
-    } catch let error as SSHCAError {
+    case .failure(let error as SSHCAError):
         return error
-    } catch {
+    case .failure(let error):
         Issue.record("expected an SSHCAError, got \(error)", sourceLocation: sourceLocation)
         return nil
     }
