@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["Authority", "Common", "TestSupport", "sshca"]),
         .testTarget(name: "CLITests", dependencies: ["sshca", "Common", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Authority", "Common", "Ledger", "LedgerSQLite", "SSHFormat", "SSHCrypto", "TestSupport"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "Client", "Authority", "Common", "Ledger", "SSHFormat", "SSHCrypto", "TestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "Client", "Authority", "Common", "Ledger", "LedgerSQLite", "SSHFormat", "SSHCrypto", "TestSupport"]),
         .testTarget(name: "HostSetupTests", dependencies: ["Authority", "Common", "HostSetup", "SSHFormat", "TestSupport"]),
     ]
 )

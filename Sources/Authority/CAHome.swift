@@ -99,7 +99,8 @@ public struct CAHome: Sendable {
             throw SSHCAError(.home, "no CA at \(path) (\(Configuration.fileName) is missing); create one with: sshca init --home \(path)")
         }
         do {
-            return try SQLiteLedger(path: ledgerPath, access: access, busyTimeout: Double(lockTimeout), readOnlyFallback: readOnlyFallback)
+            return try SQLiteLedger(path: ledgerPath, access: access, busyTimeout: Double(lockTimeout), readOnlyFallback: readOnlyFallback,
+                                    publishedKRLs: HomeKRLFiles(path: krlPath, lockPath: krlLockPath))
         } catch {
             throw SSHCAError(ledger: error)
         }

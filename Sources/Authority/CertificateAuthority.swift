@@ -104,7 +104,7 @@ public struct CertificateAuthority: Sendable {
     /// The servers that synced the KRL from the service, judged against the version of the
     /// home's published KRL (read from its header only).
     public func hosts(now: UInt64 = Clock.now()) async throws(SSHCAError) -> [ServiceAPI.Host] {
-        let current = (try? Files.read(home.krlPath, maximumBytes: 1 << 30, what: "KRL")).flatMap(KRL.headerVersion) ?? 0
+        let current = ((try? await ledger.publishedKRLs.current()) ?? nil)?.version ?? 0
         do { return try await ledger.hosts().map { ServiceAPI.Host($0, currentKRL: current, now: now) } } catch { throw SSHCAError.from(error) }
     }
 
@@ -112,7 +112,7 @@ public struct CertificateAuthority: Sendable {
     /// does not (or the file is missing, damaged or wrongly signed): what was revoked already
     /// is in the current version.
     public func publishKRLIfChanged(by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) async throws(SSHCAError) -> (krl: PublishedKRL, changed: Bool) {
-        try await KRLPublisher(authority: self).publishIfChanged(to: home.krlPath, by: by, passphrase: passphrase, now: now)
+        try await KRLPublisher(authority: self).publishIfChanged(by: by, passphrase: passphrase, now: now)
     }
 
     /// Commits the revocation to the ledger without publishing the KRL (`revoke` publishes after it).
@@ -151,12 +151,12 @@ public struct CertificateAuthority: Sendable {
     /// Builds the KRL from the ledger and replaces `revoked.krl` atomically. A lock file orders
     /// concurrent writers, and the version is allocated under it, so files appear in version order.
     public func publishKRL(by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) async throws(SSHCAError) -> PublishedKRL {
-        try await KRLPublisher(authority: self).publish(to: home.krlPath, by: by, passphrase: passphrase, now: now)
+        try await KRLPublisher(authority: self).publish(by: by, passphrase: passphrase, now: now)
     }
 
     /// Writes a copy of a freshly built KRL (a new version) to another path.
     public func writeKRL(to path: String, by: String, passphrase: PassphraseSource, now: UInt64 = Clock.now()) async throws(SSHCAError) -> PublishedKRL {
-        try await KRLPublisher(authority: self).publish(to: home.krlPath, copies: [path], by: by, passphrase: passphrase, now: now)
+        try await KRLPublisher(authority: self).publish(copies: [path], by: by, passphrase: passphrase, now: now)
     }
 
     // MARK: Queries

@@ -22,42 +22,53 @@ public struct PublishedKRL: Sendable {
     public var warnings: [String] = []
 }
 
-/// Builds KRLs from the ledger and writes them so that a reader never sees a partial or invalid
-/// file: temp file, fsync, rename, under an exclusive lock that also orders versions.
+/// Builds KRLs from the ledger and keeps them where the ledger keeps the KRL it serves
+/// (`PublishedKRLs`: a home's files, or a shared database), one publisher at a time, so that
+/// versions are kept in the order they were taken.
 struct KRLPublisher {
     let authority: CertificateAuthority
 
-    /// `copies` are written under the same lock: a copy written after the lock is released could
-    /// land after a newer KRL and put an older one back (when a copy is the home's own KRL).
-    func publish(to path: String, copies: [String] = [], by: String, passphrase: PassphraseSource, now: UInt64) async throws(SSHCAError) -> PublishedKRL {
-        let lock = try FileLock(path: authority.home.krlLockPath)
-        defer { lock.release() }
-        return try await buildAndWrite(to: [path] + copies, by: by, passphrase: passphrase, now: now)
-    }
-
-    /// Publishes only when the KRL would revoke something other than the one at `path` does (a
-    /// revocation of what is already revoked changes nothing, and so takes no new version). The
-    /// comparison and the publish happen under one lock.
-    func publishIfChanged(to path: String, by: String, passphrase: PassphraseSource, now: UInt64) async throws(SSHCAError) -> (krl: PublishedKRL, changed: Bool) {
-        let lock = try FileLock(path: authority.home.krlLockPath)
-        defer { lock.release() }
-        if let current = try? await current(at: path, now: now) { return (current, false) }
-        return (try await buildAndWrite(to: [path], by: by, passphrase: passphrase, now: now), true)
-    }
-
-    /// Under the KRL lock: a new version, written to each file.
-    private func buildAndWrite(to files: [String], by: String, passphrase: PassphraseSource, now: UInt64) async throws(SSHCAError) -> PublishedKRL {
-        let published = try await build(by: by, passphrase: passphrase, now: now)
-        for file in files {
-            // The signature first: a reader that sees the new KRL finds its signature there (a
-            // reader between the two renames gets a pair that does not verify, and tries again).
-            if let signature = published.signature {
-                try Files.writeAtomically(DetachedKRLSignature.path(for: file), Array(signature.utf8), mode: 0o644)
-            } else {
-                Files.remove(DetachedKRLSignature.path(for: file))
-            }
-            try Files.writeAtomically(file, published.bytes, mode: 0o644)
+    /// A new version, kept as the one served and written to each of `copies` as well. The copies
+    /// are written in the same turn: a copy written after it could land after a newer KRL and
+    /// put an older one back (when a copy is the home's own KRL).
+    func publish(copies: [String] = [], by: String, passphrase: PassphraseSource, now: UInt64) async throws(SSHCAError) -> PublishedKRL {
+        try await inPublishOrder { () throws(SSHCAError) in
+            try await buildAndKeep(copies: copies, by: by, passphrase: passphrase, now: now)
         }
+    }
+
+    /// Publishes only when the KRL would revoke something other than the one served does (a
+    /// revocation of what is already revoked changes nothing, and so takes no new version). The
+    /// comparison and the publish happen in one turn.
+    func publishIfChanged(by: String, passphrase: PassphraseSource, now: UInt64) async throws(SSHCAError) -> (krl: PublishedKRL, changed: Bool) {
+        try await inPublishOrder { () throws(SSHCAError) in
+            if let current = try? await current(now: now) { return (current, false) }
+            return (try await buildAndKeep(copies: [], by: by, passphrase: passphrase, now: now), true)
+        }
+    }
+
+    private func inPublishOrder<T: Sendable>(_ body: @escaping @Sendable () async throws(SSHCAError) -> T) async throws(SSHCAError) -> T {
+        do {
+            return try await authority.ledger.publishedKRLs.inPublishOrder { try await body() }
+        } catch let error as SSHCAError {
+            throw error
+        } catch {
+            throw SSHCAError.from(error)
+        }
+    }
+
+    /// In the publishers' turn: a new version, kept and written to each copy.
+    private func buildAndKeep(copies: [String], by: String, passphrase: PassphraseSource, now: UInt64) async throws(SSHCAError) -> PublishedKRL {
+        let published = try await build(by: by, passphrase: passphrase, now: now)
+        let stored = StoredKRL(version: published.version, bytes: published.bytes, signature: published.signature)
+        do {
+            try await authority.ledger.publishedKRLs.keep(stored)
+        } catch let error as SSHCAError {
+            throw error
+        } catch {
+            throw SSHCAError.from(error)
+        }
+        for copy in copies { try HomeKRLFiles.write(stored, to: copy) }
         return published
     }
 
@@ -72,16 +83,17 @@ struct KRLPublisher {
         krl.comment.hasPrefix(commentPrefix) ? String(krl.comment.dropFirst(commentPrefix.count)) : nil
     }
 
-    /// The KRL at `path` as published, when it revokes exactly what the ledger does now and is
-    /// signed as the configuration asks; nil otherwise.
-    private func current(at path: String, now: UInt64) async throws -> PublishedKRL? {
-        let bytes = try Files.read(path, maximumBytes: 1 << 30, what: "KRL")
+    /// The KRL served, when it revokes exactly what the ledger does now and is signed as the
+    /// configuration asks; nil otherwise.
+    private func current(now: UInt64) async throws -> PublishedKRL? {
+        guard let kept = try await authority.ledger.publishedKRLs.current() else { return nil }
+        let bytes = kept.bytes
         let krl = try KRL.parse(bytes).krl
         let state = try await authority.ledger.revocationState(omitExpiredBefore: now.subtractingClamped(authority.configuration.krlExpiredMargin))
         guard krl.certificates.count == state.certificates.count,
               zip(krl.certificates, state.certificates).allSatisfy({ $0.caKey == $1.caKey && $0.serials == $1.serials && Set($0.keyIDs) == Set($1.keyIDs) }),
               Set(krl.explicitKeys) == Set(state.keys.map(\.blob)), krl.sha1Fingerprints.isEmpty, krl.sha256Fingerprints.isEmpty else { return nil }
-        let signature = try? Files.readText(DetachedKRLSignature.path(for: path), maximumBytes: 64 * 1024, what: "KRL signature")
+        let signature = kept.signature
         var signedBy: PublicKey? = nil
         let userCA = try authority.home.publicKey(.user)
         if authority.configuration.signKRL, !state.keys.contains(userCA) {

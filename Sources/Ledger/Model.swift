@@ -272,6 +272,9 @@ public protocol Ledger: IdentityStore {
     /// that it was replaced. nil only while a ledger made before generation ids has none.
     var generation: UInt64? { get async throws }
 
+    /// The KRL served and the order its publishers take turns in, shared by every node on this ledger.
+    var publishedKRLs: any PublishedKRLs { get }
+
     /// Open login challenges, shared by every node on this ledger.
     var loginChallenges: any LoginChallenges { get }
     /// Failed sign-ins per identity and address, shared by every node on this ledger.

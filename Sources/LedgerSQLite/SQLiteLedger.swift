@@ -25,6 +25,8 @@ public final class SQLiteLedger: Ledger, LedgerMaintenance, @unchecked Sendable 
     /// One node per SQLite file: its challenges and failure counts live in this process.
     public let loginChallenges: any LoginChallenges = MemoryLoginChallenges()
     public let failureCounts: any FailureCounts = MemoryFailureCounts()
+    /// The KRL served: what the opener gives (a CA home keeps it in its files), else in memory.
+    public let publishedKRLs: any PublishedKRLs
     let access: Access
     let busyTimeout: Double
     /// Set by the first write: only a command that grew the WAL empties it (`checkpointLargeWALAtClose`).
@@ -53,8 +55,10 @@ public final class SQLiteLedger: Ledger, LedgerMaintenance, @unchecked Sendable 
     /// file or directory this user may not write), open it read-only instead of failing, so a
     /// service can still serve what is committed; every write then fails naming the cause, and
     /// `probeWrite` opens it for writing again once that works.
-    public init(path: String, access: Access = .singleConnection, busyTimeout: Double = 10, readOnlyFallback: Bool = false) throws(LedgerError) {
+    public init(path: String, access: Access = .singleConnection, busyTimeout: Double = 10, readOnlyFallback: Bool = false,
+                publishedKRLs: any PublishedKRLs = MemoryPublishedKRLs()) throws(LedgerError) {
         self.path = path
+        self.publishedKRLs = publishedKRLs
         self.access = access
         self.busyTimeout = busyTimeout
         let opened: (writer: any DatabaseWriter, readOnlyReason: String?)

@@ -56,7 +56,9 @@ public final class CAService: Sendable {
     /// Set when a revocation is committed but its KRL could not be written (a full disk): the
     /// KRL served lags the ledger until a retry succeeds.
     private let krlBacklog = Mutex<(what: String, reason: String)?>(nil)
-    private let krlCache = Mutex<KRLCache?>(nil)
+    /// The last KRL signature checked: the KRL's digest, the signature as kept, and the signature
+    /// if it verified.
+    private let checkedSignature = Mutex<(digest: [UInt8], signature: String?, verified: String?)?>(nil)
     private let stopped = Mutex(false)
     /// Read from the ledger's writing connection at the first /metrics that can (they do not
     /// change while it is open).
@@ -467,17 +469,15 @@ public final class CAService: Sendable {
         (kind == .host ? hostIssuer : userIssuer).signer.publicKey.openSSHLine(comment: "sshca \(kind.rawValue) CA")
     }
 
-    /// The published KRL and its ETag (which changes whenever its bytes do). A fleet polls it
-    /// every few minutes and a KRL can be megabytes: it is read and hashed again only when the
-    /// file was replaced (a KRL is always a new file renamed over the old one: a new inode).
-    public func krl() throws(ServiceError) -> (bytes: [UInt8], etag: String) {
-        let current = try publishedKRL()
+    /// The published KRL and its ETag (which changes whenever its bytes do).
+    public func krl() async throws(ServiceError) -> (bytes: [UInt8], etag: String) {
+        let current = try await publishedKRL()
         return (current.bytes, current.etag)
     }
 
     /// The KRL's detached signature and the ETag of the KRL it signs (the same as /v1/krl's).
-    public func krlSignature() throws(ServiceError) -> (text: String, etag: String) {
-        let current = try publishedKRL()
+    public func krlSignature() async throws(ServiceError) -> (text: String, etag: String) {
+        let current = try await publishedKRL()
         guard let signature = current.signature else {
             if authority.configuration.signKRL {
                 throw ServiceError(503, "unavailable", "the KRL's signature is not there or does not match the KRL (a KRL is being published, or the user CA key is revoked); try again in a moment")
@@ -487,50 +487,29 @@ public final class CAService: Sendable {
         return (signature, current.etag)
     }
 
-    /// The KRL file and the signature file beside it, read as a pair: the signature is kept only
-    /// when it verifies over these bytes with the user CA key, so /v1/krl and /v1/krl.sig with
-    /// one ETag always belong together. (A publish writes the signature, then the KRL: in
-    /// between, the pair does not verify and /v1/krl.sig says to try again.) Read again only
-    /// when either file was replaced.
-    func publishedKRL() throws(ServiceError) -> (bytes: [UInt8], etag: String, signature: String?) {
-        let path = authority.home.krlPath, signaturePath = DetachedKRLSignature.path(for: path)
-        let before = (krl: Self.fileIdentity(path), signature: Self.fileIdentity(signaturePath))
-        if let krl = before.krl, let cached = krlCache.withLock({ $0 }), cached.identity == krl, cached.signatureIdentity == before.signature {
-            return (cached.bytes, cached.etag, cached.signature)
+    /// The KRL the ledger keeps as the one served, with its signature kept only when it verifies
+    /// over these bytes with the user CA key, so /v1/krl and /v1/krl.sig with one ETag always
+    /// belong together. (A publish in a CA home writes the signature, then the KRL: in between,
+    /// the pair does not verify and /v1/krl.sig says to try again.) A signature is checked once
+    /// per pair, not per request.
+    func publishedKRL() async throws(ServiceError) -> (bytes: [UInt8], etag: String, signature: String?) {
+        let kept: StoredKRL?
+        do { kept = try await authority.ledger.publishedKRLs.current() } catch {
+            throw ServiceError(503, "unavailable", "the KRL cannot be read: \((error as? SSHCAError)?.reason ?? "\(error)")")
         }
-        let bytes: [UInt8]
-        do { bytes = try Files.read(path) } catch {
-            throw ServiceError(503, "unavailable", "the KRL cannot be read: \(error.reason)")
+        guard let kept else {
+            throw ServiceError(503, "unavailable", "the KRL cannot be read: none has been published (the service publishes one at start)")
         }
-        var signature = try? Files.readText(signaturePath, maximumBytes: 64 * 1024, what: "KRL signature")
-        if let text = signature, DetachedKRLSignature.problem(text, over: bytes, by: userIssuer.signer.publicKey) != nil {
-            signature = nil
+        let etag = "\"\(kept.digest.prefix(16).hexString)\""
+        if let checked = checkedSignature.withLock({ $0 }), checked.digest == kept.digest, checked.signature == kept.signature {
+            return (kept.bytes, etag, checked.verified)
         }
-        let etag = "\"\(Digest.sha256.hash(bytes).prefix(16).hexString)\""
-        // Cached only when neither file was replaced while they were read.
-        if let krl = before.krl, Self.fileIdentity(path) == krl, Self.fileIdentity(signaturePath) == before.signature {
-            krlCache.withLock { $0 = KRLCache(identity: krl, signatureIdentity: before.signature, bytes: bytes, etag: etag, signature: signature) }
+        var verified = kept.signature
+        if let text = verified, DetachedKRLSignature.problem(text, over: kept.bytes, by: userIssuer.signer.publicKey) != nil {
+            verified = nil
         }
-        return (bytes, etag, signature)
-    }
-
-    struct KRLCache {
-        var identity: FileIdentity
-        var signatureIdentity: FileIdentity?
-        var bytes: [UInt8]
-        var etag: String
-        var signature: String?
-    }
-
-    struct FileIdentity: Equatable {
-        var device: UInt64, inode: UInt64, size: Int64, modifiedSeconds: Int, modifiedNanoseconds: Int
-    }
-
-    static func fileIdentity(_ path: String) -> FileIdentity? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
-                            modifiedSeconds: info.st_mtim.tv_sec, modifiedNanoseconds: info.st_mtim.tv_nsec)
+        checkedSignature.withLock { $0 = (kept.digest, kept.signature, verified) }
+        return (kept.bytes, etag, verified)
     }
 
     static func freeBytes(_ path: String) -> Int? {
@@ -563,7 +542,7 @@ public final class CAService: Sendable {
         }
         // The bytes GET /v1/krl serves (read again only when the file was replaced).
         do {
-            _ = try KRL.parse(try self.krl().bytes)
+            _ = try KRL.parse(try await self.krl().bytes)
         } catch let error as ServiceError {
             krl = error.message
         } catch {

@@ -5,6 +5,7 @@ import Ledger
 import LedgerSQLite
 import SSHCrypto
 import SSHFormat
+import Synchronization
 import Testing
 import TestSupport
 
@@ -24,7 +25,19 @@ struct LedgerBackend: CustomTestStringConvertible, Sendable {
         LedgerBackend(name: "SQLite",
                       open: { directory in try SQLiteLedger(path: directory.child("ledger.sqlite").path) },
                       openBackup: { path in try SQLiteLedger(path: path) }),
+        // As a CA home opens it: the KRL served is kept in the home's files.
+        LedgerBackend(name: "SQLite, KRL in the home's files",
+                      open: { directory in
+                          try SQLiteLedger(path: directory.child("ledger.sqlite").path,
+                                           publishedKRLs: HomeKRLFiles(path: directory.child("revoked.krl").path, lockPath: directory.child("revoked.krl.lock").path))
+                      },
+                      openBackup: { path in try SQLiteLedger(path: path) }),
     ]
+}
+
+/// The KRL versions publishers kept, in the order they kept them.
+final class KeptVersions: Sendable {
+    let versions = Mutex<[UInt64]>([])
 }
 
 func opened(_ result: Result<Void, ChallengeRefusal>) -> Bool {
@@ -192,6 +205,37 @@ struct LedgerConformanceTests {
             await #expect(try ledger.auditEntries(limit: nil).last?.hashHex == head)
             // Each entry is the event built for the version the ledger took.
             await #expect(try ledger.auditEntries(limit: nil).map(\.details) == versions.enumerated().map { i, v in "version=\(v) sections=\(i) keys=0 signed=false" })
+        }
+    }
+
+    @Test("publishers take turns: eight at once, each taking the next KRL version and keeping a KRL of it after a slow build, keep them in version order, and the last is served", arguments: LedgerBackend.all)
+    func publishOrder(_ backend: LedgerBackend) async throws {
+        try await withScratchDirectory { dir in
+            let ledger = try backend.open(dir)
+            await #expect(try ledger.publishedKRLs.current() == nil)
+            let kept = KeptVersions()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<8 {
+                    group.addTask {
+                        try await ledger.publishedKRLs.inPublishOrder {
+                            let version = try await ledger.recordKRLGeneration(by: "publisher \(i)", now: 1_800_000_000) {
+                                .krlGenerated(version: $0, sections: 0, keys: 0, signed: false)
+                            }.version
+                            // A slow build: without the turn, a later version would be kept first here.
+                            try await Task.sleep(for: .milliseconds(20 - 2 * i))
+                            let bytes = KRL(version: version, generatedDate: 1_800_000_000, comment: "", certificates: [], explicitKeys: []).encoded()
+                            try await ledger.publishedKRLs.keep(StoredKRL(version: version, bytes: bytes, signature: i % 2 == 0 ? nil : "sig \(i)"))
+                            kept.versions.withLock { $0.append(version) }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let order = kept.versions.withLock { $0 }
+            #expect(order.count == 8 && order == order.sorted(), "kept in the order \(order)")
+            let current = try #require(try await ledger.publishedKRLs.current())
+            #expect(current.version == order.last && KRL.headerVersion(current.bytes) == order.last)
+            #expect(current.digest == Digest.sha256.hash(current.bytes))
         }
     }
 

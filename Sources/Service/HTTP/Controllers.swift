@@ -44,7 +44,7 @@ struct PublicController {
             Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: service.caPublicKey(.host) + "\n")))
         }
         router.get("/v1/krl") { request, context -> Response in
-            let (bytes, etag) = try service.krl()
+            let (bytes, etag) = try await service.krl()
             // Servers say who they are (a host token, or a name) and which CA key they pin.
             if request.headers[hostNameHeader] != nil || request.headers[.authorization] != nil {
                 await service.noteHostSync(claimedName: request.headers[hostNameHeader], authorization: request.headers[.authorization],
@@ -63,7 +63,7 @@ struct PublicController {
                             body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
         router.get("/v1/krl.sig") { _, _ -> Response in
-            let (text, etag) = try service.krlSignature()
+            let (text, etag) = try await service.krlSignature()
             return Response(status: .ok, headers: [.contentType: "text/plain", .eTag: etag, .cacheControl: "no-cache"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }
