@@ -1,4 +1,4 @@
-public import SSHFormat
+import SSHFormat
 import Synchronization
 
 /// A KRL as servers are given it: its version, its bytes, the detached signature over them
