@@ -13,6 +13,8 @@ public enum ChallengeVerdict: Equatable, Sendable { case valid, unknown, expired
 public enum ChallengeRefusal: Error, Equatable, Sendable {
     /// The client already holds `ChallengeRules.perClientLimit` open challenges.
     case clientBusy
+    /// The nonce is open already (for whoever asked for it first, which it stays).
+    case nonceInUse
 }
 
 /// Open login challenges: single use, short-lived, bounded per client and in total. State that
@@ -22,6 +24,7 @@ public enum ChallengeRefusal: Error, Equatable, Sendable {
 /// in-memory store answers at once and never fails.
 public protocol LoginChallenges: Sendable {
     /// Records `nonce` for `identity`, counted against `client` until answered or `expires`.
+    /// A nonce that is open already is refused and left as it was.
     func open(_ nonce: String, identity: String, client: String, expires: UInt64, now: UInt64) async throws -> Result<Void, ChallengeRefusal>
     /// Consumes the nonce whatever the outcome: a nonce is never answered twice.
     func redeem(_ nonce: String, identity: String, now: UInt64) async throws -> ChallengeVerdict
@@ -103,6 +106,9 @@ public final class MemoryLoginChallenges: LoginChallenges {
     public func open(_ nonce: String, identity: String, client: String, expires: UInt64, now: UInt64) -> Result<Void, ChallengeRefusal> {
         state.withLock { s -> Result<Void, ChallengeRefusal> in
             Self.expire(&s, now: now)
+            // Overwriting it would hand the first asker's challenge to the second, and leave it
+            // counted against the first client.
+            guard s.entries[nonce] == nil else { return .failure(.nonceInUse) }
             let held = s.perClient[client]?.count ?? 0
             guard held < ChallengeRules.perClientLimit else { return .failure(.clientBusy) }
             if s.entries.count >= capacity {

@@ -55,6 +55,10 @@ final class ChallengeStore: Sendable {
         switch opened {
         case .success: return .success((nonce, expires))
         case .failure(.clientBusy): return .failure(.addressBusy)
+        case .failure(.nonceInUse):
+            // 24 random bytes that came out twice: something is wrong with the random source
+            // or the store, not with the caller.
+            throw SSHCAError(.ledger, "the login challenge store already holds the nonce just drawn; try again")
         }
     }
 

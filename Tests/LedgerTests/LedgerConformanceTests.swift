@@ -45,6 +45,13 @@ func opened(_ result: Result<Void, ChallengeRefusal>) -> Bool {
     return false
 }
 
+extension Result where Success == Void, Failure == ChallengeRefusal {
+    var refusal: ChallengeRefusal? {
+        if case .failure(let refusal) = self { return refusal }
+        return nil
+    }
+}
+
 /// The suite's tests are synchronous; each gets its own directory, removed afterwards.
 func withScratchDirectory(_ body: (URL) async throws -> Void) async throws {
     let directory = try makeTemporaryDirectory(prefix: "ledger-conformance")
@@ -370,6 +377,10 @@ struct LedgerConformanceTests {
             #expect(opened(try await store.open("n1", identity: "alice", client: "192.0.2.1", expires: 1120, now: 1000)))
             #expect(opened(try await store.open("n2", identity: "alice", client: "192.0.2.1", expires: 1120, now: 1000)))
             #expect(opened(try await store.open("n3", identity: "bob", client: "192.0.2.9", expires: 1120, now: 1000)))
+            // A nonce open already stays its first asker's.
+            #expect(try await store.open("n1", identity: "mallory", client: "203.0.113.7", expires: 1500, now: 1000).refusal == .nonceInUse)
+            #expect(try await store.openCount(client: "203.0.113.7", now: 1001) == 0)
+            #expect(try await store.count == 3)
             #expect(try await store.openCount(client: "192.0.2.1", now: 1001) == 2)
             #expect(try await store.redeem("n1", identity: "alice", now: 1001) == .valid)
             #expect(try await store.redeem("n1", identity: "alice", now: 1002) == .unknown)
