@@ -6,7 +6,9 @@ import Dispatch
 public func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(SSHCAError) -> T) throws(SSHCAError) -> T {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
-    Task {
+    // On the task pool, whatever executor the caller's task prefers: the caller's thread waits
+    // below, and may be the one that executor runs its jobs on (the CLI's).
+    Task(executorPreference: globalConcurrentExecutor) {
         do throws(SSHCAError) {
             box.result = .success(try await body())
         } catch {
