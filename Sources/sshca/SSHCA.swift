@@ -91,8 +91,9 @@ struct SSHCA: ParsableCommand {
 /// program would: the ledger and the issuance path are asynchronous, and without this the first
 /// call into them starts the task pool's threads and moves the work there (a thread switch each
 /// way, and a malloc arena per thread). That cost `sshca sign`, a whole process per
-/// certificate, 28.1 ms against 25.6 ms this way (hyperfine, 200 runs each, interleaved). Jobs that land here from elsewhere (a continuation resumed
-/// by an HTTP client's event loop) queue and run in turn.
+/// certificate, 28.1 ms against 25.6 ms this way (hyperfine, 200 runs each, interleaved). Jobs
+/// that land here from elsewhere (a continuation resumed by an HTTP client's event loop) queue
+/// and run in turn.
 final class CallingThreadExecutor: TaskExecutor {
     private let jobs = Mutex<(queue: [UnownedJob], finished: Bool)>(([], false))
     private let ready = DispatchSemaphore(value: 0)
